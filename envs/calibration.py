@@ -382,7 +382,16 @@ class Calibration:
         return np.searchsorted(np.asarray(self.tier_edges), np.asarray(followers, dtype=float), side="right")
 
     def base_audience(self) -> np.ndarray:
-        """Category-tilted base audience, shape (12 categories, 12 cells), rows adding to 1."""
+        """Category-tilted base audience, shape (12 categories, 12 cells), rows adding to 1 (read-only,
+        computed once per instance: every campaign draw uses it)."""
+        cache = self.__dict__.setdefault("_arrays", {})
+        if "_base_audience" not in cache:
+            base = self._compute_base_audience()
+            base.setflags(write=False)
+            cache["_base_audience"] = base
+        return cache["_base_audience"]
+
+    def _compute_base_audience(self) -> np.ndarray:
         ages = np.asarray(self.audience_age_shares, dtype=float)
         ages = ages / ages.sum()
         base = np.empty((len(CATEGORIES), len(AUDIENCE_CELLS)))

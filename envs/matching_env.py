@@ -13,16 +13,19 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs import _kernels
 from envs.calibration import CATEGORIES, GOALS, MONTHS, POPULATION_MODES, Calibration
 from envs.campaigns import Campaign, month_of_week, sample_campaign
 from envs.outcomes import (
+    AWARENESS,
+    ENGAGEMENT,
     FitFreeRates,
-    Rates,
     brand_value,
     expected_counts,
     fit_free_rates,
     overlap_factor,
-    sample_counts,
+    value_coefficients,
+    value_scale,
 )
 from envs.population import InfluencerPool
 from matching.profiles import segment_profiles
@@ -47,6 +50,10 @@ DAYS_PER_STEP = 7
 #: Ranked candidates kept per segment and offer level (refilled from the full ranking when used up).
 PREFIX = 16
 
+#: Influencers of each segment ranked at the start of a campaign (whatever their price), from which every
+#: level's prefix is cut; a prefix that runs out is refilled from the segment's members sorted by price.
+RANK_DEPTH = 4 * PREFIX
+
 
 @dataclasses.dataclass
 class _Market:
@@ -57,13 +64,18 @@ class _Market:
     n_incumbents: int
     segment: np.ndarray  # (n_total,) segment of every influencer (newcomers: the fitted model's predict)
     members: list[np.ndarray]  # influencer indices of each segment, ascending
+    by_price: np.ndarray  # (n_total,) influencer indices grouped by segment, by list price (then index)
+    segment_start: np.ndarray  # (S + 1,) where each segment's group starts in by_price
+    sorted_price: np.ndarray  # (n_total,) list prices aligned with by_price
     segmenter: InfluencerSegmenter
     profiles: Any  # DataFrame of segment profiles
     expected_fake_share: np.ndarray  # what a marketer can assume about fakes: the tier's mean
     sqrt_audience: np.ndarray  # (n_total, 12)
+    category_share: np.ndarray  # (12, n_total) category mixes, one contiguous row per brand category
     mix_unit: np.ndarray  # (n_total, 12) category mixes scaled to unit length (for audience overlap)
-    true_rates: FitFreeRates  # hidden truth at the pool's own followers and load
-    estimated_rates: FitFreeRates  # what observables suggest (observed ER, the tier's fake share)
+    reach_value: np.ndarray  # (n_total,) platform multiplier of the value of reach
+    true_rates: np.ndarray  # (4, n_total) FitFreeRates fields, hidden truth at the pool's followers and load
+    value_coef: np.ndarray  # (3, 2, n_total) estimated value per dollar, see _value_per_dollar_coefficients
     load_sum: np.ndarray  # (S,) background sponsored load of each segment's incumbents
     load_count: np.ndarray  # (S,) incumbents per segment
 
@@ -77,25 +89,27 @@ class _State:
     week: int
     budget_left: float
     premium: float
-    rates: Rates  # (n_total,) month-free outcome rates for this brand (hidden truth)
-    logit_base: np.ndarray  # (n_total,) acceptance logit at ratio 1 without the month shift
+    rates: np.ndarray  # (4, n_total) fit-free true rates (the market's, or this campaign's if persistent)
+    load: np.ndarray  # (n_total,) sponsored load at the campaign's start
+    consts: np.ndarray  # calibration and campaign scalars for the kernels (see envs._kernels)
     value_per_dollar: np.ndarray  # (n_total,) estimated from observables only: the ranking key
     fit: np.ndarray  # (n_total,) brand fit from observables (category mix and audience)
     join: np.ndarray  # (n_total,) first week each influencer is in the pool (never = weeks + 1)
     leave: np.ndarray  # (n_total,) week each influencer leaves
     hired: np.ndarray  # (n_total,) bool
-    order: list  # per segment: its full ranking, computed when first needed
+    ranked: np.ndarray  # (S, RANK_DEPTH) each segment's best by value per dollar at the start, -1 = pad
+    n_eligible: np.ndarray  # (S,) how many of each segment could be hired at the start
     prefix: np.ndarray  # (S, K, PREFIX) best "could still be valid" influencers per action, -1 = empty
-    prefix_join: np.ndarray  # (S, K, PREFIX) their join weeks (never for empty slots)
-    prefix_leave: np.ndarray  # (S, K, PREFIX) their leave weeks
-    prefix_price: np.ndarray  # (S, K, PREFIX) their list prices (inf for empty slots)
     complete: np.ndarray  # (S, K) the prefix holds every influencer that could still be valid
     candidate: np.ndarray  # (S, K) influencer each hire action approaches now, -1 = invalid action
+    terms: np.ndarray  # (S * K, 7) this week's outcome terms per hire action (columns: envs._kernels)
+    expected: np.ndarray  # (S * K + 1,) this week's expected reward per action
+    mask: np.ndarray  # (S * K + 1,) this week's valid actions
     hires: np.ndarray  # (S,) hires per segment
     hired_index: list[int]  # every hire, in order
-    hired_segment: np.ndarray  # (H,) segment of every hire
-    hired_mix: np.ndarray  # (H, 12) unit-length category mix of every hire (for audience overlap)
-    hired_load: np.ndarray  # sponsored load our hires added, per hire (decays)
+    hired_array: np.ndarray  # (weeks,) the same, preallocated (first len(hired_index) entries)
+    hired_segment: np.ndarray  # (weeks,) segment of every hire
+    hired_load: np.ndarray  # (weeks,) sponsored load our hires added, per hire (decays)
     observation: np.ndarray  # the campaign's constant features, filled in; the rest is set per step
     load_sum: np.ndarray  # (S,) background load of current members
     load_count: np.ndarray  # (S,) current members
@@ -107,7 +121,6 @@ class _State:
     spent: float = 0.0
     total_reward: float = 0.0
     last_outcome: dict | None = None
-    reward_cache: tuple | None = None  # (key of the state, expected rewards)
 
 
 class InfluencerMatchingEnv(gym.Env):
@@ -288,12 +301,10 @@ class InfluencerMatchingEnv(gym.Env):
         self._action_level = np.tile(np.arange(K), S)
         self._never = self.campaign_weeks + 1
         self._price = self._market.pool.price
+        self._fit_weights = np.array([cal.fit_category_weight, cal.fit_audience_weight])
+        self._month_table = np.stack([self._month_shift, cal.array("month_engagement"),
+                                      cal.array("month_conversion"), self._premium])  # fmt: skip
         self._platform = self._market.pool.platform
-        self._rows = np.arange(S * K)
-        widest = max(len(m) for m in self._market.members)
-        self._members_padded = np.full((S, widest), -1, dtype=np.int64)
-        for s, members in enumerate(self._market.members):
-            self._members_padded[s, : len(members)] = members
 
     # ---------------------------------------------------------------------------- construction
     def _build_market(self, pool, n: int, mode: str, market_seed: int) -> _Market:
@@ -336,36 +347,44 @@ class InfluencerMatchingEnv(gym.Env):
         fake_guess = _expected_fake_share_by_tier(cal)[cal.tier_index(everyone.followers)]
         S = self.n_segments
         incumbents = labels[: len(pool)]
+        followers, load = everyone.followers.astype(float), everyone.sponsored_load
+        by_price = np.lexsort((np.arange(len(labels)), everyone.price, labels))
         return _Market(
             pool=everyone,
             n_incumbents=len(pool),
             segment=labels,
             members=[np.flatnonzero(labels == s) for s in range(S)],
+            by_price=by_price,
+            segment_start=np.searchsorted(labels[by_price], np.arange(S + 1)),
+            sorted_price=everyone.price[by_price],
             segmenter=segmenter,
             profiles=profiles,
             expected_fake_share=fake_guess,
             sqrt_audience=np.sqrt(everyone.audience),
+            category_share=np.ascontiguousarray(everyone.category_mix.T),
             mix_unit=everyone.category_mix / np.linalg.norm(everyone.category_mix, axis=1, keepdims=True),
-            true_rates=fit_free_rates(
-                everyone.platform,
-                everyone.followers,
-                everyone.true_engagement_rate,
-                everyone.fake_share,
-                everyone.sponsored_load,
-                cal,
-                everyone.response_quality,
-            ),
-            estimated_rates=fit_free_rates(
-                everyone.platform,
-                everyone.followers,
-                everyone.engagement_rate,
-                fake_guess,
-                everyone.sponsored_load,
-                cal,
-            ),
+            reach_value=cal.array("platform_reach_value_multiplier")[everyone.platform],
+            true_rates=self._true_rates(everyone, followers, load),
+            value_coef=self._value_per_dollar_coefficients(everyone, followers, load, fake_guess),
             load_sum=np.bincount(incumbents, weights=pool.sponsored_load, minlength=S),
             load_count=np.bincount(incumbents, minlength=S).astype(float),
         )
+
+    def _true_rates(self, pool: InfluencerPool, followers: np.ndarray, load: np.ndarray) -> np.ndarray:
+        """The hidden fit-free outcome rates of everyone, stacked as a (4, n) array."""
+        rates = fit_free_rates(pool.platform, followers, pool.true_engagement_rate, pool.fake_share, load,
+                               self.calibration, pool.response_quality)  # fmt: skip
+        return np.stack([getattr(rates, f.name) for f in dataclasses.fields(FitFreeRates)])
+
+    def _value_per_dollar_coefficients(
+        self, pool: InfluencerPool, followers: np.ndarray, load: np.ndarray, fake_guess: np.ndarray
+    ) -> np.ndarray:
+        """What the observables suggest (observed ER, the tier's fake share) about each influencer's value
+        per dollar of list price, as ``coef[goal, 0] + coef[goal, 1] * fit`` per unit of the campaign's
+        value scale (:func:`envs.outcomes.value_coefficients`): a campaign ranks the pool from its fit."""
+        cal = self.calibration
+        estimated = fit_free_rates(pool.platform, followers, pool.engagement_rate, fake_guess, load, cal)
+        return value_coefficients(estimated, pool.platform, cal) / pool.price
 
     # ------------------------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
@@ -378,7 +397,7 @@ class InfluencerMatchingEnv(gym.Env):
             if not isinstance(campaign, Campaign):
                 raise ValueError("options['campaign']: expected an envs.campaigns.Campaign")
 
-        true_rates, estimated_rates, load = market.true_rates, market.estimated_rates, pool.sponsored_load
+        true_rates, value_coef, load = market.true_rates, market.value_coef, pool.sponsored_load
         followers = extra_load = None
         if self.persistent_market:
             previous = self._state
@@ -388,61 +407,41 @@ class InfluencerMatchingEnv(gym.Env):
             else:
                 followers, extra_load = pool.followers.astype(float), np.zeros(len(pool))
             load = load + extra_load
-            true_rates = fit_free_rates(
-                pool.platform,
-                followers,
-                pool.true_engagement_rate,
-                pool.fake_share,
-                load,
-                cal,
-                pool.response_quality,
+            true_rates = self._true_rates(pool, followers, load)
+            value_coef = self._value_per_dollar_coefficients(
+                pool, followers, load, market.expected_fake_share
             )
-            estimated_rates = fit_free_rates(pool.platform, followers, pool.engagement_rate,
-                                             market.expected_fake_share, load, cal)  # fmt: skip
 
-        # The brand's view of every influencer, once per campaign.
-        c, month0 = int(campaign.category), int(campaign.start_month)
-        category_share = pool.category_mix[:, c]
-        fit = cal.fit_category_weight * category_share + cal.fit_audience_weight * (
-            market.sqrt_audience @ np.sqrt(campaign.target_audience)
-        )
-        reach, engagements, _, conversions = expected_counts(
-            estimated_rates.with_fit(fit, cal), month0, 1.0, cal
-        )
-        value = brand_value(campaign.goal, pool.platform, reach, engagements, conversions * campaign.order_value,
-                            campaign.value_per_engagement, campaign.value_per_1k_reach, cal)  # fmt: skip
-        logit_base = (
-            cal.acceptance_intercept
-            + cal.acceptance_category_slope * (category_share - cal.acceptance_category_pivot)
-            + cal.acceptance_load_slope * load
-        )
+        c, goal, month0 = int(campaign.category), int(campaign.goal), int(campaign.start_month)
         join, leave, churn = self._draw_churn(rng)
-        S, K = self.n_segments, len(self.offer_levels)
+        S, K, n, weeks = self.n_segments, len(self.offer_levels), len(pool), self.campaign_weeks
         self._state = st = _State(
             campaign=campaign,
-            months=np.asarray(month_of_week(month0, np.arange(self.campaign_weeks + 1))),
+            months=np.asarray(month_of_week(month0, np.arange(weeks + 1))),
             week=0,
             budget_left=float(campaign.budget),
             premium=float(self._premium[month0]),
-            rates=true_rates.with_fit(fit, cal),
-            logit_base=logit_base,
-            value_per_dollar=value / self._price,
-            fit=fit,
+            rates=true_rates,
+            load=load,
+            consts=self._kernel_constants(campaign),
+            value_per_dollar=np.empty(n),
+            fit=np.empty(n),
             join=join,
             leave=leave,
-            hired=np.zeros(len(pool), dtype=bool),
-            order=[None] * S,
+            hired=np.zeros(n, dtype=bool),
+            ranked=np.full((S, RANK_DEPTH), -1, dtype=np.int64),
+            n_eligible=np.zeros(S, dtype=np.int64),
             prefix=np.full((S, K, PREFIX), -1, dtype=np.int64),
-            prefix_join=np.zeros((S, K, PREFIX), dtype=np.int64),
-            prefix_leave=np.zeros((S, K, PREFIX), dtype=np.int64),
-            prefix_price=np.zeros((S, K, PREFIX)),
             complete=np.zeros((S, K), dtype=bool),
             candidate=np.full((S, K), -1, dtype=np.int64),
+            terms=np.zeros((S * K, _kernels.N_TERMS)),
+            expected=np.zeros(S * K + 1),
+            mask=np.zeros(S * K + 1, dtype=bool),
             hires=np.zeros(S, dtype=np.int64),
             hired_index=[],
-            hired_segment=np.zeros(0, dtype=np.int64),
-            hired_mix=np.zeros((0, pool.category_mix.shape[1])),
-            hired_load=np.zeros(0),
+            hired_array=np.zeros(weeks, dtype=np.int64),
+            hired_segment=np.zeros(weeks, dtype=np.int64),
+            hired_load=np.zeros(weeks),
             observation=self._campaign_features(campaign),
             load_sum=market.load_sum.copy(),
             load_count=market.load_count.copy(),
@@ -452,9 +451,18 @@ class InfluencerMatchingEnv(gym.Env):
             followers=followers,
             extra_load=extra_load,
         )
-        self._fill_prefixes(st)
-        self._choose_candidates(st)
-        return self._observation(), self._info(None)
+        # The brand's view of every influencer, once per campaign: its fit, the estimated value per dollar
+        # (the ranking key) and the best few of each segment.
+        scale = value_scale(goal, month0, campaign.order_value, campaign.value_per_engagement,
+                            campaign.value_per_1k_reach, cal)  # fmt: skip
+        _kernels.campaign_values(market.category_share[c], market.sqrt_audience @ np.sqrt(campaign.target_audience),
+                                 self._fit_weights, value_coef[goal, 0], value_coef[goal, 1], scale, st.fit,
+                                 st.value_per_dollar)  # fmt: skip
+        _kernels.rank_segments(st.value_per_dollar, market.segment, st.join, st.leave, st.hired, 0, self._never,
+                               st.ranked, st.n_eligible)  # fmt: skip
+        self._cut_prefixes(st)
+        self._refresh(st)
+        return st.observation.copy(), self._info(None)
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         st = self._require_state()
@@ -477,15 +485,12 @@ class InfluencerMatchingEnv(gym.Env):
         st.total_reward += reward
         self._advance_week(st)
         truncated = st.week >= self.campaign_weeks
-        terminated = not truncated and not bool((st.candidate >= 0).any())
-        return self._observation(), reward, terminated, truncated, self._info(outcome)
+        terminated = not truncated and not st.mask[:-1].any()
+        return st.observation.copy(), reward, terminated, truncated, self._info(outcome)
 
     def action_masks(self) -> np.ndarray:
         """Valid actions (bool, one per action); waiting is always valid."""
-        st = self._require_state()
-        mask = np.ones(self.action_space.n, dtype=bool)
-        mask[: self.n_hire_actions] = st.candidate.ravel() >= 0
-        return mask
+        return self._require_state().mask.copy()
 
     def expected_outcomes(self) -> dict[str, np.ndarray]:
         """What every action is expected to bring now, under the hidden truth (one value per action).
@@ -503,20 +508,27 @@ class InfluencerMatchingEnv(gym.Env):
         return out
 
     def _candidate_terms(self, st: _State) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The valid hire actions and, for each, the expected outcome terms of its candidate."""
+        """The valid hire actions and, for each, the expected outcome terms of its candidate.
+
+        The reference computation, with :mod:`envs.outcomes`; the per-step path is the compiled
+        :func:`envs._kernels.week_view`, and the tests hold the two to the same numbers."""
         cal, campaign = self.calibration, st.campaign
         flat = st.candidate.ravel()
         acts = np.flatnonzero(flat >= 0)
         index, level = flat[acts], self._action_level[acts]
         month = int(st.months[st.week])
+        category_share = self._market.category_share[int(campaign.category), index]
         logit = (
-            st.logit_base[index]
+            cal.acceptance_intercept
+            + cal.acceptance_category_slope * (category_share - cal.acceptance_category_pivot)
+            + cal.acceptance_load_slope * st.load[index]
             + cal.acceptance_offer_slope * self._log_levels[level]
             + self._month_shift[month]
         )
         p = 1.0 / (1.0 + np.exp(-logit))
         overlap = self._overlap(st, index, self._action_segment[acts]) if len(acts) else 1.0
-        reach, engagements, clicks, conversions = expected_counts(st.rates.take(index), month, overlap, cal)
+        rates = FitFreeRates(*st.rates[:, index]).with_fit(st.fit[index], cal)
+        reach, engagements, clicks, conversions = expected_counts(rates, month, overlap, cal)
         revenue = conversions * campaign.order_value
         value = brand_value(campaign.goal, self._platform[index], reach, engagements, revenue,
                             campaign.value_per_engagement, campaign.value_per_1k_reach, cal)  # fmt: skip
@@ -561,18 +573,8 @@ class InfluencerMatchingEnv(gym.Env):
     def expected_rewards(self) -> np.ndarray:
         """Exact expected reward of every action in the current state, in thousands of USD (0 for
         waiting and for invalid actions, which are no-ops). A copy; the same numbers as
-        ``expected_outcomes()["reward"]``, computed on a shorter path (it runs every step)."""
-        st = self._require_state()
-        key = (int(st.months[st.week]), len(st.hired_index), st.candidate.tobytes())
-        if st.reward_cache is None or st.reward_cache[0] != key:
-            st.reward_cache = (key, self._expected_rewards(st))
-        return st.reward_cache[1].copy()
-
-    def _expected_rewards(self, st: _State) -> np.ndarray:
-        acts, terms = self._candidate_terms(st)
-        out = np.zeros(self.action_space.n)
-        out[acts] = terms["reward"]
-        return out
+        ``expected_outcomes()["reward"]``, computed once a week by the compiled path."""
+        return self._require_state().expected.copy()
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -594,7 +596,7 @@ class InfluencerMatchingEnv(gym.Env):
                 f"cost ${o['cost']:,.0f}, value ${o['value']:,.0f}"
             )
         lines.append(f"   {'segment':<37} {'value/$':>8} {'hires':>5} {'load':>5}  affordable")
-        obs = self._observation()
+        obs = st.observation
         for s in range(self.n_segments):
             v, h, load, ok = obs[19 + 4 * s : 23 + 4 * s]
             lines.append(
@@ -696,127 +698,103 @@ class InfluencerMatchingEnv(gym.Env):
         """Highest list price payable at each offer level with the budget left, this month."""
         return st.budget_left / (self.offer_levels * st.premium)
 
-    def _fill_prefixes(self, st: _State, pairs: list[tuple[int, int]] | None = None) -> None:
-        """(Re)build the prefix of the given (segment, level) pairs (all by default).
+    def _cut_prefixes(self, st: _State) -> None:
+        """Every (segment, level) prefix: in ranking order, the first ``PREFIX`` influencers of the segment
+        who could still be valid for that level (in the pool now or joining later, not hired, list price
+        payable at the level's threshold), cut from the ranked lists of the campaign's start.
 
-        A prefix holds, in ranking order, the first ``PREFIX`` influencers of the segment who could still
-        be valid for that level: in the pool now or joining later, not hired, and payable at the level's
-        price threshold. Within a campaign that set only shrinks (hires and departures are final, the
-        budget only falls) until prices drop in January, which rebuilds every prefix; so the first valid
-        entry of a prefix is the best valid influencer of the segment, and an exhausted prefix that was
-        not complete is rebuilt from the segment's full ranking.
-        """
-        thresholds = self._thresholds(st)
-        price, score = self._price, st.value_per_dollar
-        if pairs is None:  # a fresh start: rank the top of every segment's most permissive level at once
-            key = np.where(self._could_be_valid(st, slice(None)) & (price <= thresholds[0]), score, -np.inf)
-            members = self._members_padded  # (S, L) influencer indices by segment, ascending, -1 = pad
-            keys = np.where(members >= 0, key[members], -np.inf)
-            m = min(4 * PREFIX, keys.shape[1])
-            cols = (
-                np.argpartition(-keys, m - 1, axis=1)[:, :m]
-                if m < keys.shape[1]
-                else np.argsort(-keys, axis=1)
-            )
-            top_keys = np.take_along_axis(keys, cols, axis=1)
-            # Rank order: best score first, ties by lower index (columns ascend with the index).
-            order = np.lexsort((cols, -top_keys), axis=1)
-            cols, top_keys = (
-                np.take_along_axis(cols, order, axis=1),
-                np.take_along_axis(top_keys, order, axis=1),
-            )
-            top = np.take_along_axis(members, cols, axis=1)
-            usable = np.isfinite(top_keys)
-            covers_all = np.isfinite(keys).sum(axis=1) <= m
-            affordable = usable[:, None, :] & (
-                price[top][:, None, :] <= thresholds[None, :, None]
-            )  # (S, K, m)
-            slot = np.cumsum(affordable, axis=2) - 1
-            keep = affordable & (slot < PREFIX)
-            st.prefix.fill(-1)
-            s_idx, k_idx, j_idx = np.nonzero(keep)
-            st.prefix[s_idx, k_idx, slot[keep]] = top[s_idx, j_idx]
-            st.complete[:] = covers_all[:, None] & (affordable.sum(axis=2) <= PREFIX)
-            self._sync_prefix(st)
-            return
-        for s, k in pairs:  # an exhausted prefix: continue down the segment's full ranking
-            if st.order[s] is None:
-                members = self._market.members[s]
-                st.order[s] = _top_ranked(members, score, len(members))
-            order = st.order[s]
-            keep = order[self._could_be_valid(st, order) & (price[order] <= thresholds[k])]
-            self._set_prefix(st, s, k, keep[:PREFIX], complete=len(keep) <= PREFIX)
-        self._sync_prefix(st)
+        Within a campaign that set only shrinks (hires and departures are final, the budget only falls)
+        until prices drop in January, which cuts every prefix again; so the first valid entry of a prefix
+        is the best valid influencer of the segment, and a prefix that runs out before its segment does
+        is refilled by :func:`envs._kernels.week_view`."""
+        _kernels.cut_prefixes(st.ranked, st.n_eligible, self._price, st.leave, st.hired, st.week,
+                              self._thresholds(st), st.prefix, st.complete)  # fmt: skip
 
-    def _sync_prefix(self, st: _State) -> None:
-        """Refresh the per-slot copies of join week, leave week and price after the prefixes changed."""
-        empty = st.prefix < 0
-        safe = np.where(empty, 0, st.prefix)
-        st.prefix_join = np.where(empty, self._never, st.join[safe])
-        st.prefix_leave = st.leave[safe]
-        st.prefix_price = np.where(empty, np.inf, self._price[safe])
+    def _refresh(self, st: _State, choose: bool = True) -> None:
+        """This week's candidates, then the action mask, the outcome terms, the expected rewards and the
+        observation (see :func:`envs._kernels.week_view`)."""
+        week, weeks = st.week, self.campaign_weeks
+        market = self._market
+        _kernels.week_view(
+                choose, week, int(st.months[week]), int(st.months[min(week, weeks - 1)]), st.budget_left,
+                max(weeks - week, 0) / weeks, st.prefix, st.complete, market.by_price, market.segment_start,
+                market.sorted_price, st.join, st.leave, st.hired, self._never, self._price,
+                self._thresholds(st), self.offer_levels, self._log_levels, self._month_table, st.consts,
+                self._market.category_share[int(st.campaign.category)], st.load, st.fit, st.value_per_dollar,
+                st.rates, self._market.reach_value, self._market.mix_unit, st.hired_array, st.hired_segment,
+                st.hired_load, len(st.hired_index), st.hires, st.load_sum, st.load_count, st.candidate,
+                st.terms, st.expected, st.mask, st.observation,
+        )  # fmt: skip
 
-    def _could_be_valid(self, st: _State, index: np.ndarray | slice) -> np.ndarray:
-        """In the pool now or joining later in this campaign, and not hired."""
-        return (st.leave[index] > st.week) & (st.join[index] < self._never) & ~st.hired[index]
-
-    @staticmethod
-    def _set_prefix(st: _State, s: int, k: int, entries: np.ndarray, *, complete: bool) -> None:
-        st.prefix[s, k] = -1
-        st.prefix[s, k, : len(entries)] = entries
-        st.complete[s, k] = complete
-
-    def _choose_candidates(self, st: _State) -> None:
-        """Each hire action's candidate: the first entry of its prefix that is valid this week."""
-        for _ in range(2):
-            prefix = st.prefix
-            valid = (
-                (st.prefix_join <= st.week)
-                & (st.prefix_leave > st.week)
-                & ~st.hired[np.maximum(prefix, 0)]
-                & (st.prefix_price <= self._thresholds(st)[None, :, None])
-            )
-            found = valid.any(axis=2)
-            chosen = prefix.reshape(-1, PREFIX)[self._rows, valid.argmax(axis=2).ravel()].reshape(found.shape)
-            st.candidate = np.where(found, chosen, -1)
-            stale = ~found & ~st.complete
-            if not stale.any():
-                return
-            self._fill_prefixes(st, [(int(s), int(k)) for s, k in zip(*np.nonzero(stale), strict=True)])
-        raise AssertionError("a rebuilt prefix must hold the best valid influencer")  # pragma: no cover
+    def _kernel_constants(self, campaign: Campaign) -> np.ndarray:
+        """The calibration and campaign scalars :func:`envs._kernels.week_view` reads (see its names)."""
+        cal, k = self.calibration, _kernels
+        consts = np.zeros(k.N_CONSTS)
+        consts[k.C_LOGIT_BASE] = (
+            cal.acceptance_intercept - cal.acceptance_category_slope * cal.acceptance_category_pivot
+        )
+        consts[k.C_CATEGORY_SLOPE] = cal.acceptance_category_slope
+        consts[k.C_LOAD_SLOPE] = cal.acceptance_load_slope
+        consts[k.C_OFFER_SLOPE] = cal.acceptance_offer_slope
+        consts[k.C_REACH_NOISE_MEAN] = math.exp(cal.reach_post_sd**2 / 2)
+        consts[k.C_ENGAGEMENT_NOISE_MEAN] = math.exp(cal.engagement_post_sd**2 / 2)
+        consts[k.C_ENGAGEMENT_FIT_BASE] = cal.engagement_fit_base
+        consts[k.C_ENGAGEMENT_FIT_SLOPE] = cal.engagement_fit_slope
+        consts[k.C_CLICK_FIT_BASE] = cal.click_fit_base
+        consts[k.C_CONVERSION_FIT_BASE] = cal.conversion_fit_base
+        consts[k.C_CONVERSION_FIT_SLOPE] = cal.conversion_fit_slope
+        consts[k.C_OVERLAP_LO], consts[k.C_OVERLAP_HI] = cal.overlap_range
+        consts[k.C_GOAL] = int(campaign.goal)
+        consts[k.C_VALUE_PER_ENGAGEMENT] = float(campaign.value_per_engagement)
+        consts[k.C_VALUE_PER_1K_REACH] = float(campaign.value_per_1k_reach)
+        consts[k.C_ORDER_VALUE] = float(campaign.order_value)
+        consts[k.C_BUDGET] = float(campaign.budget)
+        return consts
 
     def _offer(self, st: _State, s: int, k: int, i: int) -> dict:
-        """Offer level ``k`` to influencer ``i`` of segment ``s``; updates budget, hires and loads."""
-        cal, rng, pool, campaign = self.calibration, self.np_random, self._market.pool, st.campaign
-        month = int(st.months[st.week])
+        """Offer level ``k`` to influencer ``i`` of segment ``s``; updates budget, hires and loads.
+
+        Draws, in this order, one uniform (acceptance), two normals (reach and engagement post noise)
+        and three Poissons (engagements, clicks, conversions), whether or not the offer is accepted, as
+        :func:`envs.outcomes.sample_counts` does; the means are this week's terms of the action."""
+        cal, rng, campaign = self.calibration, self.np_random, st.campaign
+        p, reach_mean, engagement_mean, clicks_per_reach, conversions_per_reach, cost, _ = st.terms[
+            s * len(self.offer_levels) + k
+        ].tolist()
+        accepted = rng.random() < p
+        reach = round(reach_mean * math.exp(cal.reach_post_sd * rng.standard_normal()))
+        engagements = int(
+            rng.poisson(engagement_mean * math.exp(cal.engagement_post_sd * rng.standard_normal()))
+        )
+        clicks = int(rng.poisson(reach * clicks_per_reach))
+        conversions = int(rng.poisson(reach * conversions_per_reach))
         ratio = float(self.offer_levels[k])
-        logit = st.logit_base[i] + cal.acceptance_offer_slope * self._log_levels[k] + self._month_shift[month]
-        accepted = bool(rng.random() < 1.0 / (1.0 + math.exp(-logit)))
-        overlap = self._overlap(st, np.array([i]), np.array([s]))
-        overlap = overlap if isinstance(overlap, float) else float(overlap[0])
-        counts = sample_counts(st.rates.take(i), month, overlap, rng, None, cal)
-        reach, engagements, clicks, conversions = (int(x) for x in counts)
-        cost = ratio * float(self._price[i]) * float(self._premium[month])
         if not accepted:
             reach = engagements = clicks = conversions = 0
             cost = 0.0
         revenue = conversions * float(campaign.order_value)
-        value = float(brand_value(campaign.goal, pool.platform[i], reach, engagements, revenue,
-                                  campaign.value_per_engagement, campaign.value_per_1k_reach, cal))  # fmt: skip
+        goal = int(campaign.goal)
+        if goal == AWARENESS:  # envs.outcomes.brand_value, on Python scalars
+            value = reach / 1000.0 * float(campaign.value_per_1k_reach) * float(self._market.reach_value[i])
+        elif goal == ENGAGEMENT:
+            value = engagements * float(campaign.value_per_engagement)
+        else:
+            value = revenue
         if accepted:
             st.budget_left = max(st.budget_left - cost, 0.0)
             st.spent += cost
             st.hired[i] = True
             st.hires[s] += 1
+            n = len(st.hired_index)
             st.hired_index.append(i)
-            st.hired_segment = np.append(st.hired_segment, s)
-            st.hired_mix = np.vstack([st.hired_mix, self._market.mix_unit[i]])
-            st.hired_load = np.append(st.hired_load, 1.0)
+            st.hired_array[n] = i
+            st.hired_segment[n] = s
+            st.hired_load[n] = 1.0
             if st.extra_load is not None:
                 st.extra_load[i] += 1.0
                 st.followers[i] *= 1.0 - cal.reputation_burn
         st.last_outcome = {
-            "influencer_id": str(pool.influencer_id[i]),
+            "influencer_id": str(self._market.pool.influencer_id[i]),
             "segment": s,
             "offer_ratio": ratio,
             "accepted": accepted,
@@ -832,19 +810,22 @@ class InfluencerMatchingEnv(gym.Env):
 
     def _overlap(self, st: _State, index: np.ndarray, segments: np.ndarray) -> np.ndarray | float:
         """Share of each candidate's reach that is new given earlier hires in its segment."""
-        if not st.hired_index:
+        n = len(st.hired_index)
+        if not n:
             return 1.0
-        same = segments[:, None] == st.hired_segment[None, :]
+        same = segments[:, None] == st.hired_segment[None, :n]
         if not same.any():
             return 1.0
+        mix = self._market.mix_unit
         return overlap_factor(
-            self._market.mix_unit[index], st.hired_mix, self.calibration, same_niche=same, unit=True
+            mix[index], mix[st.hired_array[:n]], self.calibration, same_niche=same, unit=True
         )
 
     def _advance_week(self, st: _State) -> None:
         """Move to the next week: churn, month premium, load decay, candidates."""
         st.week += 1
         if st.week >= self.campaign_weeks:
+            self._refresh(st, choose=False)  # the last observation: the same candidates, the final budget
             return
         lo, hi = np.searchsorted(st.churn_weeks, [st.week, st.week + 1])
         if hi > lo:
@@ -852,33 +833,13 @@ class InfluencerMatchingEnv(gym.Env):
             seg = self._market.segment[who]
             np.add.at(st.load_sum, seg, st.churn_sign[lo:hi] * self._market.pool.sponsored_load[who])
             np.add.at(st.load_count, seg, st.churn_sign[lo:hi])
-        st.hired_load = st.hired_load * self._load_decay
+        st.hired_load *= self._load_decay
         premium = float(self._premium[st.months[st.week]])
         dropped = premium < st.premium
         st.premium = premium
-        if dropped:  # January: every price threshold rises, so every prefix is rebuilt
-            self._fill_prefixes(st)
-        self._choose_candidates(st)
-
-    def _observation(self) -> np.ndarray:
-        st = self._state
-        obs = st.observation.copy()
-        budget = float(st.campaign.budget)
-        obs[16] = st.budget_left / budget if budget > 0 else 0.0
-        obs[17] = max(self.campaign_weeks - st.week, 0) / self.campaign_weeks
-        obs[18] = st.months[min(st.week, self.campaign_weeks - 1)]
-        per = obs[19:].reshape(self.n_segments, 4)
-        best = st.candidate[:, 0]  # the lowest offer level is the most permissive: its candidate ranks best
-        has = best >= 0
-        per[:, 0] = np.where(has, st.value_per_dollar[best], 0.0)
-        per[:, 1] = st.hires
-        load = st.load_sum
-        if st.hired_index:
-            load = load.copy()
-            np.add.at(load, st.hired_segment, st.hired_load)
-        per[:, 2] = load / np.maximum(st.load_count, 1.0)
-        per[:, 3] = has
-        return obs
+        if dropped:  # January: every price threshold rises, so every prefix is cut again
+            self._cut_prefixes(st)
+        self._refresh(st)
 
     def _campaign_features(self, campaign: Campaign) -> np.ndarray:
         """The observation with the campaign's constant features set (category, goal, log budget)."""
@@ -891,28 +852,12 @@ class InfluencerMatchingEnv(gym.Env):
     def _info(self, outcome: dict | None) -> dict:
         return {
             "outcome": outcome,
-            "action_mask": self.action_masks(),
-            "expected_rewards": self.expected_rewards(),
+            "action_mask": self._state.mask.copy(),
+            "expected_rewards": self._state.expected.copy(),
         }
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _top_ranked(index: np.ndarray, score: np.ndarray, m: int) -> np.ndarray:
-    """The ``m`` best of ``index`` by ``score`` (descending; ties by lower index), in rank order."""
-    if len(index) == 0:
-        return index
-    s = score[index]
-    if len(index) > m:
-        part = np.argpartition(-s, m - 1)[:m]
-        # Entries tied with the m-th score outside the partition would make the order ambiguous: keep
-        # every entry whose score reaches the m-th best.
-        cutoff = s[part].min()
-        part = np.flatnonzero(s >= cutoff)
-        index, s = index[part], s[part]
-    order = np.lexsort((index, -s))
-    return index[order][:m]
-
-
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name}: expected a whole number >= {minimum}, got {value!r}")

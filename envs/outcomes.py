@@ -253,6 +253,37 @@ def brand_value(
     return np.where(goal == AWARENESS, reach_value, np.where(goal == ENGAGEMENT, engagement_value, revenue))
 
 
+def value_coefficients(rates: FitFreeRates, platform: np.ndarray, cal: Calibration) -> np.ndarray:
+    """The expected value of a match, given acceptance, as a line in the brand fit, per goal.
+
+    Returns ``coef`` of shape (3 goals, 2, n) such that, at overlap factor 1,
+    ``E[value] = value_scale(...) * (coef[goal, 0] + coef[goal, 1] * fit)``: awareness value does not
+    depend on the fit, engagements grow with ``0.7 + 0.6 fit`` and conversions with ``0.2 + 1.6 fit``.
+    The environment ranks a whole pool for a brand with this: one fit per influencer, no outcome model.
+    """
+    reach = rates.reach * np.exp(cal.reach_post_sd**2 / 2)
+    engagements = rates.engagements * np.exp(cal.engagement_post_sd**2 / 2)
+    conversions = reach * rates.conversions_per_reach
+    coef = np.zeros((3, 2, len(reach)))
+    coef[AWARENESS, 0] = reach / 1000.0 * cal.array("platform_reach_value_multiplier")[platform]
+    coef[ENGAGEMENT] = engagements * np.array([[cal.engagement_fit_base], [cal.engagement_fit_slope]])
+    coef[CONVERSION] = conversions * np.array([[cal.conversion_fit_base], [cal.conversion_fit_slope]])
+    return coef
+
+
+def value_scale(
+    goal: int, month: int, order_value: float, value_per_engagement: float, value_per_1k_reach: float,
+    cal: Calibration,
+) -> float:  # fmt: skip
+    """The brand's side of :func:`value_coefficients`: USD per unit of reach, engagement or conversion
+    value, with the month's engagement or conversion multiplier."""
+    if goal == AWARENESS:
+        return float(value_per_1k_reach)
+    if goal == ENGAGEMENT:
+        return float(value_per_engagement * cal.array("month_engagement")[month])
+    return float(order_value * cal.array("month_conversion")[month])
+
+
 def _value(m: Matches, reach, engagements, revenue, cal: Calibration) -> np.ndarray:
     return brand_value(m.goal, m.platform, reach, engagements, revenue, m.value_per_engagement,
                        m.value_per_1k_reach, cal)  # fmt: skip

@@ -1,0 +1,332 @@
+"""Compiled inner loops of :class:`envs.matching_env.InfluencerMatchingEnv` (numba).
+
+Two kernels keep the environment's per-step work independent of the pool size and its reset to one
+pass over the pool:
+
+* :func:`campaign_values` and :func:`rank_segments` (once per campaign): every influencer's brand fit and
+  estimated value per dollar; for each segment the best ``depth`` influencers who could be hired at the
+  most permissive offer level, from which the ranked prefix of every (segment, offer level) pair is cut;
+* :func:`week_view` (once per week): each hire action's candidate, the first valid entry of its prefix,
+  then the action mask, the exact expected outcome terms of every candidate and the observation.
+
+Numbers here follow :mod:`envs.outcomes` term by term (the environment's ``expected_outcomes`` computes
+the same terms with numpy, and the tests hold the two to 1e-12). Everything random stays in Python with
+the environment's generator, so a kernel never changes the stream of random numbers.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+#: Columns of the per-action ``terms`` array written by :func:`week_view`.
+P_ACCEPT, REACH_MEAN, ENGAGEMENT_MEAN, CLICKS_PER_REACH, CONVERSIONS_PER_REACH, COST, OVERLAP = range(7)
+N_TERMS = 7
+
+#: Rows of the ``month_table`` argument: acceptance shift, engagement and conversion multipliers, price
+#: premium, each by calendar month.
+MONTH_SHIFT, MONTH_ENGAGEMENT, MONTH_CONVERSION, MONTH_PREMIUM = range(4)
+
+#: Entries of the ``consts`` argument (calibration and campaign scalars), see
+#: :meth:`envs.matching_env.InfluencerMatchingEnv._kernel_constants`.
+(
+    C_LOGIT_BASE,  # acceptance intercept - category slope x pivot
+    C_CATEGORY_SLOPE,
+    C_LOAD_SLOPE,
+    C_OFFER_SLOPE,
+    C_REACH_NOISE_MEAN,  # exp(sd^2 / 2) of the reach post noise
+    C_ENGAGEMENT_NOISE_MEAN,
+    C_ENGAGEMENT_FIT_BASE,
+    C_ENGAGEMENT_FIT_SLOPE,
+    C_CLICK_FIT_BASE,
+    C_CONVERSION_FIT_BASE,
+    C_CONVERSION_FIT_SLOPE,
+    C_OVERLAP_LO,
+    C_OVERLAP_HI,
+    C_GOAL,
+    C_VALUE_PER_ENGAGEMENT,
+    C_VALUE_PER_1K_REACH,
+    C_ORDER_VALUE,
+    C_BUDGET,
+) = range(18)
+N_CONSTS = 18
+
+
+@nb.njit(cache=True, inline="always")
+def _ranks_before(key_a: float, index_a: int, key_b: float, index_b: int) -> bool:
+    """Rank order: higher key first, ties by lower index."""
+    return key_a > key_b or (key_a == key_b and index_a < index_b)
+
+
+@nb.njit(cache=True)
+def campaign_values(category_share, audience_fit, weights, coef_a, coef_b, scale, fit, value_per_dollar):
+    """Everyone's brand fit (``weights`` of category share and audience overlap) and estimated value per
+    dollar, ``scale * (coef_a + coef_b * fit)`` (see :func:`envs.outcomes.value_coefficients`)."""
+    for i in range(len(fit)):
+        f = weights[0] * category_share[i] + weights[1] * audience_fit[i]
+        fit[i] = f
+        value_per_dollar[i] = scale * (coef_a[i] + coef_b[i] * f)
+
+
+@nb.njit(cache=True)
+def _heap_push(heap_key, heap_index, row, key, index):
+    """Offer (key, index) to row ``row`` of full-size min-heaps of the best entries (root = the worst
+    kept). Rows of 2-d arrays rather than views: this runs for every influencer of a pool."""
+    size = heap_key.shape[1]
+    if not _ranks_before(key, index, heap_key[row, 0], heap_index[row, 0]):
+        return
+    p = 0
+    while True:
+        c = 2 * p + 1
+        if c >= size:
+            break
+        if c + 1 < size and _ranks_before(heap_key[row, c], heap_index[row, c], heap_key[row, c + 1],
+                                          heap_index[row, c + 1]):  # fmt: skip
+            c += 1
+        if _ranks_before(key, index, heap_key[row, c], heap_index[row, c]):
+            heap_key[row, p] = heap_key[row, c]
+            heap_index[row, p] = heap_index[row, c]
+            p = c
+        else:
+            break
+    heap_key[row, p] = key
+    heap_index[row, p] = index
+
+
+@nb.njit(cache=True)
+def _sort_ranked(keys, index):
+    """Sort (keys, index) in place into rank order (insertion sort: a few dozen entries)."""
+    for a in range(1, len(keys)):
+        ka, ia = keys[a], index[a]
+        b = a - 1
+        while b >= 0 and _ranks_before(ka, ia, keys[b], index[b]):
+            keys[b + 1], index[b + 1] = keys[b], index[b]
+            b -= 1
+        keys[b + 1], index[b + 1] = ka, ia
+
+
+@nb.njit(cache=True)
+def rank_segments(value_per_dollar, segment, join, leave, hired, week, never, ranked, n_eligible):
+    """The best ``depth = ranked.shape[1]`` influencers of each segment by estimated value per dollar
+    (ties: lower index first) among those who could still be hired (in the pool now or joining later,
+    not hired), whatever their price, in rank order (-1 pads); ``n_eligible`` counts those per segment."""
+    n_segments, depth = ranked.shape
+    heap_key = np.full((n_segments, depth), -np.inf)
+    ranked[:] = -1
+    n_eligible[:] = 0
+    for i in range(len(value_per_dollar)):
+        v = value_per_dollar[i]
+        if join[i] >= never or leave[i] <= week or hired[i] or not np.isfinite(v):
+            continue
+        s = segment[i]
+        n_eligible[s] += 1
+        _heap_push(heap_key, ranked, s, v, i)
+    for s in range(n_segments):
+        _sort_ranked(heap_key[s], ranked[s])
+
+
+@nb.njit(cache=True)
+def cut_prefixes(ranked, n_eligible, price, leave, hired, week, thresholds, prefix, complete):
+    """Every (segment, level) prefix from the ranked lists: the first ``P`` entries still available
+    (not left, not hired) whose list price the level can pay. Complete when the list held everyone
+    eligible and no more than ``P`` of them qualify."""
+    n_segments, n_levels, prefix_len = prefix.shape
+    depth = ranked.shape[1]
+    prefix[:] = -1
+    for s in range(n_segments):
+        kept = min(n_eligible[s], depth)
+        for k in range(n_levels):
+            qualify = 0
+            for j in range(kept):
+                i = ranked[s, j]
+                if leave[i] > week and not hired[i] and price[i] <= thresholds[k]:
+                    if qualify < prefix_len:
+                        prefix[s, k, qualify] = i
+                    qualify += 1
+            complete[s, k] = n_eligible[s] <= depth and qualify <= prefix_len
+
+
+@nb.njit(cache=True)
+def _refill(s, k, threshold, by_price, segment_start, sorted_price, value_per_dollar, join, leave, hired,
+            week, never, prefix, complete):  # fmt: skip
+    """Rebuild an exhausted prefix from the segment's members sorted by list price: only those the level
+    can pay are read, so the scan is short exactly when the ranked list ran out (few can be paid)."""
+    lo = segment_start[s]
+    hi = lo + np.searchsorted(sorted_price[lo : segment_start[s + 1]], threshold, side="right")
+    prefix_len = prefix.shape[2]
+    heap_key = np.full((1, prefix_len), -np.inf)
+    heap_index = np.full((1, prefix_len), -1, dtype=np.int64)
+    eligible = 0
+    for j in range(lo, hi):
+        i = by_price[j]
+        v = value_per_dollar[i]
+        if join[i] >= never or leave[i] <= week or hired[i] or not np.isfinite(v):
+            continue
+        eligible += 1
+        _heap_push(heap_key, heap_index, 0, v, i)
+    _sort_ranked(heap_key[0], heap_index[0])
+    prefix[s, k, :] = heap_index[0]
+    complete[s, k] = eligible <= prefix_len
+    return lo, hi
+
+
+@nb.njit(cache=True)
+def week_view(
+    choose,  # pick new candidates (False on the last step: keep the last week's)
+    week,
+    month,  # calendar month of the outcome terms
+    observed_month,  # calendar month shown in the observation
+    budget_left,
+    weeks_left_share,
+    prefix,  # in/out (S, K, P), refilled when exhausted
+    complete,  # in/out (S, K)
+    by_price,  # (n,) influencer indices grouped by segment, by list price within a segment
+    segment_start,  # (S + 1,) where each segment's group starts in by_price
+    sorted_price,  # (n,) list prices aligned with by_price
+    join,
+    leave,
+    hired,
+    never,
+    price,
+    thresholds,  # (K,)
+    levels,  # (K,) offer ratios
+    log_levels,  # (K,)
+    month_table,  # (4, 12)
+    consts,  # (N_CONSTS,)
+    category_share,  # (n,)
+    load,  # (n,) sponsored load at the campaign's start
+    fit,  # (n,)
+    value_per_dollar,  # (n,)
+    rates,  # (4, n) fit-free true rates: reach, engagements, clicks and conversions per reach
+    reach_value,  # (n,) platform multiplier of the value of reach
+    mix_unit,  # (n, 12) unit-length category mixes
+    hired_index,  # (H,) every hire so far (first n_hired entries)
+    hired_segment,  # (H,)
+    hired_load,  # (H,) sponsored load each hire added (decayed)
+    n_hired,
+    hires,  # (S,) hires per segment
+    load_sum,  # (S,) background load of the segment's current members
+    load_count,  # (S,) current members per segment
+    candidate,  # in/out (S, K), -1 = invalid action
+    terms,  # out (A, N_TERMS) per hire action, see the column names above
+    expected,  # out (A + 1,) expected reward, thousands of USD (0 for waiting and invalid actions)
+    mask,  # out (A + 1,)
+    observation,  # in/out: the campaign's features set; the per-week features are written here
+):
+    """Choose this week's candidates, then describe them: mask, outcome terms, expected rewards and the
+    observation's per-week features.
+
+    A candidate is the first entry of its prefix that is valid this week (in the pool, not hired, list
+    price payable at the level). Prefixes only lose entries within a campaign, so an empty result from
+    an incomplete prefix means it ran out: it is refilled (:func:`_refill`) and read again."""
+    n_segments, n_levels, prefix_len = prefix.shape
+    if choose:
+        for s in range(n_segments):
+            for k in range(n_levels):
+                chosen = _first_valid(prefix[s, k], join, leave, hired, price, thresholds[k], week)
+                if chosen < 0 and not complete[s, k]:
+                    lo, hi = _refill(s, k, thresholds[k], by_price, segment_start, sorted_price,
+                                     value_per_dollar, join, leave, hired, week, never, prefix, complete)  # fmt: skip
+                    chosen = _first_valid(prefix[s, k], join, leave, hired, price, thresholds[k], week)
+                    if chosen < 0 and not complete[s, k]:
+                        # Every ranked entry joins later: take the best valid one now without caching.
+                        best_key = -np.inf
+                        for j in range(lo, hi):
+                            i = by_price[j]
+                            if join[i] <= week < leave[i] and not hired[i]:
+                                if chosen < 0 or _ranks_before(value_per_dollar[i], i, best_key, chosen):
+                                    chosen, best_key = i, value_per_dollar[i]
+                candidate[s, k] = chosen
+
+    noise_reach, noise_engagement = consts[C_REACH_NOISE_MEAN], consts[C_ENGAGEMENT_NOISE_MEAN]
+    lo, hi = consts[C_OVERLAP_LO], consts[C_OVERLAP_HI]
+    goal = int(consts[C_GOAL])
+    shift = month_table[MONTH_SHIFT, month]
+    month_engagement = month_table[MONTH_ENGAGEMENT, month]
+    month_conversion = month_table[MONTH_CONVERSION, month]
+    premium = month_table[MONTH_PREMIUM, month]
+    n_mix = mix_unit.shape[1]
+    expected[:] = 0.0
+    mask[:] = False
+    mask[-1] = True
+    terms[:] = 0.0
+    for s in range(n_segments):
+        for k in range(n_levels):
+            a = s * n_levels + k
+            i = candidate[s, k]
+            if i < 0:
+                continue
+            mask[a] = True
+            logit = (
+                consts[C_LOGIT_BASE]
+                + consts[C_CATEGORY_SLOPE] * category_share[i]
+                + consts[C_LOAD_SLOPE] * load[i]
+                + consts[C_OFFER_SLOPE] * log_levels[k]
+                + shift
+            )
+            p = 1.0 / (1.0 + np.exp(-logit))
+            overlap = 1.0
+            for h in range(n_hired):
+                if hired_segment[h] != s:
+                    continue
+                j = hired_index[h]
+                cos = 0.0
+                for c in range(n_mix):
+                    cos += mix_unit[i, c] * mix_unit[j, c]
+                cos = min(max(cos, 0.0), 1.0)
+                overlap *= 1.0 - (lo + (hi - lo) * cos)
+            f = fit[i]
+            reach_mean = rates[0, i] * overlap
+            engagement_mean = (
+                rates[1, i]
+                * (consts[C_ENGAGEMENT_FIT_BASE] + consts[C_ENGAGEMENT_FIT_SLOPE] * f)
+                * month_engagement
+            )
+            clicks_per_reach = rates[2, i] * (consts[C_CLICK_FIT_BASE] + f)
+            conversions_per_reach = (
+                rates[3, i]
+                * (consts[C_CONVERSION_FIT_BASE] + consts[C_CONVERSION_FIT_SLOPE] * f)
+                * month_conversion
+            )
+            cost = levels[k] * price[i] * premium
+            terms[a, P_ACCEPT] = p
+            terms[a, REACH_MEAN] = reach_mean
+            terms[a, ENGAGEMENT_MEAN] = engagement_mean
+            terms[a, CLICKS_PER_REACH] = clicks_per_reach
+            terms[a, CONVERSIONS_PER_REACH] = conversions_per_reach
+            terms[a, COST] = cost
+            terms[a, OVERLAP] = overlap
+            if goal == 0:
+                value = reach_mean * noise_reach / 1000.0 * consts[C_VALUE_PER_1K_REACH] * reach_value[i]
+            elif goal == 1:
+                value = engagement_mean * noise_engagement * consts[C_VALUE_PER_ENGAGEMENT]
+            else:
+                value = reach_mean * noise_reach * conversions_per_reach * consts[C_ORDER_VALUE]
+            expected[a] = p * (value - cost) / 1000.0
+
+    budget = consts[C_BUDGET]
+    observation[16] = budget_left / budget if budget > 0 else 0.0
+    observation[17] = weeks_left_share
+    observation[18] = observed_month
+    for s in range(n_segments):
+        best = candidate[s, 0]  # the lowest offer level is the most permissive: its candidate ranks best
+        load_s = load_sum[s]
+        for h in range(n_hired):
+            if hired_segment[h] == s:
+                load_s += hired_load[h]
+        base = 19 + 4 * s
+        observation[base] = value_per_dollar[best] if best >= 0 else 0.0
+        observation[base + 1] = hires[s]
+        observation[base + 2] = load_s / max(load_count[s], 1.0)
+        observation[base + 3] = 1.0 if best >= 0 else 0.0
+
+
+@nb.njit(cache=True)
+def _first_valid(entries, join, leave, hired, price, threshold, week):
+    """The first entry (-1 ends the list) valid this week at this price threshold, or -1."""
+    for i in entries:
+        if i < 0:
+            return -1
+        if join[i] <= week < leave[i] and not hired[i] and price[i] <= threshold:
+            return i
+    return -1
