@@ -188,7 +188,6 @@ def week_view(
     hired,
     never,
     price,
-    thresholds,  # (K,)
     levels,  # (K,) offer ratios
     log_levels,  # (K,)
     month_table,  # (4, 12)
@@ -202,8 +201,9 @@ def week_view(
     mix_unit,  # (n, 12) unit-length category mixes
     hired_index,  # (H,) every hire so far (first n_hired entries)
     hired_segment,  # (H,)
-    hired_load,  # (H,) sponsored load each hire added (decayed)
+    hired_load,  # in/out (H,) sponsored load each hire added, decayed here by load_decay first
     n_hired,
+    load_decay,
     hires,  # (S,) hires per segment
     load_sum,  # (S,) background load of the segment's current members
     load_count,  # (S,) current members per segment
@@ -220,6 +220,10 @@ def week_view(
     price payable at the level). Prefixes only lose entries within a campaign, so an empty result from
     an incomplete prefix means it ran out: it is refilled (:func:`_refill`) and read again."""
     n_segments, n_levels, prefix_len = prefix.shape
+    for h in range(n_hired):
+        hired_load[h] *= load_decay
+    # Highest list price payable at each level with the budget left, this month.
+    thresholds = budget_left / (levels * month_table[MONTH_PREMIUM, month])
     if choose:
         for s in range(n_segments):
             for k in range(n_levels):

@@ -7,6 +7,7 @@ One campaign is one episode of the environment. :func:`sample_campaigns` draws m
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -101,8 +102,28 @@ def sample_campaigns(n: int, rng: np.random.Generator, calibration: Calibration 
 
 
 def sample_campaign(rng: np.random.Generator, calibration: Calibration | None = None) -> Campaign:
-    """Draw one campaign (scalar fields)."""
-    return sample_campaigns(1, rng, calibration).take(0)
+    """Draw one campaign (scalar fields): the same random draws, in the same order, as
+    ``sample_campaigns(1, rng).take(0)`` (so the same campaign, up to floating-point rounding), on
+    Python scalars: the environment draws one per reset."""
+    cal = calibration or Calibration()
+    category = int(cal.draw("brand_category_mix", rng))
+    goal = int(cal.draw("goal_mix", rng))
+    alpha = cal.target_concentration * cal.base_audience()[category]
+    gammas = rng.standard_gamma(alpha)
+    total = gammas.sum()
+    target = gammas / total if total > 0 else alpha / alpha.sum()
+    edges = cal.array("budget_bin_edges")
+    b = int(cal.draw("budget_bin_shares", rng))
+    annual = round(math.exp(rng.uniform(math.log(edges[b]), math.log(edges[b + 1]))), 2)
+    order_value = cal.order_value_median * math.exp(cal.order_value_log_sd * rng.standard_normal())
+    start_month = int(rng.integers(0, 12))
+    vpe, v1k = (
+        math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        for lo, hi in (cal.value_per_engagement_range, cal.value_per_1k_reach_range)
+    )
+    return Campaign(category=category, goal=goal, target_audience=target, annual_budget=annual,
+                    budget=round(annual * cal.campaign_budget_share, 2), order_value=order_value,
+                    start_month=start_month, value_per_engagement=vpe, value_per_1k_reach=v1k)  # fmt: skip
 
 
 def month_of_week(start_month: int | np.ndarray, week: int | np.ndarray) -> int | np.ndarray:

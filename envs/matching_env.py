@@ -86,6 +86,8 @@ class _State:
 
     campaign: Campaign
     months: np.ndarray  # (weeks + 1,) calendar month of every week of the campaign (and the one after)
+    month_list: list[int]  # the same as Python ints
+    category_share: np.ndarray  # (n_total,) everyone's category mix at the brand's category
     week: int
     budget_left: float
     premium: float
@@ -111,11 +113,8 @@ class _State:
     hired_segment: np.ndarray  # (weeks,) segment of every hire
     hired_load: np.ndarray  # (weeks,) sponsored load our hires added, per hire (decays)
     observation: np.ndarray  # the campaign's constant features, filled in; the rest is set per step
-    load_sum: np.ndarray  # (S,) background load of current members
-    load_count: np.ndarray  # (S,) current members
-    churn_weeks: np.ndarray  # weeks at which someone leaves or joins, sorted
-    churn_index: np.ndarray  # who, aligned with churn_weeks
-    churn_sign: np.ndarray  # -1 leaves, +1 joins
+    load_sum: np.ndarray  # (weeks, S) background sponsored load of each week's members, per segment
+    load_count: np.ndarray  # (weeks, S) members of each segment each week
     followers: np.ndarray | None  # persistent market only: followers after reputation burn
     extra_load: np.ndarray | None  # persistent market only: load added by hires, per influencer
     spent: float = 0.0
@@ -305,6 +304,10 @@ class InfluencerMatchingEnv(gym.Env):
         self._month_table = np.stack([self._month_shift, cal.array("month_engagement"),
                                       cal.array("month_conversion"), self._premium])  # fmt: skip
         self._platform = self._market.pool.platform
+        self._premium_list = self._premium.tolist()
+        n_total, n_inc = len(self._market.pool), self._market.n_incumbents
+        self._join_template = np.where(np.arange(n_total) < n_inc, 0, self._never)
+        self._leave_template = np.full(n_total, self._never, dtype=np.int64)
 
     # ---------------------------------------------------------------------------- construction
     def _build_market(self, pool, n: int, mode: str, market_seed: int) -> _Market:
@@ -413,11 +416,14 @@ class InfluencerMatchingEnv(gym.Env):
             )
 
         c, goal, month0 = int(campaign.category), int(campaign.goal), int(campaign.start_month)
-        join, leave, churn = self._draw_churn(rng)
+        join, leave, load_sum, load_count = self._draw_churn(rng)
+        months = np.asarray(month_of_week(month0, np.arange(self.campaign_weeks + 1)))
         S, K, n, weeks = self.n_segments, len(self.offer_levels), len(pool), self.campaign_weeks
         self._state = st = _State(
             campaign=campaign,
-            months=np.asarray(month_of_week(month0, np.arange(weeks + 1))),
+            months=months,
+            month_list=months.tolist(),
+            category_share=market.category_share[c],
             week=0,
             budget_left=float(campaign.budget),
             premium=float(self._premium[month0]),
@@ -443,11 +449,8 @@ class InfluencerMatchingEnv(gym.Env):
             hired_segment=np.zeros(weeks, dtype=np.int64),
             hired_load=np.zeros(weeks),
             observation=self._campaign_features(campaign),
-            load_sum=market.load_sum.copy(),
-            load_count=market.load_count.copy(),
-            churn_weeks=churn[0],
-            churn_index=churn[1],
-            churn_sign=churn[2],
+            load_sum=load_sum,
+            load_count=load_count,
             followers=followers,
             extra_load=extra_load,
         )
@@ -455,7 +458,7 @@ class InfluencerMatchingEnv(gym.Env):
         # (the ranking key) and the best few of each segment.
         scale = value_scale(goal, month0, campaign.order_value, campaign.value_per_engagement,
                             campaign.value_per_1k_reach, cal)  # fmt: skip
-        _kernels.campaign_values(market.category_share[c], market.sqrt_audience @ np.sqrt(campaign.target_audience),
+        _kernels.campaign_values(st.category_share, market.sqrt_audience @ np.sqrt(campaign.target_audience),
                                  self._fit_weights, value_coef[goal, 0], value_coef[goal, 1], scale, st.fit,
                                  st.value_per_dollar)  # fmt: skip
         _kernels.rank_segments(st.value_per_dollar, market.segment, st.join, st.leave, st.hired, 0, self._never,
@@ -665,19 +668,22 @@ class InfluencerMatchingEnv(gym.Env):
             raise RuntimeError("call reset() before using the environment")
         return self._state
 
-    def _draw_churn(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple]:
-        """Who leaves and who joins during this campaign, and when.
+    def _draw_churn(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Who leaves and who joins during this campaign, and when; and what that does to each segment.
 
         Each incumbent leaves after a geometric number of weeks (weekly probability ``churn_rate``);
         every leaver is replaced in the same week by a newcomer drawn from the reservoir.
+
+        Returns ``join`` and ``leave`` (week of each influencer, ``never`` when not this campaign) and, per
+        week and segment, the members' total background sponsored load and their number.
         """
-        n_total, n_inc, weeks = len(self._market.pool), self._market.n_incumbents, self.campaign_weeks
-        join = np.zeros(n_total, dtype=np.int64)
-        join[n_inc:] = self._never
-        leave = np.full(n_total, self._never, dtype=np.int64)
-        empty = np.empty(0, dtype=np.int64)
+        market, weeks = self._market, self.campaign_weeks
+        n_total, n_inc = len(market.pool), market.n_incumbents
+        join, leave = self._join_template.copy(), self._leave_template.copy()
+        load_sum = np.broadcast_to(market.load_sum, (weeks, self.n_segments))
+        load_count = np.broadcast_to(market.load_count, (weeks, self.n_segments))
         if self.churn_rate == 0:
-            return join, leave, (empty, empty, np.empty(0))
+            return join, leave, np.ascontiguousarray(load_sum), np.ascontiguousarray(load_count)
         # Leaving within the campaign: Binomial count, then uniform indices and truncated-geometric weeks.
         p_leave = 1.0 - (1.0 - self.churn_rate) ** (weeks - 1)
         n_leave = min(int(rng.binomial(n_inc, p_leave)), n_total - n_inc)
@@ -688,11 +694,13 @@ class InfluencerMatchingEnv(gym.Env):
         joiners = n_inc + rng.choice(n_total - n_inc, size=n_leave, replace=False)
         leave[leavers] = when
         join[joiners] = when
-        who = np.concatenate([leavers, joiners])
-        weeks_of = np.concatenate([when, when])
-        sign = np.concatenate([np.full(n_leave, -1.0), np.full(n_leave, 1.0)])
-        order = np.argsort(weeks_of, kind="stable")
-        return join, leave, (weeks_of[order], who[order], sign[order])
+        who, at = np.concatenate([leavers, joiners]), np.concatenate([when, when])
+        sign = np.repeat([-1.0, 1.0], n_leave)
+        cells, shape = at * self.n_segments + market.segment[who], (weeks, self.n_segments)
+        delta_load = np.bincount(cells, sign * market.pool.sponsored_load[who], weeks * self.n_segments)
+        delta_count = np.bincount(cells, sign, weeks * self.n_segments)
+        load_sum = load_sum + np.cumsum(delta_load.reshape(shape), axis=0)
+        return join, leave, load_sum, load_count + np.cumsum(delta_count.reshape(shape), axis=0)
 
     def _thresholds(self, st: _State) -> np.ndarray:
         """Highest list price payable at each offer level with the budget left, this month."""
@@ -710,20 +718,20 @@ class InfluencerMatchingEnv(gym.Env):
         _kernels.cut_prefixes(st.ranked, st.n_eligible, self._price, st.leave, st.hired, st.week,
                               self._thresholds(st), st.prefix, st.complete)  # fmt: skip
 
-    def _refresh(self, st: _State, choose: bool = True) -> None:
-        """This week's candidates, then the action mask, the outcome terms, the expected rewards and the
-        observation (see :func:`envs._kernels.week_view`)."""
-        week, weeks = st.week, self.campaign_weeks
-        market = self._market
+    def _refresh(self, st: _State, choose: bool = True, load_decay: float = 1.0) -> None:
+        """This week's candidates (unless ``choose`` is False: the last observation keeps them), then the
+        action mask, the outcome terms, the expected rewards and the observation; ``load_decay``
+        multiplies the load our hires added first (see :func:`envs._kernels.week_view`)."""
+        week, weeks, market = st.week, self.campaign_weeks, self._market
+        shown = min(week, weeks - 1)  # the week the observation describes
         _kernels.week_view(
-                choose, week, int(st.months[week]), int(st.months[min(week, weeks - 1)]), st.budget_left,
-                max(weeks - week, 0) / weeks, st.prefix, st.complete, market.by_price, market.segment_start,
-                market.sorted_price, st.join, st.leave, st.hired, self._never, self._price,
-                self._thresholds(st), self.offer_levels, self._log_levels, self._month_table, st.consts,
-                self._market.category_share[int(st.campaign.category)], st.load, st.fit, st.value_per_dollar,
-                st.rates, self._market.reach_value, self._market.mix_unit, st.hired_array, st.hired_segment,
-                st.hired_load, len(st.hired_index), st.hires, st.load_sum, st.load_count, st.candidate,
-                st.terms, st.expected, st.mask, st.observation,
+            choose, week, st.month_list[week], st.month_list[shown], st.budget_left, (weeks - week) / weeks,
+            st.prefix, st.complete, market.by_price, market.segment_start, market.sorted_price, st.join,
+            st.leave, st.hired, self._never, self._price, self.offer_levels, self._log_levels,
+            self._month_table, st.consts, st.category_share, st.load, st.fit, st.value_per_dollar, st.rates,
+            market.reach_value, market.mix_unit, st.hired_array, st.hired_segment, st.hired_load,
+            len(st.hired_index), load_decay, st.hires, st.load_sum[shown], st.load_count[shown],
+            st.candidate, st.terms, st.expected, st.mask, st.observation,
         )  # fmt: skip
 
     def _kernel_constants(self, campaign: Campaign) -> np.ndarray:
@@ -822,24 +830,17 @@ class InfluencerMatchingEnv(gym.Env):
         )
 
     def _advance_week(self, st: _State) -> None:
-        """Move to the next week: churn, month premium, load decay, candidates."""
+        """Move to the next week: month premium, load decay, churn, candidates."""
         st.week += 1
         if st.week >= self.campaign_weeks:
             self._refresh(st, choose=False)  # the last observation: the same candidates, the final budget
             return
-        lo, hi = np.searchsorted(st.churn_weeks, [st.week, st.week + 1])
-        if hi > lo:
-            who = st.churn_index[lo:hi]
-            seg = self._market.segment[who]
-            np.add.at(st.load_sum, seg, st.churn_sign[lo:hi] * self._market.pool.sponsored_load[who])
-            np.add.at(st.load_count, seg, st.churn_sign[lo:hi])
-        st.hired_load *= self._load_decay
-        premium = float(self._premium[st.months[st.week]])
+        premium = self._premium_list[st.month_list[st.week]]
         dropped = premium < st.premium
         st.premium = premium
         if dropped:  # January: every price threshold rises, so every prefix is cut again
             self._cut_prefixes(st)
-        self._refresh(st)
+        self._refresh(st, load_decay=self._load_decay)
 
     def _campaign_features(self, campaign: Campaign) -> np.ndarray:
         """The observation with the campaign's constant features set (category, goal, log budget)."""

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -27,6 +29,22 @@ def test_sample_campaign_is_scalar_and_reproducible():
     assert a.describe() == b.describe()
     assert isinstance(a.goal, int) and a.target_audience.shape == (12,)
     assert CATEGORIES[a.category] in a.describe() and GOALS[a.goal] in a.describe()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_one_campaign_is_the_first_of_a_batch(seed):
+    """The scalar path draws what the array path draws for one campaign."""
+    a = sample_campaign(np.random.default_rng(seed))
+    b = sample_campaigns(1, np.random.default_rng(seed)).take(0)
+    for field in dataclasses.fields(a):
+        np.testing.assert_allclose(
+            getattr(a, field.name), getattr(b, field.name), rtol=1e-12, err_msg=field.name
+        )
+    rng = np.random.default_rng(seed)
+    sample_campaign(rng)
+    after = np.random.default_rng(seed)
+    sample_campaigns(1, after)
+    assert rng.random() == after.random()  # both consumed the same stream
 
 
 def test_month_of_week():
