@@ -109,20 +109,62 @@ def _sort_ranked(keys, index):
 def rank_segments(value_per_dollar, segment, join, leave, hired, week, never, ranked, n_eligible):
     """The best ``depth = ranked.shape[1]`` influencers of each segment by estimated value per dollar
     (ties: lower index first) among those who could still be hired (in the pool now or joining later,
-    not hired), whatever their price, in rank order (-1 pads); ``n_eligible`` counts those per segment."""
+    not hired), whatever their price, in rank order (-1 pads); ``n_eligible`` counts those per segment.
+
+    A heap over the whole pool mispredicts a branch at almost every push, so: a sample of every 8th
+    influencer sets a cut-off per segment a little below its ``depth``-th best key, one pass gathers
+    who passes it (a rarely taken branch), and only those few are sorted. A segment whose cut-off turned
+    out too high (or too low, overflowing the buffer) is ranked again with the heap."""
     n_segments, depth = ranked.shape
-    heap_key = np.full((n_segments, depth), -np.inf)
-    ranked[:] = -1
+    n = len(value_per_dollar)
+    stride = 8
+    # 1. Cut-offs: the (depth / stride + 4)-th best sampled key of each segment.
+    sample_depth = depth // stride + 4
+    sample_key = np.full((n_segments, sample_depth), -np.inf)
+    sample_index = np.full((n_segments, sample_depth), -1, dtype=np.int64)
+    for i in range(0, n, stride):
+        v = value_per_dollar[i]
+        if join[i] >= never or leave[i] <= week or hired[i] or not np.isfinite(v):
+            continue
+        _heap_push(sample_key, sample_index, segment[i], v, i)
+    cutoff = sample_key[:, 0].copy()  # the heap roots; -inf where a segment had too few samples
+    # 2. Gather everyone at or above the cut-off.
+    capacity = 4 * depth
+    buffer_key = np.empty((n_segments, capacity))
+    buffer_index = np.empty((n_segments, capacity), dtype=np.int64)
+    gathered = np.zeros(n_segments, dtype=np.int64)
     n_eligible[:] = 0
-    for i in range(len(value_per_dollar)):
+    for i in range(n):
         v = value_per_dollar[i]
         if join[i] >= never or leave[i] <= week or hired[i] or not np.isfinite(v):
             continue
         s = segment[i]
         n_eligible[s] += 1
-        _heap_push(heap_key, ranked, s, v, i)
+        if v >= cutoff[s]:
+            g = gathered[s]
+            if g < capacity:
+                buffer_key[s, g] = v
+                buffer_index[s, g] = i
+            gathered[s] = g + 1
+    # 3. Sort what was gathered (stable on the index order of the pass: ties by lower index).
+    ranked[:] = -1
+    heap_key = np.full((1, depth), -np.inf)
     for s in range(n_segments):
-        _sort_ranked(heap_key[s], ranked[s])
+        g = gathered[s]
+        if g <= capacity and g >= min(depth, n_eligible[s]):
+            order = np.argsort(-buffer_key[s, :g], kind="mergesort")
+            for j in range(min(depth, g)):
+                ranked[s, j] = buffer_index[s, order[j]]
+            continue
+        # The cut-off missed: rank this segment with a heap over the pool.
+        heap_key[:] = -np.inf
+        row = ranked[s : s + 1]
+        for i in range(n):
+            v = value_per_dollar[i]
+            if segment[i] != s or join[i] >= never or leave[i] <= week or hired[i] or not np.isfinite(v):
+                continue
+            _heap_push(heap_key, row, 0, v, i)
+        _sort_ranked(heap_key[0], row[0])
 
 
 @nb.njit(cache=True)

@@ -354,12 +354,33 @@ def test_candidate_features_describe_the_candidates(env):
     assert features["segment"][-1] == -1
 
 
-def test_expected_outcomes_agree_with_expected_rewards(env):
-    e = fresh(env, 4)
-    out = e.expected_outcomes()
-    np.testing.assert_allclose(out["reward"], e.expected_rewards())
-    valid = out["cost"] > 0
-    np.testing.assert_allclose(
-        out["reward"][valid],
-        out["accept_probability"][valid] * (out["value"][valid] - out["cost"][valid]) / 1000,
-    )
+@pytest.mark.parametrize("goal", [0, 1, 2])
+def test_expected_outcomes_agree_with_expected_rewards(env, goal):
+    """The compiled per-week path (expected_rewards, and the means _offer samples around) and the numpy
+    reference (expected_outcomes, on envs.outcomes) give the same numbers, through hires (audience
+    overlap), churn and month changes, for every goal."""
+    e = copy.deepcopy(env)
+    e.churn_rate = 0.05
+    rng = np.random.default_rng(goal)
+    campaign = dataclasses.replace(sample_campaign(rng), goal=goal, budget=50_000.0, start_month=10)
+    e.reset(seed=goal, options={"campaign": campaign})
+    hires_seen = 0
+    for _ in range(e.campaign_weeks):
+        out = e.expected_outcomes()
+        np.testing.assert_allclose(e.expected_rewards(), out["reward"], rtol=1e-12, atol=1e-15)
+        terms, valid = e._state.terms, e.action_masks()[:-1]
+        np.testing.assert_allclose(terms[valid, 0], out["accept_probability"][:-1][valid], rtol=1e-12)
+        np.testing.assert_allclose(terms[valid, 5], out["cost"][:-1][valid], rtol=1e-12)
+        reach_noise = np.exp(e.calibration.reach_post_sd**2 / 2)
+        np.testing.assert_allclose(terms[valid, 1] * reach_noise, out["reach"][:-1][valid], rtol=1e-12)
+        ok = out["cost"] > 0
+        np.testing.assert_allclose(
+            out["reward"][ok], out["accept_probability"][ok] * (out["value"][ok] - out["cost"][ok]) / 1000
+        )
+        hires_seen = len(e.hired_ids())
+        _, _, term, trunc, _ = e.step(
+            int(np.argmax(e.expected_rewards())) if rng.random() < 0.7 else e.wait_action
+        )
+        if term or trunc:
+            break
+    assert hires_seen >= 3  # overlap between hires of a segment was exercised
