@@ -214,46 +214,49 @@ def _refill(s, k, threshold, by_price, segment_start, sorted_price, value_per_do
 
 @nb.njit(cache=True)
 def week_view(
+    # -- this call
     choose,  # pick new candidates (False on the last step: keep the last week's)
     week,
     month,  # calendar month of the outcome terms
     observed_month,  # calendar month shown in the observation
     budget_left,
     weeks_left_share,
+    n_hired,
+    load_decay,
+    load_sum,  # (S,) background load of the segment's current members
+    load_count,  # (S,) current members per segment
+    # -- the campaign (InfluencerMatchingEnv._campaign_arrays)
     prefix,  # in/out (S, K, P), refilled when exhausted
     complete,  # in/out (S, K)
-    by_price,  # (n,) influencer indices grouped by segment, by list price within a segment
-    segment_start,  # (S + 1,) where each segment's group starts in by_price
-    sorted_price,  # (n,) list prices aligned with by_price
     join,
     leave,
     hired,
-    never,
-    price,
-    levels,  # (K,) offer ratios
-    log_levels,  # (K,)
-    month_table,  # (4, 12)
     consts,  # (N_CONSTS,)
     category_share,  # (n,)
     load,  # (n,) sponsored load at the campaign's start
     fit,  # (n,)
     value_per_dollar,  # (n,)
     rates,  # (4, n) fit-free true rates: reach, engagements, clicks and conversions per reach
-    reach_value,  # (n,) platform multiplier of the value of reach
-    mix_unit,  # (n, 12) unit-length category mixes
     hired_index,  # (H,) every hire so far (first n_hired entries)
     hired_segment,  # (H,)
     hired_load,  # in/out (H,) sponsored load each hire added, decayed here by load_decay first
-    n_hired,
-    load_decay,
     hires,  # (S,) hires per segment
-    load_sum,  # (S,) background load of the segment's current members
-    load_count,  # (S,) current members per segment
     candidate,  # in/out (S, K), -1 = invalid action
     terms,  # out (A, N_TERMS) per hire action, see the column names above
     expected,  # out (A + 1,) expected reward, thousands of USD (0 for waiting and invalid actions)
     mask,  # out (A + 1,)
     observation,  # in/out: the campaign's features set; the per-week features are written here
+    # -- the market (InfluencerMatchingEnv._market_arrays)
+    by_price,  # (n,) influencer indices grouped by segment, by list price within a segment
+    segment_start,  # (S + 1,) where each segment's group starts in by_price
+    sorted_price,  # (n,) list prices aligned with by_price
+    never,
+    price,
+    levels,  # (K,) offer ratios
+    log_levels,  # (K,)
+    month_table,  # (4, 12)
+    reach_value,  # (n,) platform multiplier of the value of reach
+    mix_unit,  # (n, 12) unit-length category mixes
 ):
     """Choose this week's candidates, then describe them: mask, outcome terms, expected rewards and the
     observation's per-week features.

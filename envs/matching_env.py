@@ -305,6 +305,10 @@ class InfluencerMatchingEnv(gym.Env):
                                       cal.array("month_conversion"), self._premium])  # fmt: skip
         self._platform = self._market.pool.platform
         self._premium_list = self._premium.tolist()
+        market = self._market
+        self._market_arrays = (market.by_price, market.segment_start, market.sorted_price, self._never,
+                               self._price, self.offer_levels, self._log_levels, self._month_table,
+                               market.reach_value, market.mix_unit)  # fmt: skip
         n_total, n_inc = len(self._market.pool), self._market.n_incumbents
         self._join_template = np.where(np.arange(n_total) < n_inc, 0, self._never)
         self._leave_template = np.full(n_total, self._never, dtype=np.int64)
@@ -722,17 +726,20 @@ class InfluencerMatchingEnv(gym.Env):
         """This week's candidates (unless ``choose`` is False: the last observation keeps them), then the
         action mask, the outcome terms, the expected rewards and the observation; ``load_decay``
         multiplies the load our hires added first (see :func:`envs._kernels.week_view`)."""
-        week, weeks, market = st.week, self.campaign_weeks, self._market
+        week, weeks = st.week, self.campaign_weeks
         shown = min(week, weeks - 1)  # the week the observation describes
         _kernels.week_view(
             choose, week, st.month_list[week], st.month_list[shown], st.budget_left, (weeks - week) / weeks,
-            st.prefix, st.complete, market.by_price, market.segment_start, market.sorted_price, st.join,
-            st.leave, st.hired, self._never, self._price, self.offer_levels, self._log_levels,
-            self._month_table, st.consts, st.category_share, st.load, st.fit, st.value_per_dollar, st.rates,
-            market.reach_value, market.mix_unit, st.hired_array, st.hired_segment, st.hired_load,
-            len(st.hired_index), load_decay, st.hires, st.load_sum[shown], st.load_count[shown],
-            st.candidate, st.terms, st.expected, st.mask, st.observation,
+            len(st.hired_index), load_decay, st.load_sum[shown], st.load_count[shown],
+            *self._campaign_arrays(st), *self._market_arrays,
         )  # fmt: skip
+
+    @staticmethod
+    def _campaign_arrays(st: _State) -> tuple:
+        """The campaign's arrays :func:`envs._kernels.week_view` reads and writes, in its order."""
+        return (st.prefix, st.complete, st.join, st.leave, st.hired, st.consts, st.category_share, st.load,
+                st.fit, st.value_per_dollar, st.rates, st.hired_array, st.hired_segment, st.hired_load,
+                st.hires, st.candidate, st.terms, st.expected, st.mask, st.observation)  # fmt: skip
 
     def _kernel_constants(self, campaign: Campaign) -> np.ndarray:
         """The calibration and campaign scalars :func:`envs._kernels.week_view` reads (see its names)."""
