@@ -44,6 +44,7 @@ import numpy as np
 from gymnasium import spaces
 
 from agents.callback_host import CallbackHost
+from agents.seeding import seed_streams
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -508,7 +509,7 @@ class LogisticBandit(CallbackHost):
         self.obs_mean_ = np.zeros(n_features)
         self._obs_m2 = np.zeros(n_features)
         self.obs_var_ = np.ones(n_features)
-        self._rng = np.random.default_rng(self.seed)
+        self._rng, self._env_seed = seed_streams(self.seed)
         self.exploration_rate = self.exploration_initial_eps
         self.num_timesteps = 0
         self._total_timesteps = 0
@@ -665,7 +666,7 @@ class LogisticBandit(CallbackHost):
         )
 
     def _reset_env(self) -> tuple[np.ndarray, dict]:
-        obs, info = self.env.reset(seed=None if self._env_seeded else self.seed)
+        obs, info = self.env.reset(seed=None if self._env_seeded else self._env_seed)
         self._env_seeded = True
         self._episode_return, self._episode_length, self._episode_start = 0.0, 0, time.time()
         return np.asarray(obs, dtype=np.float64), info

@@ -28,6 +28,7 @@ import numpy as np
 from gymnasium import spaces
 
 from agents.callback_host import CallbackHost
+from agents.seeding import seed_streams
 
 if TYPE_CHECKING:
     from stable_baselines3.common.callbacks import BaseCallback
@@ -385,7 +386,7 @@ class CQI(CallbackHost):
         self._range_version = 0
         self._grid_fractions = np.arange(1, self.n_split_candidates + 1) / (self.n_split_candidates + 1)
 
-        self._rng = np.random.default_rng(self.seed)
+        self._rng, self._env_seed = seed_streams(self.seed)
         self.num_timesteps = 0
         self._total_timesteps = 0
         self._num_timesteps_at_start = 0
@@ -749,7 +750,7 @@ class CQI(CallbackHost):
 
     def _reset_env(self) -> np.ndarray:
         if not self._env_seeded:
-            obs, _ = self.env.reset(seed=self.seed)
+            obs, _ = self.env.reset(seed=self._env_seed)
             self._env_seeded = True
         else:
             obs, _ = self.env.reset()

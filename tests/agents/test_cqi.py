@@ -20,6 +20,7 @@ from stable_baselines3.common.logger import KVWriter, Logger
 from stable_baselines3.common.monitor import Monitor
 
 from agents.cqi import CQI, INITIAL_SIDE_VISITS
+from agents.seeding import seed_streams
 from tests.agents.toy_envs import (
     ContextualBandit,
     Corridor,
@@ -244,7 +245,7 @@ def test_same_seed_same_tree_and_different_seeds_differ() -> None:
     assert train(8)["nodes"] != first["nodes"]
 
 
-def test_first_reset_uses_the_agent_seed_and_later_ones_do_not() -> None:
+def test_first_reset_is_seeded_from_the_agent_seed_and_later_ones_are_not() -> None:
     class Recorder(gym.Wrapper):
         def __init__(self, env: gym.Env) -> None:
             super().__init__(env)
@@ -256,7 +257,7 @@ def test_first_reset_uses_the_agent_seed_and_later_ones_do_not() -> None:
 
     env = Recorder(constant_bandit())
     CQI(env, seed=11, **BANDIT).learn(5)
-    assert env.seeds[0] == 11
+    assert env.seeds[0] == seed_streams(11)[1]  # the env's own stream, derived from the agent seed
     assert env.seeds[1:] == [None] * (len(env.seeds) - 1) and len(env.seeds) >= 5
 
 
