@@ -27,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from agents._cqi_kernel import update_candidates
 from agents.callback_host import CallbackHost
 from agents.seeding import seed_streams
 
@@ -648,27 +649,19 @@ class CQI(CallbackHost):
             self.split_threshold_ *= self.split_threshold_decay
             return False
 
-        # Candidate statistics: only the side containing x learns; both sides' visits decay.
-        # Side index 2c + 1 (right) unless s[feature] < value; NaN goes right, as in the tree walk.
-        idx = stats.base_right - (x[stats.cand_feature] < stats.cand_value)
-        row = stats.flat_q[a]
-        old = row[idx]
-        row[idx] = old + alpha * (y - old)
-        stats.cand_visits *= d
-        stats.flat_visits[idx] += one_minus_d
-
-        gain = stats.cand_q.max(axis=0)  # (C, 2): best Q-value on each side
+        # Candidate statistics (only the side containing x learns; both sides' visits decay) and their
+        # split scores, in one compiled pass (agents._cqi_kernel; split_scores is the numpy form).
         if self.split_score == "paper":
-            gain -= stats.cand_q[int(q.argmax())]
+            greedy, baseline = int(q.argmax()), 0.0
         else:
-            gain -= q[a]
-        gain *= stats.cand_visits
-        total = gain[:, 0] + gain[:, 1]
-        # Only candidates with observations on both sides may split: a side no observation reaches keeps
-        # its initial Q-values and visit frequency, and would score a gain that does not exist.
-        total[~_both_sides_seen(stats)] = -np.inf
-        best = int(total.argmax())
-        score = product * float(total[best])
+            greedy, baseline = -1, float(q[a])
+        best, total = update_candidates(x, a, y, alpha, d, greedy, baseline, stats.cand_feature,
+                                        stats.cand_value, stats.cand_q, stats.cand_visits, stats.seen_low,
+                                        stats.seen_high)  # fmt: skip
+        if best < 0:  # no candidate has been seen on both sides yet
+            self.split_threshold_ *= self.split_threshold_decay
+            return False
+        score = product * total
         if score > self.split_threshold_:
             self._split(leaf, best, score)
             self.split_threshold_ = self.split_threshold

@@ -648,3 +648,35 @@ def test_unsupported_spaces_are_refused() -> None:
         CQI(DiscreteObs())
     with pytest.raises(ValueError, match="action_space"):
         CQI(BoxActions())
+
+
+@pytest.mark.parametrize("reading", ["paper", "parent_q"])
+def test_compiled_candidate_update_agrees_with_split_scores(monkeypatch, reading: str) -> None:
+    """The compiled per-transition pass picks the candidate, and the score, that the numpy
+    split_scores gives for the same leaf after the same update."""
+    import agents.cqi as cqi_module
+
+    returned = []
+    kernel = cqi_module.update_candidates
+
+    def recording(*args):
+        result = kernel(*args)
+        returned.append(result)
+        return result
+
+    monkeypatch.setattr(cqi_module, "update_candidates", recording)
+    agent = CQI(threshold_bandit(), learning_rate=0.2, visit_decay=0.95, split_score=reading,
+                split_threshold=1e300, n_split_candidates=5, seed=0)  # fmt: skip
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        x = rng.random(2)
+        a = int(rng.integers(2))
+        agent.update(x, a, float(rng.normal(x[0] > 0.5)), x, terminated=True)
+        best, score = returned[-1]
+        numpy_scores = agent.split_scores(x, action=a)
+        if np.isfinite(numpy_scores).any():
+            assert best == int(np.argmax(numpy_scores))
+            assert score == pytest.approx(float(numpy_scores.max()), rel=1e-12, abs=1e-15)
+        else:
+            assert best == -1
+    assert agent.n_leaves == 1
