@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -280,9 +281,18 @@ class SB3Agent:
     def learn(
         self, total_timesteps: int, callback: Any = None, progress_bar: bool = False, **kwargs: Any
     ) -> SB3Agent:
-        """``model.learn`` (SB3 callbacks, logger and progress bar as they are); returns ``self``."""
+        """``model.learn`` (SB3 callbacks, logger and progress bar as they are); returns ``self``.
+
+        Without a logger of the user's (``set_logger``) or a TensorBoard folder, the agent gets SB3's
+        ``Logger`` writing to stdout when ``verbose >= 1`` and nowhere otherwise: SB3's own default
+        would also create an empty ``SB3-<date>`` folder in the temporary directory on every call."""
         if self.model.get_env() is None:
             raise ValueError(f"this {self.algorithm} agent has no env: load it with load(path, env=...)")
+        if not getattr(self.model, "_custom_logger", False) and self.model.tensorboard_log is None:
+            from stable_baselines3.common.logger import HumanOutputFormat, Logger
+
+            outputs = [HumanOutputFormat(sys.stdout)] if self.model.verbose >= 1 else []
+            self.model.set_logger(Logger(folder=None, output_formats=outputs))
         self.model.learn(total_timesteps, callback=callback, progress_bar=progress_bar, **kwargs)
         return self
 

@@ -133,6 +133,18 @@ def test_torch_uses_one_thread_unless_told(market):
         torch.set_num_threads(before)
 
 
+def test_learning_leaves_no_empty_log_folders(market, tmp_path, monkeypatch):
+    """SB3's default logger creates an empty SB3-<date> folder in the temp directory per learn() call."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    agent = make_sb3("a2c", copy.deepcopy(market), seed=0)
+    agent.learn(32)
+    agent.learn(32)
+    assert not list(tmp_path.glob("SB3-*"))
+    assert agent.logger.output_formats == []  # verbose 0: SB3's Logger, writing nowhere
+
+
 def test_defaults_and_unknown_hyperparameters(market):
     agent = make_sb3("ppo", copy.deepcopy(market), seed=0, n_steps=256, net_arch=[32])
     assert agent.model.n_steps == 256 and agent.model.batch_size == DEFAULTS["ppo"]["batch_size"]
