@@ -169,23 +169,28 @@ def rank_segments(value_per_dollar, segment, join, leave, hired, week, never, ra
 
 @nb.njit(cache=True)
 def cut_prefixes(ranked, n_eligible, price, leave, hired, week, thresholds, prefix, complete):
-    """Every (segment, level) prefix from the ranked lists: the first ``P`` entries still available
-    (not left, not hired) whose list price the level can pay. Complete when the list held everyone
-    eligible and no more than ``P`` of them qualify."""
-    n_segments, n_levels, prefix_len = prefix.shape
+    """Every (segment, level) prefix cut from the ranked lists (see :func:`_cut_one`)."""
+    for s in range(prefix.shape[0]):
+        for k in range(prefix.shape[1]):
+            _cut_one(s, k, ranked, n_eligible, price, leave, hired, week, thresholds[k], prefix, complete)
+
+
+@nb.njit(cache=True)
+def _cut_one(s, k, ranked, n_eligible, price, leave, hired, week, threshold, prefix, complete):
+    """The (s, k) prefix from segment s's ranked list: its first ``P`` entries still available (not
+    left, not hired) whose list price the level can pay. Complete when the list held everyone eligible
+    and no more than ``P`` of them qualify."""
+    prefix_len = prefix.shape[2]
     depth = ranked.shape[1]
-    prefix[:] = -1
-    for s in range(n_segments):
-        kept = min(n_eligible[s], depth)
-        for k in range(n_levels):
-            qualify = 0
-            for j in range(kept):
-                i = ranked[s, j]
-                if leave[i] > week and not hired[i] and price[i] <= thresholds[k]:
-                    if qualify < prefix_len:
-                        prefix[s, k, qualify] = i
-                    qualify += 1
-            complete[s, k] = n_eligible[s] <= depth and qualify <= prefix_len
+    prefix[s, k, :] = -1
+    qualify = 0
+    for j in range(min(n_eligible[s], depth)):
+        i = ranked[s, j]
+        if leave[i] > week and not hired[i] and price[i] <= threshold:
+            if qualify < prefix_len:
+                prefix[s, k, qualify] = i
+            qualify += 1
+    complete[s, k] = n_eligible[s] <= depth and qualify <= prefix_len
 
 
 @nb.njit(cache=True)
@@ -226,6 +231,8 @@ def week_view(
     load_sum,  # (S,) background load of the segment's current members
     load_count,  # (S,) current members per segment
     # -- the campaign (InfluencerMatchingEnv._campaign_arrays)
+    ranked,  # (S, D) each segment's best at the campaign's start (see rank_segments)
+    n_eligible,  # (S,)
     prefix,  # in/out (S, K, P), refilled when exhausted
     complete,  # in/out (S, K)
     join,
@@ -263,7 +270,8 @@ def week_view(
 
     A candidate is the first entry of its prefix that is valid this week (in the pool, not hired, list
     price payable at the level). Prefixes only lose entries within a campaign, so an empty result from
-    an incomplete prefix means it ran out: it is refilled (:func:`_refill`) and read again."""
+    an incomplete prefix means it ran out: it is cut again from the segment's ranked list
+    (:func:`_cut_one`), and if that has nothing left, refilled from the pool (:func:`_refill`)."""
     n_segments, n_levels, prefix_len = prefix.shape
     for h in range(n_hired):
         hired_load[h] *= load_decay
@@ -274,6 +282,13 @@ def week_view(
             for k in range(n_levels):
                 chosen = _first_valid(prefix[s, k], join, leave, hired, price, thresholds[k], week)
                 if chosen < 0 and not complete[s, k]:
+                    # Ran out: cut again from the ranked list, which holds more than the prefix ...
+                    _cut_one(
+                        s, k, ranked, n_eligible, price, leave, hired, week, thresholds[k], prefix, complete
+                    )
+                    chosen = _first_valid(prefix[s, k], join, leave, hired, price, thresholds[k], week)
+                if chosen < 0 and not complete[s, k]:
+                    # ... and when that ran out too, from the members the level can pay.
                     lo, hi = _refill(s, k, thresholds[k], by_price, segment_start, sorted_price,
                                      value_per_dollar, join, leave, hired, week, never, prefix, complete)  # fmt: skip
                     chosen = _first_valid(prefix[s, k], join, leave, hired, price, thresholds[k], week)

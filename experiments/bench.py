@@ -121,8 +121,11 @@ def bench_env_steps(quick: bool) -> dict:
 
 def bench_env_scaling(quick: bool) -> dict:
     """How reset and step time grow with the pool: 10k to 1M influencers (10k to 100k when quick).
-    Reported as the ratio of step time at 10k to step time at the largest pool: 1.0 means step time does
-    not depend on the pool size (the goal, within a factor of 2: ratio >= 0.5)."""
+
+    The figure is the median time inside ``step()`` at the largest pool against the smallest (goal:
+    ratio >= 0.5, i.e. within a factor of 2: per-step work independent of the pool). The table also
+    gives the mean and the 99th percentile: at 1M the first step after each reset runs on caches the
+    reset's pass over the pool has just flushed, which the mean includes and the median does not."""
     from envs.matching_env import InfluencerMatchingEnv
 
     sizes = (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)
@@ -135,22 +138,22 @@ def bench_env_scaling(quick: bool) -> dict:
         steps_per_s = max(_step_rate(env, 2_000, seed, masked=True) for seed in range(3))
         # The step itself: only the time inside step() counts (resets between campaigns excluded).
         env.reset(seed=1)
-        stepping, steps = 0.0, 0
-        while steps < 2_000:
-            action = env.wait_action if steps % 3 == 0 else int(np.argmax(env.action_masks()[:-1]))
+        times = []
+        while len(times) < 3_000:
+            action = env.wait_action if len(times) % 3 == 0 else int(np.argmax(env.action_masks()[:-1]))
             start = time.perf_counter()
             _, _, term, trunc, _ = env.step(action)
-            stepping += time.perf_counter() - start
-            steps += 1
+            times.append(time.perf_counter() - start)
             if term or trunc:
                 env.reset()
-        step_s = stepping / steps
-        table.append({"n_influencers": n, "reset_ms": reset_s * 1e3, "step_us": step_s * 1e6,
+        us = np.asarray(times) * 1e6
+        table.append({"n_influencers": n, "reset_ms": reset_s * 1e3, "step_us_median": float(np.median(us)),
+                      "step_us_mean": float(us.mean()), "step_us_p99": float(np.percentile(us, 99)),
                       "steps_per_s_with_resets": steps_per_s})  # fmt: skip
     first, last = table[0], table[-1]
-    return record("env_scaling", last["step_us"], f"µs/step at {last['n_influencers']:,}",
-                  f"µs/step at {first['n_influencers']:,}", first["step_us"], first["step_us"] / last["step_us"],
-                  0.5, table=table)  # fmt: skip
+    return record("env_scaling", last["step_us_median"], f"median µs/step at {last['n_influencers']:,}",
+                  f"median µs/step at {first['n_influencers']:,}", first["step_us_median"],
+                  first["step_us_median"] / last["step_us_median"], 0.5, table=table)  # fmt: skip
 
 
 def bench_retrieval(quick: bool) -> dict:
