@@ -30,23 +30,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-PLATFORMS: tuple[str, ...] = ("instagram", "tiktok", "youtube")
-CATEGORIES: tuple[str, ...] = (
-    "fashion",
-    "beauty",
-    "lifestyle",
-    "fitness",
-    "food",
-    "travel",
-    "family",
-    "home",
-    "pets",
-    "gaming",
-    "tech",
-    "entertainment",
-)
-GENDERS: tuple[str, ...] = ("female", "male")
-AGE_BANDS: tuple[str, ...] = ("13_17", "18_24", "25_34", "35_44", "45_54", "55_plus")
+from matching.features import AUDIENCE_BANDS, AUDIENCE_GENDERS, CATEGORIES, PLATFORMS
+
+# The vocabulary of platforms, categories and audience cells has one home, the lowest layer (matching).
+GENDERS, AGE_BANDS = AUDIENCE_GENDERS, AUDIENCE_BANDS
 #: Audience cells, female bands first, then male bands (the CSV column order).
 AUDIENCE_CELLS: tuple[str, ...] = tuple(f"{g}_{a}" for g in GENDERS for a in AGE_BANDS)
 GOALS: tuple[str, ...] = ("awareness", "engagement", "conversion")
