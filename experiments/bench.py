@@ -320,6 +320,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.out.suffix != ".json":
         raise ValueError(f"{args.out}: --out must name a .json file")
+    unknown = [n for n in args.only or () if n not in BENCHMARKS]
+    if unknown:
+        raise ValueError(f"--only: unknown benchmark '{unknown[0]}' (known: {', '.join(BENCHMARKS)})")
     prepare_out_dir(args.out.parent)
     results = run_benchmarks(args.only, args.quick)
     write_json(args.out, results)

@@ -1,0 +1,46 @@
+"""``influmatch bench``: records, the JSON file, and errors (quick sizes: a smoke test, not the goals)."""
+
+import json
+
+import pytest
+
+from experiments import bench
+from experiments.cli import main
+
+KEYS = {"name", "value", "unit", "reference", "reference_value", "ratio", "goal", "passed"}
+
+
+@pytest.mark.parametrize("name", ["outcome_sampling", "env_steps", "cop_kmeans"])
+def test_quick_benchmarks_give_consistent_records(name):
+    results = bench.run_benchmarks([name], quick=True)
+    (rec,) = results["benchmarks"]
+    assert KEYS <= set(rec) and rec["name"] == name
+    assert rec["value"] > 0 and rec["reference_value"] > 0 and rec["ratio"] > 0
+    assert rec["passed"] == (rec["ratio"] >= rec["goal"])
+    assert results["machine"]["cores"] >= 1 and results["quick"] is True
+
+
+def test_env_scaling_reports_reset_and_step_times_per_pool_size():
+    (rec,) = bench.run_benchmarks(["env_scaling"], quick=True)["benchmarks"]
+    sizes = [row["n_influencers"] for row in rec["table"]]
+    assert sizes == [10_000, 100_000]
+    for row in rec["table"]:
+        assert row["reset_ms"] > 0 and 0 < row["step_us_median"] <= row["step_us_p99"]
+    assert rec["ratio"] == pytest.approx(rec["reference_value"] / rec["value"])
+
+
+def test_parallel_capacity_is_a_speed_up_of_two_processes():
+    assert 0.5 < bench.parallel_capacity(500_000) < 2.6
+
+
+def test_cli_writes_the_json_and_names_bad_input(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--only", "outcome_sampling", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert [r["name"] for r in data["benchmarks"]] == ["outcome_sampling"] and "machine" in data
+    assert "outcome_sampling" in capsys.readouterr().out
+    assert main(["bench", "--only", "warp_drive", "--out", str(tmp_path / "x" / "b.json")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown benchmark 'warp_drive'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()  # nothing created for a refused command
+    assert main(["bench", "--quick", "--out", str(tmp_path / "b.txt")]) == 2
