@@ -13,17 +13,21 @@ import numpy as np
 
 
 @nb.njit(cache=True)
-def update_candidates(x, a, y, alpha, decay, greedy, baseline, cand_feature, cand_value, cand_q,
-                      cand_visits, seen_low, seen_high):  # fmt: skip
+def update_candidates(x, a, y, alpha, decay, greedy, baseline, cand_feature, cand_value, cand_q, cand_top,
+                      cand_arg, cand_visits, seen_low, seen_high):  # fmt: skip
     """Learn from (x, a, y) on every candidate, then score them.
 
     ``cand_q`` is (A, C, 2) and ``cand_visits`` (C, 2), side 0 holding ``x[feature] < value`` (NaN goes
-    right, as in the tree walk). Each candidate's visits decay on both sides; on the side holding x,
-    Q(a) moves toward y by ``alpha`` and visits rise by ``1 - decay``. Score of a candidate: the sum over
-    its sides of visits x (max_a Q_side - Q_side(greedy)) when ``greedy >= 0`` (the paper's reading), else
+    right, as in the tree walk). ``cand_top`` (C, 2, 2) holds each side's best and second-best Q-value
+    over actions and ``cand_arg`` (C, 2) the best action (see :func:`top_two`); they are kept up to date
+    here, so a side's maximum is recounted only when its best action falls below the second.
+
+    Each candidate's visits decay on both sides; on the side holding x, Q(a) moves toward y by ``alpha``
+    and visits rise by ``1 - decay``. Score of a candidate: the sum over its sides of
+    visits x (max_a Q_side - Q_side(greedy)) when ``greedy >= 0`` (the paper's reading), else
     visits x (max_a Q_side - baseline). Candidates without a learned-from observation on both sides
     (from ``seen_low``/``seen_high``) score -inf. Returns (best candidate, its score)."""
-    n_actions, n_cand = cand_q.shape[0], cand_q.shape[1]
+    n_cand = cand_q.shape[1]
     rise = 1.0 - decay
     best, best_score = -1, -np.inf
     for c in range(n_cand):
@@ -31,7 +35,22 @@ def update_candidates(x, a, y, alpha, decay, greedy, baseline, cand_feature, can
         v = cand_value[c]
         side = 0 if x[f] < v else 1
         old = cand_q[a, c, side]
-        cand_q[a, c, side] = old + alpha * (y - old)
+        new = old + alpha * (y - old)
+        cand_q[a, c, side] = new
+        first, second = cand_top[c, side, 0], cand_top[c, side, 1]
+        if a == cand_arg[c, side]:
+            if new >= second:
+                cand_top[c, side, 0] = new
+            else:
+                _recount(cand_q, c, side, cand_top, cand_arg)
+        elif new > first:
+            cand_top[c, side, 1] = first
+            cand_top[c, side, 0] = new
+            cand_arg[c, side] = a
+        elif new > second:
+            cand_top[c, side, 1] = new
+        elif old == second and new < old:  # a held second place and fell
+            _recount(cand_q, c, side, cand_top, cand_arg)
         cand_visits[c, 0] *= decay
         cand_visits[c, 1] *= decay
         cand_visits[c, side] += rise
@@ -39,12 +58,53 @@ def update_candidates(x, a, y, alpha, decay, greedy, baseline, cand_feature, can
             continue
         total = 0.0
         for s in range(2):
-            top = cand_q[0, c, s]
-            for b in range(1, n_actions):
-                if cand_q[b, c, s] > top:
-                    top = cand_q[b, c, s]
             ref = cand_q[greedy, c, s] if greedy >= 0 else baseline
-            total += (top - ref) * cand_visits[c, s]
+            total += (cand_top[c, s, 0] - ref) * cand_visits[c, s]
         if total > best_score:
             best, best_score = c, total
     return best, best_score
+
+
+@nb.njit(cache=True)
+def _recount(cand_q, c, side, cand_top, cand_arg):
+    """Best and second-best Q-value over actions of one candidate side, and the best action (the first
+    one on ties; the second-best equals the best when two actions tie)."""
+    first, second, arg = -np.inf, -np.inf, 0
+    for b in range(cand_q.shape[0]):
+        q = cand_q[b, c, side]
+        if q > first:
+            second = first
+            first, arg = q, b
+        elif q > second:
+            second = q
+    cand_top[c, side, 0], cand_top[c, side, 1] = first, second
+    cand_arg[c, side] = arg
+
+
+@nb.njit(cache=True)
+def top_two(cand_q, cand_top, cand_arg):
+    """Fill ``cand_top`` and ``cand_arg`` for every candidate side from ``cand_q``."""
+    for c in range(cand_q.shape[1]):
+        for side in range(2):
+            _recount(cand_q, c, side, cand_top, cand_arg)
+
+
+@nb.njit(cache=True)
+def observe(x, seen_low, seen_high, unbounded, obs_min, obs_max):
+    """Widen the leaf's seen box to ``x``, and the observed range of the unbounded features; returns
+    whether that range grew. NaN entries change neither."""
+    for f in range(len(x)):
+        if x[f] < seen_low[f]:
+            seen_low[f] = x[f]
+        if x[f] > seen_high[f]:
+            seen_high[f] = x[f]
+    grew = False
+    for j in range(len(unbounded)):
+        f = unbounded[j]
+        if x[f] < obs_min[f]:
+            obs_min[f] = x[f]
+            grew = True
+        if x[f] > obs_max[f]:
+            obs_max[f] = x[f]
+            grew = True
+    return grew

@@ -27,7 +27,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from agents._cqi_kernel import update_candidates
+from agents._cqi_kernel import observe, top_two, update_candidates
 from agents.callback_host import CallbackHost
 from agents.seeding import seed_streams
 
@@ -74,6 +74,8 @@ class _Leaf:
         "cand_feature",
         "cand_value",
         "cand_q",
+        "cand_top",
+        "cand_arg",
         "cand_visits",
         "flat_q",
         "flat_visits",
@@ -112,6 +114,10 @@ class _Leaf:
         self.cand_q = np.ascontiguousarray(cand_q, dtype=np.float64)
         self.cand_visits = np.ascontiguousarray(visits, dtype=np.float64)
         n_cand = self.cand_feature.shape[0]
+        # Best and second-best Q-value per candidate side, and the best action (agents._cqi_kernel).
+        self.cand_top = np.empty((n_cand, 2, 2))
+        self.cand_arg = np.empty((n_cand, 2), dtype=np.intp)
+        top_two(self.cand_q, self.cand_top, self.cand_arg)
         self.flat_q = self.cand_q.reshape(self.cand_q.shape[0], 2 * n_cand)
         self.flat_visits = self.cand_visits.reshape(2 * n_cand)
         self.base_right = np.arange(n_cand, dtype=np.intp) * 2 + 1
@@ -485,16 +491,6 @@ class CQI(CallbackHost):
         order = np.lexsort((value, feature))
         leaf.set_candidates(feature[order], value[order], new_q[:, order], new_visits[order])
 
-    def _track_range(self, x: np.ndarray) -> None:
-        idx = self._unbounded_features
-        xu = x[idx]
-        mn = self.obs_min_[idx]
-        mx = self.obs_max_[idx]
-        if (xu < mn).any() or (xu > mx).any():
-            self.obs_min_[idx] = np.fmin(mn, xu)
-            self.obs_max_[idx] = np.fmax(mx, xu)
-            self._range_version += 1
-
     def _refresh_candidates(self, leaf: _Leaf) -> None:
         """Rebuild a leaf's grids on unbounded features whose observed range grew (see class doc)."""
         leaf.range_version = self._range_version
@@ -636,11 +632,10 @@ class CQI(CallbackHost):
         stats = self._leaves[leaf]
         q = stats.q
         q[a] += alpha * (y - q[a])
-        np.minimum(stats.seen_low, x, out=stats.seen_low)
-        np.maximum(stats.seen_high, x, out=stats.seen_high)
-
-        if self._unbounded_features.shape[0]:
-            self._track_range(x)
+        if observe(
+            x, stats.seen_low, stats.seen_high, self._unbounded_features, self.obs_min_, self.obs_max_
+        ):
+            self._range_version += 1
         if self.max_leaves is not None and self._n_leaves >= self.max_leaves:
             return False
         if stats.range_version != self._range_version:
@@ -656,7 +651,7 @@ class CQI(CallbackHost):
         else:
             greedy, baseline = -1, float(q[a])
         best, total = update_candidates(x, a, y, alpha, d, greedy, baseline, stats.cand_feature,
-                                        stats.cand_value, stats.cand_q, stats.cand_visits, stats.seen_low,
+                                        stats.cand_value, stats.cand_q, stats.cand_top, stats.cand_arg, stats.cand_visits, stats.seen_low,
                                         stats.seen_high)  # fmt: skip
         if best < 0:  # no candidate has been seen on both sides yet
             self.split_threshold_ *= self.split_threshold_decay
@@ -824,25 +819,33 @@ class CQI(CallbackHost):
         start = self._action_start
         n_actions = self.n_actions
         leaves = self._leaves
+        x = None  # obs as float64, and its leaf and path, carried over from the previous step when valid
         while self.num_timesteps < total_timesteps:
             if cb is not None and not rollout_open:
                 cb.on_rollout_start()
                 rollout_open = True
             self.exploration_rate = eps = self._exploration_schedule()
-            x = np.asarray(obs, dtype=np.float64)
-            leaf, path = self._path_of(x.tolist())
+            if x is None:
+                x = np.asarray(obs, dtype=np.float64)
+                leaf, path = self._path_of(x.tolist())
             if eps > 0.0 and rng.random() < eps:
                 a = int(rng.integers(n_actions))
             else:
                 a = int(leaves[leaf].q.argmax())
             next_obs, reward, terminated, truncated, info = env.step(a + start)
             reward = float(reward)
+            x_next = np.asarray(next_obs, dtype=np.float64)
             if terminated:
                 y = reward
             else:
-                next_leaf = self._leaf_of(np.asarray(next_obs, dtype=np.float64).tolist())
+                next_leaf, next_path = self._path_of(x_next.tolist())
                 y = reward + gamma * float(leaves[next_leaf].q.max())
-            self._learn_transition(leaf, path, x, a, y)
+            split = self._learn_transition(leaf, path, x, a, y)
+            # The next step starts from next_obs: reuse its conversion and path unless the episode
+            # ended (a reset observation comes next) or the tree split (paths may have changed).
+            x = None
+            if not (terminated or truncated or split):
+                x, leaf, path = x_next, next_leaf, next_path
             self._episode_return += reward
             self._episode_length += 1
             done = bool(terminated or truncated)

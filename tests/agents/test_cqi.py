@@ -679,4 +679,10 @@ def test_compiled_candidate_update_agrees_with_split_scores(monkeypatch, reading
             assert score == pytest.approx(float(numpy_scores.max()), rel=1e-12, abs=1e-15)
         else:
             assert best == -1
+        # The kernel's running best and second-best Q-values per candidate side match a full sort.
+        (leaf,) = [stats for stats in agent._leaves if stats is not None]
+        ranked = np.sort(leaf.cand_q, axis=0)
+        np.testing.assert_array_equal(leaf.cand_top[:, :, 0], ranked[-1])
+        np.testing.assert_array_equal(leaf.cand_top[:, :, 1], ranked[-2])
+        np.testing.assert_array_equal(np.take_along_axis(leaf.cand_q, leaf.cand_arg[None], 0)[0], ranked[-1])
     assert agent.n_leaves == 1
