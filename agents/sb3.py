@@ -244,7 +244,9 @@ def make_sb3(name: str, env: gym.Env, seed: int | None = None, **hyperparameters
         reads them).
     **hyperparameters
         Any SB3 constructor argument of the algorithm (overriding :data:`DEFAULTS`) and the wrapper
-        options of :data:`WRAPPER_DEFAULTS`. An unknown name raises ``ValueError`` naming it.
+        options of :data:`WRAPPER_DEFAULTS`. An unknown name raises ``ValueError`` naming it. Setting
+        ``n_steps`` below the default ``batch_size`` (and not ``batch_size``) lowers the minibatch to
+        ``n_steps``.
 
     Returns
     -------
@@ -259,6 +261,10 @@ def make_sb3(name: str, env: gym.Env, seed: int | None = None, **hyperparameters
             f"unknown hyperparameter '{unknown[0]}' for agent '{name}' (known: {', '.join(sorted(known))})"
         )
     merged = {**WRAPPER_DEFAULTS, **DEFAULTS[name], **hyperparameters}
+    if "n_steps" in hyperparameters and "batch_size" not in hyperparameters and "batch_size" in merged:
+        # A shorter rollout than the default minibatch (small budgets, tests): one minibatch per rollout
+        # rather than SB3's truncated-minibatch warning.
+        merged["batch_size"] = min(merged["batch_size"], int(hyperparameters["n_steps"]))
     wrapper = {k: merged.pop(k) for k in WRAPPER_DEFAULTS}
     kwargs = merged
     if wrapper["net_arch"] is not None:

@@ -149,6 +149,9 @@ def test_defaults_and_unknown_hyperparameters(market):
     agent = make_sb3("ppo", copy.deepcopy(market), seed=0, n_steps=256, net_arch=[32])
     assert agent.model.n_steps == 256 and agent.model.batch_size == DEFAULTS["ppo"]["batch_size"]
     assert agent.model.policy.net_arch == [32]
+    short = make_sb3("maskable_ppo", copy.deepcopy(market), seed=0, n_steps=64)  # below the default batch
+    assert short.model.n_steps == 64 and short.model.batch_size == 64
+    assert make_sb3("ppo", copy.deepcopy(market), seed=0, n_steps=64, batch_size=32).model.batch_size == 32
     assert agent.vec_normalize is None  # raw observations and rewards tuned best (see agents.sb3)
     dqn = make_sb3("dqn", copy.deepcopy(market), seed=0)  # DQN's tuned default: normalised observations
     assert dqn.vec_normalize.norm_obs and not dqn.vec_normalize.norm_reward
