@@ -650,9 +650,10 @@ class CQI(CallbackHost):
             greedy, baseline = int(q.argmax()), 0.0
         else:
             greedy, baseline = -1, float(q[a])
-        best, total = update_candidates(x, a, y, alpha, d, greedy, baseline, stats.cand_feature,
-                                        stats.cand_value, stats.cand_q, stats.cand_top, stats.cand_arg, stats.cand_visits, stats.seen_low,
-                                        stats.seen_high)  # fmt: skip
+        best, total = update_candidates(
+            x, a, y, alpha, d, greedy, baseline, stats.cand_feature, stats.cand_value, stats.cand_q,
+            stats.cand_top, stats.cand_arg, stats.cand_visits, stats.seen_low, stats.seen_high,
+        )  # fmt: skip
         if best < 0:  # no candidate has been seen on both sides yet
             self.split_threshold_ *= self.split_threshold_decay
             return False

@@ -290,7 +290,8 @@ def week_view(
                 if chosen < 0 and not complete[s, k]:
                     # ... and when that ran out too, from the members the level can pay.
                     lo, hi = _refill(s, k, thresholds[k], by_price, segment_start, sorted_price,
-                                     value_per_dollar, join, leave, hired, week, never, prefix, complete)  # fmt: skip
+                                     value_per_dollar, join, leave, hired, week, never, prefix,
+                                     complete)  # fmt: skip
                     chosen = _first_valid(prefix[s, k], join, leave, hired, price, thresholds[k], week)
                     if chosen < 0 and not complete[s, k]:
                         # Every ranked entry joins later: take the best valid one now without caching.

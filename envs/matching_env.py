@@ -47,11 +47,12 @@ _EXPECTED_KEYS = (
 DAYS_PER_STEP = 7
 
 
-#: Ranked candidates kept per segment and offer level (refilled from the full ranking when used up).
+#: Ranked candidates kept per segment and offer level (cut again from the ranked list when used up).
 PREFIX = 16
 
 #: Influencers of each segment ranked at the start of a campaign (whatever their price), from which every
-#: level's prefix is cut; a prefix that runs out is refilled from the segment's members sorted by price.
+#: level's prefix is cut; when the list has nothing left for a level, the prefix is refilled from the
+#: segment's members sorted by price.
 RANK_DEPTH = 4 * PREFIX
 
 
@@ -465,8 +466,8 @@ class InfluencerMatchingEnv(gym.Env):
         _kernels.campaign_values(st.category_share, market.sqrt_audience @ np.sqrt(campaign.target_audience),
                                  self._fit_weights, value_coef[goal, 0], value_coef[goal, 1], scale, st.fit,
                                  st.value_per_dollar)  # fmt: skip
-        _kernels.rank_segments(st.value_per_dollar, market.segment, st.join, st.leave, st.hired, 0, self._never,
-                               st.ranked, st.n_eligible)  # fmt: skip
+        _kernels.rank_segments(st.value_per_dollar, market.segment, st.join, st.leave, st.hired, 0,
+                               self._never, st.ranked, st.n_eligible)  # fmt: skip
         self._cut_prefixes(st)
         self._refresh(st)
         return st.observation.copy(), self._info(None)
@@ -737,9 +738,10 @@ class InfluencerMatchingEnv(gym.Env):
     @staticmethod
     def _campaign_arrays(st: _State) -> tuple:
         """The campaign's arrays :func:`envs._kernels.week_view` reads and writes, in its order."""
-        return (st.ranked, st.n_eligible, st.prefix, st.complete, st.join, st.leave, st.hired, st.consts, st.category_share, st.load,
-                st.fit, st.value_per_dollar, st.rates, st.hired_array, st.hired_segment, st.hired_load,
-                st.hires, st.candidate, st.terms, st.expected, st.mask, st.observation)  # fmt: skip
+        return (st.ranked, st.n_eligible, st.prefix, st.complete, st.join, st.leave, st.hired, st.consts,
+                st.category_share, st.load, st.fit, st.value_per_dollar, st.rates, st.hired_array,
+                st.hired_segment, st.hired_load, st.hires, st.candidate, st.terms, st.expected, st.mask,
+                st.observation)  # fmt: skip
 
     def _kernel_constants(self, campaign: Campaign) -> np.ndarray:
         """The calibration and campaign scalars :func:`envs._kernels.week_view` reads (see its names)."""
