@@ -159,3 +159,5 @@ def test_benchmark_reports_the_bench_fields_on_a_small_problem():
     assert result["violated_constraints"] == 0
     assert result["n_must_link"] + result["n_cannot_link"] == 100
     assert result["ratio"] > 0
+    assert result["reference_all_cores_seconds"] > 0  # KMeans on all cores, reported beside the one-core race
+    assert result["ratio"] == result["reference_value"] / result["value"]
