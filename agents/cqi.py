@@ -60,11 +60,13 @@ _SPLIT_SCORES = ("paper", "parent_q")
 class _Leaf:
     """Learning state of one leaf: Q-values, interval, and its candidate splits.
 
-    Candidates are stored as arrays so that the per-step update is a few numpy operations. Their
-    Q-values are kept action-major, ``cand_q[a, c, side]`` (shape ``(A, C, 2)``), because the
-    maximum over actions is then an elementwise maximum of ``A`` contiguous rows, several times
-    faster than reducing the last axis of a ``(C, 2, A)`` array. :meth:`CQI.to_dict` exports them in
-    the ``(C, 2, A)`` layout. Side 0 is ``s[feature] < value`` (left), side 1 the rest (right).
+    Candidates are stored as arrays, updated per step by one compiled pass (:mod:`agents._cqi_kernel`).
+    Their Q-values are kept action-major, ``cand_q[a, c, side]`` (shape ``(A, C, 2)``): the update
+    writes one row (the action taken), and :meth:`CQI.split_scores` reduces over actions as an
+    elementwise maximum of ``A`` contiguous rows. The running best and second-best value per side
+    (``cand_top``, ``cand_arg``) are derived from ``cand_q`` by :meth:`set_candidates`. :meth:`CQI.to_dict`
+    exports Q-values in the ``(C, 2, A)`` layout. Side 0 is ``s[feature] < value`` (left), side 1 the
+    rest (right).
     """
 
     __slots__ = (
@@ -77,9 +79,6 @@ class _Leaf:
         "cand_top",
         "cand_arg",
         "cand_visits",
-        "flat_q",
-        "flat_visits",
-        "base_right",
         "built_low",
         "built_high",
         "range_version",
@@ -118,9 +117,6 @@ class _Leaf:
         self.cand_top = np.empty((n_cand, 2, 2))
         self.cand_arg = np.empty((n_cand, 2), dtype=np.intp)
         top_two(self.cand_q, self.cand_top, self.cand_arg)
-        self.flat_q = self.cand_q.reshape(self.cand_q.shape[0], 2 * n_cand)
-        self.flat_visits = self.cand_visits.reshape(2 * n_cand)
-        self.base_right = np.arange(n_cand, dtype=np.intp) * 2 + 1
 
 
 def _both_sides_seen(stats: _Leaf) -> np.ndarray:
