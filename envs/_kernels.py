@@ -19,9 +19,11 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from envs.outcomes import AWARENESS, ENGAGEMENT
+
 #: Columns of the per-action ``terms`` array written by :func:`week_view`.
-P_ACCEPT, REACH_MEAN, ENGAGEMENT_MEAN, CLICKS_PER_REACH, CONVERSIONS_PER_REACH, COST, OVERLAP = range(7)
-N_TERMS = 7
+P_ACCEPT, REACH_MEAN, ENGAGEMENT_MEAN, CLICKS_PER_REACH, CONVERSIONS_PER_REACH, COST = range(6)
+N_TERMS = 6
 
 #: Rows of the ``month_table`` argument: acceptance shift, engagement and conversion multipliers, price
 #: premium, each by calendar month.
@@ -56,6 +58,24 @@ N_CONSTS = 18
 def _ranks_before(key_a: float, index_a: int, key_b: float, index_b: int) -> bool:
     """Rank order: higher key first, ties by lower index."""
     return key_a > key_b or (key_a == key_b and index_a < index_b)
+
+
+@nb.njit(cache=True, inline="always")
+def _could_be_hired(i, key, join, leave, hired, week, never):
+    """In the pool now or joining later in this campaign, not hired, and with a rankable key."""
+    return join[i] < never and leave[i] > week and not hired[i] and np.isfinite(key)
+
+
+@nb.njit(cache=True, inline="always")
+def _valid_now(i, join, leave, hired, week):
+    """In the pool this week and not hired."""
+    return join[i] <= week < leave[i] and not hired[i]
+
+
+@nb.njit(cache=True, inline="always")
+def _thresholds(budget_left, levels, premium):
+    """Highest list price payable at each offer level with the budget left, at the month's premium."""
+    return budget_left / (levels * premium)
 
 
 @nb.njit(cache=True)
@@ -124,7 +144,7 @@ def rank_segments(value_per_dollar, segment, join, leave, hired, week, never, ra
     sample_index = np.full((n_segments, sample_depth), -1, dtype=np.int64)
     for i in range(0, n, stride):
         v = value_per_dollar[i]
-        if join[i] >= never or leave[i] <= week or hired[i] or not np.isfinite(v):
+        if not _could_be_hired(i, v, join, leave, hired, week, never):
             continue
         _heap_push(sample_key, sample_index, segment[i], v, i)
     cutoff = sample_key[:, 0].copy()  # the heap roots; -inf where a segment had too few samples
@@ -136,7 +156,7 @@ def rank_segments(value_per_dollar, segment, join, leave, hired, week, never, ra
     n_eligible[:] = 0
     for i in range(n):
         v = value_per_dollar[i]
-        if join[i] >= never or leave[i] <= week or hired[i] or not np.isfinite(v):
+        if not _could_be_hired(i, v, join, leave, hired, week, never):
             continue
         s = segment[i]
         n_eligible[s] += 1
@@ -161,15 +181,19 @@ def rank_segments(value_per_dollar, segment, join, leave, hired, week, never, ra
         row = ranked[s : s + 1]
         for i in range(n):
             v = value_per_dollar[i]
-            if segment[i] != s or join[i] >= never or leave[i] <= week or hired[i] or not np.isfinite(v):
+            if segment[i] != s or not _could_be_hired(i, v, join, leave, hired, week, never):
                 continue
             _heap_push(heap_key, row, 0, v, i)
         _sort_ranked(heap_key[0], row[0])
 
 
 @nb.njit(cache=True)
-def cut_prefixes(ranked, n_eligible, price, leave, hired, week, thresholds, prefix, complete):
-    """Every (segment, level) prefix cut from the ranked lists (see :func:`_cut_one`)."""
+def cut_prefixes(
+    ranked, n_eligible, price, leave, hired, week, budget_left, levels, premium, prefix, complete
+):
+    """Every (segment, level) prefix cut from the ranked lists (see :func:`_cut_one`), at the price
+    thresholds of the budget left, the offer levels and the month's premium."""
+    thresholds = _thresholds(budget_left, levels, premium)
     for s in range(prefix.shape[0]):
         for k in range(prefix.shape[1]):
             _cut_one(s, k, ranked, n_eligible, price, leave, hired, week, thresholds[k], prefix, complete)
@@ -207,7 +231,7 @@ def _refill(s, k, threshold, by_price, segment_start, sorted_price, value_per_do
     for j in range(lo, hi):
         i = by_price[j]
         v = value_per_dollar[i]
-        if join[i] >= never or leave[i] <= week or hired[i] or not np.isfinite(v):
+        if not _could_be_hired(i, v, join, leave, hired, week, never):
             continue
         eligible += 1
         _heap_push(heap_key, heap_index, 0, v, i)
@@ -275,8 +299,7 @@ def week_view(
     n_segments, n_levels, prefix_len = prefix.shape
     for h in range(n_hired):
         hired_load[h] *= load_decay
-    # Highest list price payable at each level with the budget left, this month.
-    thresholds = budget_left / (levels * month_table[MONTH_PREMIUM, month])
+    thresholds = _thresholds(budget_left, levels, month_table[MONTH_PREMIUM, month])
     if choose:
         for s in range(n_segments):
             for k in range(n_levels):
@@ -298,7 +321,7 @@ def week_view(
                         best_key = -np.inf
                         for j in range(lo, hi):
                             i = by_price[j]
-                            if join[i] <= week < leave[i] and not hired[i]:
+                            if _valid_now(i, join, leave, hired, week):
                                 if chosen < 0 or _ranks_before(value_per_dollar[i], i, best_key, chosen):
                                     chosen, best_key = i, value_per_dollar[i]
                 candidate[s, k] = chosen
@@ -360,10 +383,9 @@ def week_view(
             terms[a, CLICKS_PER_REACH] = clicks_per_reach
             terms[a, CONVERSIONS_PER_REACH] = conversions_per_reach
             terms[a, COST] = cost
-            terms[a, OVERLAP] = overlap
-            if goal == 0:
+            if goal == AWARENESS:
                 value = reach_mean * noise_reach / 1000.0 * consts[C_VALUE_PER_1K_REACH] * reach_value[i]
-            elif goal == 1:
+            elif goal == ENGAGEMENT:
                 value = engagement_mean * noise_engagement * consts[C_VALUE_PER_ENGAGEMENT]
             else:
                 value = reach_mean * noise_reach * conversions_per_reach * consts[C_ORDER_VALUE]
@@ -392,6 +414,6 @@ def _first_valid(entries, join, leave, hired, price, threshold, week):
     for i in entries:
         if i < 0:
             return -1
-        if join[i] <= week < leave[i] and not hired[i] and price[i] <= threshold:
+        if _valid_now(i, join, leave, hired, week) and price[i] <= threshold:
             return i
     return -1

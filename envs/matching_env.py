@@ -86,8 +86,7 @@ class _State:
     """Everything that changes during a campaign (deep-copied by ``copy.deepcopy``)."""
 
     campaign: Campaign
-    months: np.ndarray  # (weeks + 1,) calendar month of every week of the campaign (and the one after)
-    month_list: list[int]  # the same as Python ints
+    month_list: list[int]  # calendar month of every week of the campaign (and the one after)
     category_share: np.ndarray  # (n_total,) everyone's category mix at the brand's category
     week: int
     budget_left: float
@@ -422,12 +421,10 @@ class InfluencerMatchingEnv(gym.Env):
 
         c, goal, month0 = int(campaign.category), int(campaign.goal), int(campaign.start_month)
         join, leave, load_sum, load_count = self._draw_churn(rng)
-        months = np.asarray(month_of_week(month0, np.arange(self.campaign_weeks + 1)))
         S, K, n, weeks = self.n_segments, len(self.offer_levels), len(pool), self.campaign_weeks
         self._state = st = _State(
             campaign=campaign,
-            months=months,
-            month_list=months.tolist(),
+            month_list=month_of_week(month0, np.arange(weeks + 1)).tolist(),
             category_share=market.category_share[c],
             week=0,
             budget_left=float(campaign.budget),
@@ -524,11 +521,10 @@ class InfluencerMatchingEnv(gym.Env):
         flat = st.candidate.ravel()
         acts = np.flatnonzero(flat >= 0)
         index, level = flat[acts], self._action_level[acts]
-        month = int(st.months[st.week])
-        category_share = self._market.category_share[int(campaign.category), index]
+        month = st.month_list[st.week]
         logit = (
             cal.acceptance_intercept
-            + cal.acceptance_category_slope * (category_share - cal.acceptance_category_pivot)
+            + cal.acceptance_category_slope * (st.category_share[index] - cal.acceptance_category_pivot)
             + cal.acceptance_load_slope * st.load[index]
             + cal.acceptance_offer_slope * self._log_levels[level]
             + self._month_shift[month]
@@ -589,7 +585,7 @@ class InfluencerMatchingEnv(gym.Env):
             return None
         st = self._require_state()
         c = st.campaign
-        month = MONTHS[int(st.months[min(st.week, self.campaign_weeks - 1)])]
+        month = MONTHS[st.month_list[min(st.week, self.campaign_weeks - 1)]]
         lines = [
             f"Week {st.week}/{self.campaign_weeks} ({month}) · {c.describe()}",
             f"Budget left ${st.budget_left:,.0f} of ${float(c.budget):,.0f} · spent ${st.spent:,.0f} · "
@@ -707,10 +703,6 @@ class InfluencerMatchingEnv(gym.Env):
         load_sum = load_sum + np.cumsum(delta_load.reshape(shape), axis=0)
         return join, leave, load_sum, load_count + np.cumsum(delta_count.reshape(shape), axis=0)
 
-    def _thresholds(self, st: _State) -> np.ndarray:
-        """Highest list price payable at each offer level with the budget left, this month."""
-        return st.budget_left / (self.offer_levels * st.premium)
-
     def _cut_prefixes(self, st: _State) -> None:
         """Every (segment, level) prefix: in ranking order, the first ``PREFIX`` influencers of the segment
         who could still be valid for that level (in the pool now or joining later, not hired, list price
@@ -720,8 +712,8 @@ class InfluencerMatchingEnv(gym.Env):
         until prices drop in January, which cuts every prefix again; so the first valid entry of a prefix
         is the best valid influencer of the segment, and a prefix that runs out before its segment does
         is refilled by :func:`envs._kernels.week_view`."""
-        _kernels.cut_prefixes(st.ranked, st.n_eligible, self._price, st.leave, st.hired, st.week,
-                              self._thresholds(st), st.prefix, st.complete)  # fmt: skip
+        _kernels.cut_prefixes(st.ranked, st.n_eligible, self._price, st.leave, st.hired, st.week, st.budget_left,
+                              self.offer_levels, st.premium, st.prefix, st.complete)  # fmt: skip
 
     def _refresh(self, st: _State, choose: bool = True, load_decay: float = 1.0) -> None:
         """This week's candidates (unless ``choose`` is False: the last observation keeps them), then the
@@ -775,7 +767,7 @@ class InfluencerMatchingEnv(gym.Env):
         and three Poissons (engagements, clicks, conversions), whether or not the offer is accepted, as
         :func:`envs.outcomes.sample_counts` does; the means are this week's terms of the action."""
         cal, rng, campaign = self.calibration, self.np_random, st.campaign
-        p, reach_mean, engagement_mean, clicks_per_reach, conversions_per_reach, cost, _ = st.terms[
+        p, reach_mean, engagement_mean, clicks_per_reach, conversions_per_reach, cost = st.terms[
             s * len(self.offer_levels) + k
         ].tolist()
         accepted = rng.random() < p

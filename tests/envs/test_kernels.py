@@ -58,10 +58,11 @@ def test_cut_prefixes_keeps_rank_order_and_prices():
     ranked = np.zeros((n_segments, depth), dtype=np.int64)
     n_eligible = np.zeros(n_segments, dtype=np.int64)
     _kernels.rank_segments(key, segment, join, leave, hired, 0, never, ranked, n_eligible)
-    thresholds = np.array([400.0, 150.0, 60.0])
+    thresholds = np.array([400.0, 150.0, 60.0])  # a budget of 1,200 at levels 3, 8 and 20, premium 1
     prefix = np.zeros((n_segments, 3, prefix_len), dtype=np.int64)
     complete = np.zeros((n_segments, 3), dtype=bool)
-    _kernels.cut_prefixes(ranked, n_eligible, price, leave, hired, 0, thresholds, prefix, complete)
+    levels = np.array([3.0, 8.0, 20.0])
+    _kernels.cut_prefixes(ranked, n_eligible, price, leave, hired, 0, 1_200.0, levels, 1.0, prefix, complete)
     for s in range(n_segments):
         for k, t in enumerate(thresholds):
             expected = [i for i in ranked[s] if i >= 0 and price[i] <= t][:prefix_len]
