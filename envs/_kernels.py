@@ -61,15 +61,16 @@ def _ranks_before(key_a: float, index_a: int, key_b: float, index_b: int) -> boo
 
 
 @nb.njit(cache=True, inline="always")
-def _could_be_hired(i, key, join, leave, hired, week, never):
-    """In the pool now or joining later in this campaign, not hired, and with a rankable key."""
-    return join[i] < never and leave[i] > week and not hired[i] and np.isfinite(key)
+def _could_be_hired(join, leave, hired, key, week, never):
+    """In the pool now or joining later in this campaign, not hired, and with a rankable key (one
+    influencer's values: scalars, so the many calls of a pass over the pool touch no reference counts)."""
+    return join < never and leave > week and not hired and np.isfinite(key)
 
 
 @nb.njit(cache=True, inline="always")
-def _valid_now(i, join, leave, hired, week):
-    """In the pool this week and not hired."""
-    return join[i] <= week < leave[i] and not hired[i]
+def _valid_now(join, leave, hired, week):
+    """In the pool this week and not hired (one influencer's values)."""
+    return join <= week < leave and not hired
 
 
 @nb.njit(cache=True, inline="always")
@@ -144,7 +145,7 @@ def rank_segments(value_per_dollar, segment, join, leave, hired, week, never, ra
     sample_index = np.full((n_segments, sample_depth), -1, dtype=np.int64)
     for i in range(0, n, stride):
         v = value_per_dollar[i]
-        if not _could_be_hired(i, v, join, leave, hired, week, never):
+        if not _could_be_hired(join[i], leave[i], hired[i], v, week, never):
             continue
         _heap_push(sample_key, sample_index, segment[i], v, i)
     cutoff = sample_key[:, 0].copy()  # the heap roots; -inf where a segment had too few samples
@@ -156,7 +157,7 @@ def rank_segments(value_per_dollar, segment, join, leave, hired, week, never, ra
     n_eligible[:] = 0
     for i in range(n):
         v = value_per_dollar[i]
-        if not _could_be_hired(i, v, join, leave, hired, week, never):
+        if not _could_be_hired(join[i], leave[i], hired[i], v, week, never):
             continue
         s = segment[i]
         n_eligible[s] += 1
@@ -181,7 +182,7 @@ def rank_segments(value_per_dollar, segment, join, leave, hired, week, never, ra
         row = ranked[s : s + 1]
         for i in range(n):
             v = value_per_dollar[i]
-            if segment[i] != s or not _could_be_hired(i, v, join, leave, hired, week, never):
+            if segment[i] != s or not _could_be_hired(join[i], leave[i], hired[i], v, week, never):
                 continue
             _heap_push(heap_key, row, 0, v, i)
         _sort_ranked(heap_key[0], row[0])
@@ -231,7 +232,7 @@ def _refill(s, k, threshold, by_price, segment_start, sorted_price, value_per_do
     for j in range(lo, hi):
         i = by_price[j]
         v = value_per_dollar[i]
-        if not _could_be_hired(i, v, join, leave, hired, week, never):
+        if not _could_be_hired(join[i], leave[i], hired[i], v, week, never):
             continue
         eligible += 1
         _heap_push(heap_key, heap_index, 0, v, i)
@@ -321,7 +322,7 @@ def week_view(
                         best_key = -np.inf
                         for j in range(lo, hi):
                             i = by_price[j]
-                            if _valid_now(i, join, leave, hired, week):
+                            if _valid_now(join[i], leave[i], hired[i], week):
                                 if chosen < 0 or _ranks_before(value_per_dollar[i], i, best_key, chosen):
                                     chosen, best_key = i, value_per_dollar[i]
                 candidate[s, k] = chosen
@@ -414,6 +415,6 @@ def _first_valid(entries, join, leave, hired, price, threshold, week):
     for i in entries:
         if i < 0:
             return -1
-        if _valid_now(i, join, leave, hired, week) and price[i] <= threshold:
+        if _valid_now(join[i], leave[i], hired[i], week) and price[i] <= threshold:
             return i
     return -1
