@@ -342,12 +342,17 @@ class Calibration:
 
     def array(self, name: str) -> np.ndarray:
         """A tuple field as a read-only numpy array, converted once per instance (hot paths use this)."""
-        cache = self.__dict__.setdefault("_arrays", {})  # frozen: fields cannot change, so caching is safe
-        if name not in cache:
-            value = np.asarray(getattr(self, name), dtype=float)
+        return self._cached_array(name, lambda: np.asarray(getattr(self, name), dtype=float))
+
+    def _cached_array(self, key: str, make: Any) -> np.ndarray:
+        """``make()`` as a read-only array, computed once per instance (frozen: fields cannot change, so
+        caching is safe)."""
+        cache = self.__dict__.setdefault("_arrays", {})
+        if key not in cache:
+            value = make()
             value.setflags(write=False)
-            cache[name] = value
-        return cache[name]
+            cache[key] = value
+        return cache[key]
 
     def probabilities(self, name: str) -> np.ndarray:
         """A share field (e.g. ``"platform_mix"``) as probabilities adding exactly to 1."""
@@ -371,12 +376,7 @@ class Calibration:
     def base_audience(self) -> np.ndarray:
         """Category-tilted base audience, shape (12 categories, 12 cells), rows adding to 1 (read-only,
         computed once per instance: every campaign draw uses it)."""
-        cache = self.__dict__.setdefault("_arrays", {})
-        if "_base_audience" not in cache:
-            base = self._compute_base_audience()
-            base.setflags(write=False)
-            cache["_base_audience"] = base
-        return cache["_base_audience"]
+        return self._cached_array("_base_audience", self._compute_base_audience)
 
     def _compute_base_audience(self) -> np.ndarray:
         ages = np.asarray(self.audience_age_shares, dtype=float)
