@@ -24,6 +24,7 @@ from envs.outcomes import (
     expected_counts,
     fit_free_rates,
     overlap_factor,
+    post_noise_means,
     value_coefficients,
     value_scale,
 )
@@ -745,8 +746,7 @@ class InfluencerMatchingEnv(gym.Env):
         consts[k.C_CATEGORY_SLOPE] = cal.acceptance_category_slope
         consts[k.C_LOAD_SLOPE] = cal.acceptance_load_slope
         consts[k.C_OFFER_SLOPE] = cal.acceptance_offer_slope
-        consts[k.C_REACH_NOISE_MEAN] = math.exp(cal.reach_post_sd**2 / 2)
-        consts[k.C_ENGAGEMENT_NOISE_MEAN] = math.exp(cal.engagement_post_sd**2 / 2)
+        consts[k.C_REACH_NOISE_MEAN], consts[k.C_ENGAGEMENT_NOISE_MEAN] = post_noise_means(cal)
         consts[k.C_ENGAGEMENT_FIT_BASE] = cal.engagement_fit_base
         consts[k.C_ENGAGEMENT_FIT_SLOPE] = cal.engagement_fit_slope
         consts[k.C_CLICK_FIT_BASE] = cal.click_fit_base

@@ -26,6 +26,7 @@ A refused offer costs nothing and yields nothing. :func:`expected_outcomes` give
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -253,6 +254,11 @@ def brand_value(
     return np.where(goal == AWARENESS, reach_value, np.where(goal == ENGAGEMENT, engagement_value, revenue))
 
 
+def post_noise_means(cal: Calibration) -> tuple[float, float]:
+    """Mean multipliers of the log-normal post noise of reach and of engagements: E[exp(s z)] = exp(s^2/2)."""
+    return math.exp(cal.reach_post_sd**2 / 2), math.exp(cal.engagement_post_sd**2 / 2)
+
+
 def value_coefficients(rates: FitFreeRates, platform: np.ndarray, cal: Calibration) -> np.ndarray:
     """The expected value of a match, given acceptance, as a line in the brand fit, per goal.
 
@@ -261,8 +267,9 @@ def value_coefficients(rates: FitFreeRates, platform: np.ndarray, cal: Calibrati
     depend on the fit, engagements grow with ``0.7 + 0.6 fit`` and conversions with ``0.2 + 1.6 fit``.
     The environment ranks a whole pool for a brand with this: one fit per influencer, no outcome model.
     """
-    reach = rates.reach * np.exp(cal.reach_post_sd**2 / 2)
-    engagements = rates.engagements * np.exp(cal.engagement_post_sd**2 / 2)
+    reach_noise, engagement_noise = post_noise_means(cal)
+    reach = rates.reach * reach_noise
+    engagements = rates.engagements * engagement_noise
     conversions = reach * rates.conversions_per_reach
     coef = np.zeros((3, 2, len(reach)))
     coef[AWARENESS, 0] = reach / 1000.0 * cal.array("platform_reach_value_multiplier")[platform]
@@ -297,10 +304,9 @@ def expected_counts(
     Uses E[exp(s z)] = exp(s^2 / 2) for the log-normal post noise of reach and engagements; clicks and
     conversions are linear in reach, so their expectations follow from the expected reach.
     """
-    reach = rates.reach * overlap * np.exp(cal.reach_post_sd**2 / 2)
-    engagements = (
-        rates.engagements * cal.array("month_engagement")[month] * np.exp(cal.engagement_post_sd**2 / 2)
-    )
+    reach_noise, engagement_noise = post_noise_means(cal)
+    reach = rates.reach * overlap * reach_noise
+    engagements = rates.engagements * cal.array("month_engagement")[month] * engagement_noise
     clicks = reach * rates.clicks_per_reach
     conversions = reach * rates.conversions_per_reach * cal.array("month_conversion")[month]
     return reach, engagements, clicks, conversions

@@ -289,12 +289,16 @@ def machine() -> dict:
     return info
 
 
-def run_benchmarks(names: list[str] | None = None, quick: bool = False) -> dict:
-    """Run the named benchmarks (all by default) in this process."""
-    names = names or list(BENCHMARKS)
+def _check_names(names: list[str]) -> None:
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise ValueError(f"unknown benchmark '{unknown[0]}' (known: {', '.join(BENCHMARKS)})")
+
+
+def run_benchmarks(names: list[str] | None = None, quick: bool = False) -> dict:
+    """Run the named benchmarks (all by default) in this process."""
+    names = names or list(BENCHMARKS)
+    _check_names(names)
     return {"machine": machine(), "quick": quick, "benchmarks": [BENCHMARKS[n](quick) for n in names]}
 
 
@@ -322,9 +326,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.out.suffix != ".json":
         raise ValueError(f"{args.out}: --out must name a .json file")
-    unknown = [n for n in args.only or () if n not in BENCHMARKS]
-    if unknown:
-        raise ValueError(f"--only: unknown benchmark '{unknown[0]}' (known: {', '.join(BENCHMARKS)})")
+    _check_names(args.only or [])
     prepare_out_dir(args.out.parent)
     results = run_benchmarks(args.only, args.quick)
     write_json(args.out, results)
