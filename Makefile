@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 
-.PHONY: demo test lint install install-dev bench clean
+.PHONY: demo test test-fast lint typecheck install install-dev bench clean
 
 # The stamp files make re-runs cheap: the install only runs again when pyproject.toml changes.
 $(BIN)/python:
@@ -31,10 +31,16 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(VENV)/.installed-dev
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+test: lint typecheck
 	$(BIN)/python -m pytest -q -n 2
+
+# The inner loop: everything but learning, subprocess, Ray and large-pool tests (under 2 minutes).
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 bench: $(VENV)/.installed
 	$(BIN)/influmatch bench --out runs/bench.json

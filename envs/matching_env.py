@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ from envs.outcomes import (
     value_coefficients,
     value_scale,
 )
+from envs.observation import observation_specs
 from envs.population import InfluencerPool
 from matching.profiles import segment_profiles
 from matching.segmentation import InfluencerSegmenter
@@ -271,22 +273,10 @@ class InfluencerMatchingEnv(gym.Env):
             f"seg {s} · {self.segment_names[s]} · {r:g}×" for s in range(S) for r in self.offer_levels
         ]
         self.action_names.append("wait")
-        self.feature_names = (
-            [f"brand is {c}" for c in CATEGORIES]
-            + [f"goal is {g}" for g in GOALS]
-            + ["log10 budget", "share of budget left", "share of weeks left", "month"]
-        )
-        low = [0.0] * 19
-        high = [1.0] * 15 + [8.0, 1.0, 1.0, 11.0]
-        for s in range(S):
-            self.feature_names += [
-                f"seg {s} value per $",
-                f"seg {s} hires",
-                f"seg {s} mean load",
-                f"seg {s} affordable",
-            ]
-            low += [0.0, 0.0, 0.0, 0.0]
-            high += [np.inf, float(self.campaign_weeks), np.inf, 1.0]
+        self.feature_specs = observation_specs(S, self.campaign_weeks)
+        self.feature_names = [f.name for f in self.feature_specs]
+        low = [f.low for f in self.feature_specs]
+        high = [f.high for f in self.feature_specs]
         self.observation_space = spaces.Box(
             np.asarray(low, np.float32), np.asarray(high, np.float32), dtype=np.float32
         )
@@ -891,3 +881,16 @@ def _expected_fake_share_by_tier(cal: Calibration) -> np.ndarray:
     lo, hi = cal.fake_share_fraud_range
     p = np.asarray(cal.fraud_probability_by_tier)
     return p * (lo + hi) / 2 + (1 - p) * a / (a + b)
+
+
+#: The keyword options of :class:`InfluencerMatchingEnv` a config, ``--env`` or a log's metadata may set
+#: (everything but ``render_mode``): the one list every command checks option names against.
+ENV_OPTIONS: tuple[str, ...] = tuple(
+    name for name in inspect.signature(InfluencerMatchingEnv.__init__).parameters if name not in ("self", "render_mode")
+)
+
+
+def env_option_defaults() -> dict[str, Any]:
+    """Default value of every option in :data:`ENV_OPTIONS`."""
+    params = inspect.signature(InfluencerMatchingEnv.__init__).parameters
+    return {name: params[name].default for name in ENV_OPTIONS}
