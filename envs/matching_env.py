@@ -15,8 +15,9 @@ import numpy as np
 from gymnasium import spaces
 
 from envs import _kernels
-from envs.calibration import CATEGORIES, GOALS, MONTHS, POPULATION_MODES, Calibration
+from envs.calibration import MONTHS, POPULATION_MODES, Calibration
 from envs.campaigns import Campaign, month_of_week, sample_campaign
+from envs.observation import observation_specs
 from envs.outcomes import (
     AWARENESS,
     ENGAGEMENT,
@@ -29,7 +30,6 @@ from envs.outcomes import (
     value_coefficients,
     value_scale,
 )
-from envs.observation import observation_specs
 from envs.population import InfluencerPool
 from matching.profiles import segment_profiles
 from matching.segmentation import InfluencerSegmenter
@@ -886,7 +886,9 @@ def _expected_fake_share_by_tier(cal: Calibration) -> np.ndarray:
 #: The keyword options of :class:`InfluencerMatchingEnv` a config, ``--env`` or a log's metadata may set
 #: (everything but ``render_mode``): the one list every command checks option names against.
 ENV_OPTIONS: tuple[str, ...] = tuple(
-    name for name in inspect.signature(InfluencerMatchingEnv.__init__).parameters if name not in ("self", "render_mode")
+    name
+    for name in inspect.signature(InfluencerMatchingEnv.__init__).parameters
+    if name not in ("self", "render_mode")
 )
 
 
