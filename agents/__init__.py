@@ -6,11 +6,24 @@
 :func:`make_agent` and read one back with :func:`load_agent`.
 """
 
+from agents.baselines import (
+    BestFitPolicy,
+    BestValuePerDollarPolicy,
+    BiggestReachPolicy,
+    CheapestPerFollowerPolicy,
+    FixedSegmentPolicy,
+    LogisticBandit,
+    MyopicOracle,
+    RandomPolicy,
+)
+from agents.cqi import CQI
 from agents.registry import (
     AGENT_NAMES,
+    LEARNING_AGENTS,
     SEGMENT_AGENT_PATTERN,
     agent_names,
     check_agent_name,
+    check_hyperparameters,
     hyperparameter_names,
     load_agent,
     make_agent,
@@ -19,9 +32,20 @@ from agents.registry import (
 
 __all__ = [
     "AGENT_NAMES",
+    "CQI",
+    "LEARNING_AGENTS",
     "SEGMENT_AGENT_PATTERN",
+    "BestFitPolicy",
+    "BestValuePerDollarPolicy",
+    "BiggestReachPolicy",
+    "CheapestPerFollowerPolicy",
+    "FixedSegmentPolicy",
+    "LogisticBandit",
+    "MyopicOracle",
+    "RandomPolicy",
     "agent_names",
     "check_agent_name",
+    "check_hyperparameters",
     "hyperparameter_names",
     "load_agent",
     "make_agent",
