@@ -30,14 +30,25 @@ from typing import Any
 import numpy as np
 import yaml
 
-from matching.features import AUDIENCE_BANDS, AUDIENCE_GENDERS, CATEGORIES, PLATFORMS
+from matching.features import (
+    AUDIENCE_BANDS,
+    AUDIENCE_GENDERS,
+    BRAND_FIT_AUDIENCE_WEIGHT,
+    BRAND_FIT_CATEGORY_WEIGHT,
+    CATEGORIES,
+    PLATFORMS,
+    TIER_EDGES,
+    TIERS,
+    check_tier_edges,
+    tier_index,
+)
 
-# The vocabulary of platforms, categories and audience cells has one home, the lowest layer (matching).
+# The vocabulary (platforms, categories, audience cells, tiers) has one home, the lowest layer
+# (matching.features); these names re-export it for the modules of envs.
 GENDERS, AGE_BANDS = AUDIENCE_GENDERS, AUDIENCE_BANDS
 #: Audience cells, female bands first, then male bands (the CSV column order).
 AUDIENCE_CELLS: tuple[str, ...] = tuple(f"{g}_{a}" for g in GENDERS for a in AGE_BANDS)
 GOALS: tuple[str, ...] = ("awareness", "engagement", "conversion")
-TIERS: tuple[str, ...] = ("nano", "micro", "mid", "macro", "mega")
 POPULATION_MODES: tuple[str, ...] = ("marketplace", "population")
 ENGAGEMENT_VINTAGES: tuple[str, ...] = ("2019", "2025")
 MONTHS: tuple[str, ...] = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -54,7 +65,8 @@ class Calibration:
 
     # ----------------------------------------------------------------------------------- influencers
     # Tier edges in followers: nano <10k, micro <100k, mid <500k, macro <1M, mega. Later x Fohr 2021 (IND).
-    tier_edges: tuple[float, ...] = (10_000.0, 100_000.0, 500_000.0, 1_000_000.0)
+    # The default lives with the tier names in matching.features; segment names use these edges too.
+    tier_edges: tuple[float, ...] = TIER_EDGES
     # Smallest account in the market (both modes truncate ln followers here). CALIBRATION.md.
     min_followers: float = 1_000.0
     # "population" mode: ln followers ~ N(3.72, 2.76) truncated at 1,000; reproduces 81.5 % nano,
@@ -182,8 +194,8 @@ class Calibration:
 
     # --------------------------------------------------------------------------- outcome of a match
     # Brand fit = 0.6 category share + 0.4 Bhattacharyya overlap of audiences (CALIBRATION.md).
-    fit_category_weight: float = 0.6
-    fit_audience_weight: float = 0.4
+    fit_category_weight: float = BRAND_FIT_CATEGORY_WEIGHT
+    fit_audience_weight: float = BRAND_FIT_AUDIENCE_WEIGHT
     # Acceptance: logistic(-0.9 + 2.0 ln(offer ratio) + 1.2 (category share - 0.3) - 0.15 load + month
     # shift). About 40 % respond (Heepsy), 20-35 % opt in (IND); slopes ASM.
     acceptance_intercept: float = -0.9
@@ -240,85 +252,21 @@ class Calibration:
 
     # -------------------------------------------------------------------------------- validation
     def __post_init__(self) -> None:
-        per_length = [
-            (
-                len(PLATFORMS),
-                (
-                    "platform_mix engagement_at_10k_2019 engagement_slope_2019 engagement_at_10k_2025 "
-                    "engagement_slope_2025 reach_rate_at_10k reach_rate_slope price_at_10k "
-                    "platform_reach_value_multiplier"
-                ),
-            ),
-            (len(CATEGORIES), "influencer_category_mix brand_category_mix"),
-            (len(TIERS), "fraud_probability_by_tier"),
-            (12, "acceptance_month_shift price_month_premium month_engagement month_conversion"),
-            (len(AGE_BANDS), "audience_age_shares"),
-            (len(GOALS), "goal_mix"),
-            (
-                2,
-                (
-                    "fake_share_clean_beta fake_share_fraud_range engagement_rate_bounds value_per_engagement_range "
-                    "value_per_1k_reach_range overlap_range sponsored_load_gamma"
-                ),
-            ),
-        ]
-        for length, names in per_length:
-            for name in names.split():
-                value = getattr(self, name)
-                if len(value) != length:
-                    raise CalibrationError(
-                        f"calibration field '{name}': expected {length} values, got {len(value)}"
-                    )
-        if len(self.tier_edges) != len(TIERS) - 1 or list(self.tier_edges) != sorted(self.tier_edges):
-            raise CalibrationError("calibration field 'tier_edges': expected 4 increasing follower counts")
+        self._check_lengths()
+        try:
+            check_tier_edges(self.tier_edges)
+        except ValueError:
+            raise CalibrationError("calibration field 'tier_edges': expected 4 increasing follower counts") from None
         if len(self.budget_bin_edges) != len(self.budget_bin_shares) + 1:
             raise CalibrationError("calibration field 'budget_bin_edges': expected one more edge than shares")
         if list(self.budget_bin_edges) != sorted(self.budget_bin_edges) or self.budget_bin_edges[0] <= 0:
             raise CalibrationError("calibration field 'budget_bin_edges': expected positive increasing edges")
-        for name in (
-            "platform_mix",
-            "influencer_category_mix",
-            "brand_category_mix",
-            "audience_age_shares",
-            "goal_mix",
-            "budget_bin_shares",
-        ):
-            shares = np.asarray(getattr(self, name), dtype=float)
-            if np.any(shares < 0) or not math.isclose(shares.sum(), 1.0, abs_tol=0.01):
-                raise CalibrationError(
-                    f"calibration field '{name}': expected non-negative shares adding to 1, got sum {shares.sum():.4f}"
-                )
-        for name in ("fraud_probability_by_tier", "fake_share_fraud_range", "overlap_range"):
-            values = np.asarray(getattr(self, name), dtype=float)
-            if np.any(values < 0) or np.any(values > 1):
-                raise CalibrationError(f"calibration field '{name}': expected values in [0, 1]")
+        self._check_values()
         if self.engagement_vintage not in ENGAGEMENT_VINTAGES:
             raise CalibrationError(
                 f"calibration field 'engagement_vintage': expected one of {list(ENGAGEMENT_VINTAGES)}, "
                 f"got {self.engagement_vintage!r}"
             )
-        for name in (
-            "min_followers",
-            "population_log_followers_sd",
-            "marketplace_log_followers_sd",
-            "marketplace_tail_start",
-            "max_followers",
-            "engagement_between_sd",
-            "engagement_post_sd",
-            "observed_posts",
-            "order_value_median",
-            "audience_concentration",
-            "target_concentration",
-            "load_half_life_days",
-            "campaign_budget_share",
-            "conversion_rate",
-            "click_rate",
-        ):
-            if not getattr(self, name) > 0:
-                raise CalibrationError(f"calibration field '{name}': expected a positive number")
-        for name in ("price_at_10k", "reach_rate_at_10k", "engagement_at_10k_2019", "engagement_at_10k_2025"):
-            if min(getattr(self, name)) <= 0:
-                raise CalibrationError(f"calibration field '{name}': expected positive values")
         if not 0 <= self.price_quality_correlation <= 1 or self.response_quality_sd < 0:
             raise CalibrationError(
                 "calibration fields 'price_quality_correlation' (0-1), 'response_quality_sd' (>= 0)"
@@ -328,6 +276,35 @@ class Calibration:
         unknown = set(self.audience_female_categories + self.audience_male_categories) - set(CATEGORIES)
         if unknown:
             raise CalibrationError(f"calibration audience tilt names unknown categories {sorted(unknown)}")
+
+    def _check_lengths(self) -> None:
+        """Every tuple field that follows a vocabulary has one value per member."""
+        for length, names in _FIELDS_BY_LENGTH:
+            for name in names:
+                value = getattr(self, name)
+                if len(value) != length:
+                    raise CalibrationError(
+                        f"calibration field '{name}': expected {length} values, got {len(value)}"
+                    )
+
+    def _check_values(self) -> None:
+        """Shares add to 1, probabilities lie in [0, 1], and scales and rates are positive."""
+        for name in _SHARE_FIELDS:
+            shares = np.asarray(getattr(self, name), dtype=float)
+            if np.any(shares < 0) or not math.isclose(shares.sum(), 1.0, abs_tol=0.01):
+                raise CalibrationError(
+                    f"calibration field '{name}': expected non-negative shares adding to 1, got sum {shares.sum():.4f}"
+                )
+        for name in _UNIT_INTERVAL_FIELDS:
+            values = np.asarray(getattr(self, name), dtype=float)
+            if np.any(values < 0) or np.any(values > 1):
+                raise CalibrationError(f"calibration field '{name}': expected values in [0, 1]")
+        for name in _POSITIVE_FIELDS:
+            if not getattr(self, name) > 0:
+                raise CalibrationError(f"calibration field '{name}': expected a positive number")
+        for name in _POSITIVE_TUPLE_FIELDS:
+            if min(getattr(self, name)) <= 0:
+                raise CalibrationError(f"calibration field '{name}': expected positive values")
 
     # ----------------------------------------------------------------------------- vintage views
     @property
@@ -370,8 +347,9 @@ class Calibration:
         return np.searchsorted(cache[name], rng.random(size), side="right")
 
     def tier_index(self, followers: np.ndarray) -> np.ndarray:
-        """Tier of each follower count as an index into :data:`TIERS` (below 10k is nano)."""
-        return np.searchsorted(np.asarray(self.tier_edges), np.asarray(followers, dtype=float), side="right")
+        """Tier of each follower count as an index into :data:`TIERS`, at this calibration's
+        ``tier_edges`` (see :func:`matching.features.tier_index`)."""
+        return tier_index(followers, self.tier_edges)
 
     def base_audience(self) -> np.ndarray:
         """Category-tilted base audience, shape (12 categories, 12 cells), rows adding to 1 (read-only,
@@ -436,6 +414,49 @@ class Calibration:
         except json.JSONDecodeError as exc:
             raise CalibrationError(f"{path}: not valid JSON at line {exc.lineno} ({exc.msg})") from None
         return cls.from_dict(values or {}, source=str(path))
+
+
+#: Tuple fields with one value per platform, category, tier, month, age band, goal, or a (low, high) pair.
+_FIELDS_BY_LENGTH: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (
+        len(PLATFORMS),
+        (
+            "platform_mix", "engagement_at_10k_2019", "engagement_slope_2019", "engagement_at_10k_2025",
+            "engagement_slope_2025", "reach_rate_at_10k", "reach_rate_slope", "price_at_10k",
+            "platform_reach_value_multiplier",
+        ),
+    ),
+    (len(CATEGORIES), ("influencer_category_mix", "brand_category_mix")),
+    (len(TIERS), ("fraud_probability_by_tier",)),
+    (len(MONTHS), ("acceptance_month_shift", "price_month_premium", "month_engagement", "month_conversion")),
+    (len(AGE_BANDS), ("audience_age_shares",)),
+    (len(GOALS), ("goal_mix",)),
+    (
+        2,
+        (
+            "fake_share_clean_beta", "fake_share_fraud_range", "engagement_rate_bounds",
+            "value_per_engagement_range", "value_per_1k_reach_range", "overlap_range", "sponsored_load_gamma",
+        ),
+    ),
+)  # fmt: skip
+#: Share fields (non-negative, adding to 1 within 0.01; :meth:`Calibration.probabilities` normalises).
+_SHARE_FIELDS: tuple[str, ...] = (
+    "platform_mix", "influencer_category_mix", "brand_category_mix", "audience_age_shares", "goal_mix",
+    "budget_bin_shares",
+)  # fmt: skip
+#: Fields of probabilities or shares, each value in [0, 1].
+_UNIT_INTERVAL_FIELDS: tuple[str, ...] = ("fraud_probability_by_tier", "fake_share_fraud_range", "overlap_range")
+#: Scalar fields that must be positive.
+_POSITIVE_FIELDS: tuple[str, ...] = (
+    "min_followers", "population_log_followers_sd", "marketplace_log_followers_sd", "marketplace_tail_start",
+    "max_followers", "engagement_between_sd", "engagement_post_sd", "observed_posts", "order_value_median",
+    "audience_concentration", "target_concentration", "load_half_life_days", "campaign_budget_share",
+    "conversion_rate", "click_rate",
+)  # fmt: skip
+#: Tuple fields whose every value must be positive.
+_POSITIVE_TUPLE_FIELDS: tuple[str, ...] = (
+    "price_at_10k", "reach_rate_at_10k", "engagement_at_10k_2019", "engagement_at_10k_2025",
+)  # fmt: skip
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:

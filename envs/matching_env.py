@@ -326,7 +326,7 @@ class InfluencerMatchingEnv(gym.Env):
         )
         segmenter.fit(frame)
         labels = np.asarray(segmenter.labels_, dtype=np.int64)
-        profiles = segment_profiles(frame, labels)
+        profiles = segment_profiles(frame, labels, tier_edges=cal.tier_edges)
         if len(profiles) != self.n_segments:
             raise ValueError(
                 f"pool: segmentation produced {len(profiles)} non-empty segments, expected {self.n_segments}"

@@ -1,27 +1,31 @@
 """Influencer features: the standardised matrix used for segmentation and the brand-fit embedding.
 
-Both work on a pandas DataFrame with the columns of the influencer CSV contract (``DESIGN.md``, "Files a
-user brings"): ``platform``, ``followers``, ``engagement_rate``, ``primary_category``, ``price`` and,
-where present, the category mix ``category_<name>`` and the audience ``audience_<gender>_<band>``.
+Both work on a pandas DataFrame with the columns of the influencer CSV contract: ``platform``,
+``followers``, ``engagement_rate``, ``primary_category``, ``price`` and, where present, the category mix ``category_<name>`` and the audience ``audience_<gender>_<band>``.
 Hidden simulator columns (``true_engagement_rate``, ``sponsored_load``, ...) are never read.
 
 Column order is fixed by :data:`CATEGORY_COLUMNS` and :data:`AUDIENCE_COLUMNS`, whatever order the
 frame holds them in.
+
+This module is also the one home of the market's vocabulary (platforms, categories, audience cells,
+follower tiers and their default edges): every other module, :mod:`envs.calibration` included, imports
+it from here.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 logger = logging.getLogger(__name__)
 
-#: The twelve content categories, in the order of CALIBRATION.md (column order of every mix).
+#: The twelve content categories (column order of every mix; ``docs/calibration.md``).
 CATEGORIES: tuple[str, ...] = (
     "fashion",
     "beauty",
@@ -39,6 +43,12 @@ CATEGORIES: tuple[str, ...] = (
 PLATFORMS: tuple[str, ...] = ("instagram", "tiktok", "youtube")
 AUDIENCE_GENDERS: tuple[str, ...] = ("female", "male")
 AUDIENCE_BANDS: tuple[str, ...] = ("13_17", "18_24", "25_34", "35_44", "45_54", "55_plus")
+#: Follower tiers (Later × Fohr 2021 convention, IND), smallest first.
+TIERS: tuple[str, ...] = ("nano", "micro", "mid", "macro", "mega")
+#: Default lower follower edge of every tier but the first: a tier holds ``[edge, next edge)``, so 10,000
+#: followers is micro and 1,000,000 is mega; accounts below 1,000 followers count as nano. A calibration
+#: may move the edges (``Calibration.tier_edges``); whoever assigns tiers takes the edges as an argument.
+TIER_EDGES: tuple[float, ...] = (10_000.0, 100_000.0, 500_000.0, 1_000_000.0)
 
 CATEGORY_PREFIX = "category_"
 AUDIENCE_PREFIX = "audience_"
@@ -49,7 +59,9 @@ AUDIENCE_COLUMNS: tuple[str, ...] = tuple(
     f"{AUDIENCE_PREFIX}{g}_{b}" for g in AUDIENCE_GENDERS for b in AUDIENCE_BANDS
 )
 
-#: Weights of the brand fit ``0.6 · mix[i, c_b] + 0.4 · Σ sqrt(a_i · t_b)`` (CALIBRATION.md, outcome model).
+#: Default weights of the brand fit ``0.6 · mix[i, c_b] + 0.4 · Σ sqrt(a_i · t_b)`` (ASM, see
+#: ``docs/calibration.md``; the calibration's ``fit_category_weight`` and ``fit_audience_weight`` default
+#: to these).
 BRAND_FIT_CATEGORY_WEIGHT = 0.6
 BRAND_FIT_AUDIENCE_WEIGHT = 0.4
 
@@ -65,6 +77,32 @@ DEFAULT_BLOCK_WEIGHTS: Mapping[str, float] = {
 
 # Tolerance on the row sums of the mix and audience columns (CSV files are often rounded).
 _ROW_SUM_TOLERANCE = 0.02
+
+
+def check_tier_edges(tier_edges: Sequence[float]) -> None:
+    """Raise ``ValueError`` unless ``tier_edges`` holds one follower count per tier but the first (the
+    lower edges of micro, mid, macro and mega), in increasing order."""
+    edges = list(tier_edges)
+    if len(edges) != len(TIERS) - 1 or edges != sorted(edges):
+        raise ValueError(f"tier_edges: expected {len(TIERS) - 1} increasing follower counts, got {tier_edges!r}")
+
+
+def tier_index(followers: ArrayLike, tier_edges: Sequence[float] = TIER_EDGES) -> np.ndarray:
+    """Tier of each follower count as an index into :data:`TIERS` (a tier includes its lower edge).
+
+    Parameters
+    ----------
+    followers : array-like of numbers
+        Follower counts.
+    tier_edges : sequence of 4 numbers
+        Lower edge of micro, mid, macro and mega, in followers (default :data:`TIER_EDGES`).
+
+    Returns
+    -------
+    ndarray of int64, same shape as ``followers``
+    """
+    edges = np.asarray(tier_edges, dtype=np.float64)
+    return np.searchsorted(edges, np.asarray(followers, dtype=np.float64), side="right")
 
 
 class InfluencerFrameError(ValueError):

@@ -7,19 +7,22 @@ within one segmentation and stable for a fixed pool and seed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from matching.features import CATEGORIES, PLATFORMS, InfluencerFrameError
+from matching.features import (
+    CATEGORIES,
+    PLATFORMS,
+    TIER_EDGES,
+    TIERS,
+    InfluencerFrameError,
+    check_tier_edges,
+    tier_index,
+)
 
 logger = logging.getLogger(__name__)
-
-#: Follower tiers (Later × Fohr 2021 convention), smallest first.
-TIER_NAMES: tuple[str, ...] = ("nano", "micro", "mid", "macro", "mega")
-#: Lower follower edge of every tier but the first: a tier holds ``[edge, next edge)``, so 10,000
-#: followers is micro and 1,000,000 is mega. Accounts below 1,000 followers count as nano.
-TIER_EDGES: tuple[int, ...] = (10_000, 100_000, 500_000, 1_000_000)
 
 #: Separator inside segment names.
 NAME_SEPARATOR = " · "
@@ -31,26 +34,6 @@ NAME_CATEGORY_MIN_SHARE = 0.4
 MIXED_CATEGORY = "mixed"
 # Attributes that tell apart segments sharing a name, in order of preference on a tie: word -> median column.
 _QUALIFIERS: dict[str, str] = {"ER": "engagement_rate", "price": "price", "followers": "followers"}
-
-
-def tier_of(followers: np.ndarray | pd.Series | list[float]) -> np.ndarray:
-    """Tier name of each follower count.
-
-    Parameters
-    ----------
-    followers : array-like of numbers
-        Follower counts.
-
-    Returns
-    -------
-    ndarray of str (object dtype), same shape as ``followers``
-        One of :data:`TIER_NAMES`; a tier includes its lower edge (see :data:`TIER_EDGES`).
-    """
-    values = np.asarray(followers, dtype=np.float64)
-    if np.isnan(values).any():
-        raise ValueError("followers must not contain NaN")
-    index = np.searchsorted(np.asarray(TIER_EDGES, dtype=np.float64), values, side="right")
-    return np.asarray(TIER_NAMES, dtype=object)[index]
 
 
 def _shares(codes: np.ndarray, segment_codes: np.ndarray, n_segments: int, n_values: int) -> np.ndarray:
@@ -122,7 +105,9 @@ def _numbered(names: list[str]) -> list[str]:
     return unique
 
 
-def segment_profiles(frame: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
+def segment_profiles(
+    frame: pd.DataFrame, labels: np.ndarray, *, tier_edges: Sequence[float] = TIER_EDGES
+) -> pd.DataFrame:
     """Profile of every segment, one row per segment label present in ``labels`` (ascending).
 
     Parameters
@@ -132,6 +117,9 @@ def segment_profiles(frame: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
         ``price`` (the CSV contract).
     labels : array of int, shape (n,)
         Segment of every row of ``frame``.
+    tier_edges : sequence of 4 numbers
+        Lower follower edge of micro, mid, macro and mega, for the tier mix and the names (default
+        :data:`matching.features.TIER_EDGES`; the environment passes its calibration's ``tier_edges``).
 
     Returns
     -------
@@ -151,6 +139,7 @@ def segment_profiles(frame: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
         - ``value_per_dollar``: median over the segment of the estimated engagements per dollar at list
           price, ``followers · engagement_rate / price`` (observable quantities only).
     """
+    check_tier_edges(tier_edges)
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.shape[0] != len(frame):
         raise ValueError(f"labels must have shape ({len(frame)},), got {labels.shape}")
@@ -166,8 +155,7 @@ def segment_profiles(frame: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
     followers = frame["followers"].to_numpy(dtype=np.float64)
     engagement = frame["engagement_rate"].to_numpy(dtype=np.float64)
     price = frame["price"].to_numpy(dtype=np.float64)
-    tier_codes = np.searchsorted(np.asarray(TIER_EDGES, dtype=np.float64), followers, side="right")
-    tier_share = _shares(tier_codes, segment_codes, n_segments, len(TIER_NAMES))
+    tier_share = _shares(tier_index(followers, tier_edges), segment_codes, n_segments, len(TIERS))
     platform_share = _shares(_codes(frame, "platform", PLATFORMS), segment_codes, n_segments, len(PLATFORMS))
     category_share = _shares(
         _codes(frame, "primary_category", CATEGORIES), segment_codes, n_segments, len(CATEGORIES)
@@ -179,7 +167,7 @@ def segment_profiles(frame: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
     size = np.bincount(segment_codes, minlength=n_segments)
     table["size"] = size
     table["share"] = size / size.sum()
-    for t, tier in enumerate(TIER_NAMES):
+    for t, tier in enumerate(TIERS):
         table[f"tier_{tier}"] = tier_share[:, t]
     for p, platform in enumerate(PLATFORMS):
         table[f"platform_{platform}"] = platform_share[:, p]
@@ -211,7 +199,7 @@ def segment_profiles(frame: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
     )
     base_names = [
         NAME_SEPARATOR.join(
-            (TIER_NAMES[tier_share[s].argmax()], PLATFORMS[platform_share[s].argmax()], category_word[s])
+            (TIERS[tier_share[s].argmax()], PLATFORMS[platform_share[s].argmax()], category_word[s])
         )
         for s in range(n_segments)
     ]

@@ -5,19 +5,18 @@ Influencers are embedded with :func:`~matching.features.fit_embedding` and brand
 scans every influencer; :class:`SegmentIndex` clusters the influencers into lists (an inverted-file
 index) and scans only the ``n_probe`` most promising lists of each query. Both return ``(scores,
 indices)`` of shape ``(n_queries, k)``, best first, ties in score broken by the lower index, so
-:func:`recall_at_k` and :func:`benchmark_retrieval` can compare them side by side.
+:func:`recall_at_k` compares them side by side (the benchmark that times them lives in
+``experiments.bench``).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import numpy as np
 from sklearn.cluster import KMeans
 
-from matching.features import AUDIENCE_COLUMNS, CATEGORIES, brand_queries
 from matching.segmentation import (
     RandomStateLike,
     _draw_seed,
@@ -306,114 +305,3 @@ class SegmentIndex:
                 candidate_ids[rows, slots, :kk] = top_ids
         scores, indices = _sort_rows(candidate_scores.reshape(m, -1), candidate_ids.reshape(m, -1))
         return scores[:, :k], indices[:, :k]
-
-
-# -------------------------------------------------------------------------------------- benchmark
-
-# Shares used only to draw realistic synthetic embeddings for the benchmark, in the order of
-# CATEGORIES (CALIBRATION.md: influencer primary categories and brand categories).
-_INFLUENCER_CATEGORY_SHARES = (0.22, 0.08, 0.14, 0.05, 0.08, 0.08, 0.08, 0.03, 0.02, 0.06, 0.06, 0.10)
-_BRAND_CATEGORY_SHARES = (0.18, 0.18, 0.08, 0.09, 0.11, 0.05, 0.05, 0.06, 0.03, 0.06, 0.08, 0.03)
-_AGE_SHARES = (0.085, 0.301, 0.315, 0.161, 0.080, 0.057)
-_FEMALE_SHARE = 0.493
-_FEMALE_TILT = {"beauty": 0.25, "fashion": 0.25, "family": 0.25, "gaming": -0.25, "tech": -0.25}
-
-
-def _dirichlet_rows(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One Dirichlet draw per row of ``alpha`` (vectorised through Gamma variates)."""
-    draws = rng.gamma(alpha)
-    return draws / draws.sum(axis=1, keepdims=True)
-
-
-def synthetic_fit_data(
-    n_influencers: int, n_queries: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Synthetic influencer embeddings and brand queries shaped like the calibrated market.
-
-    Influencers: a primary category with the calibration's shares, a category mix Dirichlet(0.15 + 3 on
-    the primary), an audience Dirichlet(20 × base) around an age profile whose female share is tilted by
-    the category. Brands: a category with the brand shares and a target Dirichlet(10 × base).
-
-    Returns
-    -------
-    X : ndarray of shape (n_influencers, 24)
-    queries : ndarray of shape (n_queries, 24)
-    """
-    n_categories = len(CATEGORIES)
-    ages = np.asarray(_AGE_SHARES) / np.sum(_AGE_SHARES)
-    female = np.array([_FEMALE_SHARE + _FEMALE_TILT.get(c, 0.0) for c in CATEGORIES])
-    base = np.hstack([female[:, None] * ages, (1.0 - female)[:, None] * ages])
-    assert base.shape[1] == len(AUDIENCE_COLUMNS)
-
-    primary = rng.choice(n_categories, size=n_influencers, p=np.asarray(_INFLUENCER_CATEGORY_SHARES) / 1.0)
-    mix = _dirichlet_rows(0.15 + 3.0 * np.eye(n_categories)[primary], rng)
-    audience = _dirichlet_rows(20.0 * base[primary], rng)
-    X = np.hstack([mix, np.sqrt(audience)])
-
-    brand_shares = np.asarray(_BRAND_CATEGORY_SHARES)
-    brand_category = rng.choice(n_categories, size=n_queries, p=brand_shares / brand_shares.sum())
-    target = _dirichlet_rows(10.0 * base[brand_category], rng)
-    return X, brand_queries(brand_category, target)
-
-
-def benchmark_retrieval(
-    n_influencers: int = 1_000_000,
-    n_queries: int = 1_000,
-    k: int = 10,
-    *,
-    n_lists: int = 256,
-    n_probes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64),
-    probe_by: tuple[str, ...] = PROBE_RANKINGS,
-    repeats: int = 3,
-    random_state: int = 0,
-) -> list[dict[str, Any]]:
-    """Recall and speed of :class:`SegmentIndex` against :func:`exact_search` on synthetic brand fits.
-
-    Data from :func:`synthetic_fit_data`. The index is built once per probe ranking (its build time is
-    reported, not counted in the search time); every search answers all ``n_queries`` queries in one
-    call, and each time is the best of ``repeats`` runs.
-
-    Returns
-    -------
-    list of dict
-        One row per (probe ranking, n_probe): ``probe_by``, ``n_probe``, ``n_lists``, ``recall_at_k``,
-        ``k``, ``seconds`` (search), ``exact_seconds``, ``speedup`` (exact ÷ search time),
-        ``build_seconds``, ``n_influencers``, ``n_queries``.
-    """
-
-    def best_time(function: Any) -> tuple[float, Any]:
-        times, result = [], None
-        for _ in range(max(1, repeats)):
-            start = time.perf_counter()
-            result = function()
-            times.append(time.perf_counter() - start)
-        return min(times), result
-
-    rng = np.random.default_rng(random_state)
-    X, queries = synthetic_fit_data(n_influencers, n_queries, rng)
-    exact_seconds, (_, exact_indices) = best_time(lambda: exact_search(X, queries, k))
-    rows = []
-    for ranking in probe_by:
-        start = time.perf_counter()
-        index = SegmentIndex(n_lists, random_state=random_state, probe_by=ranking).fit(X)
-        build_seconds = time.perf_counter() - start
-        for n_probe in n_probes:
-            seconds, (_, indices) = best_time(
-                lambda index=index, n_probe=n_probe: index.search(queries, k, n_probe)
-            )
-            rows.append(
-                {
-                    "probe_by": ranking,
-                    "n_probe": int(n_probe),
-                    "n_lists": index.n_lists_,
-                    "k": k,
-                    "recall_at_k": recall_at_k(indices, exact_indices),
-                    "seconds": seconds,
-                    "exact_seconds": exact_seconds,
-                    "speedup": exact_seconds / seconds,
-                    "build_seconds": build_seconds,
-                    "n_influencers": n_influencers,
-                    "n_queries": n_queries,
-                }
-            )
-    return rows

@@ -6,7 +6,6 @@
   Clustering with Background Knowledge", ICML 2001) as a scikit-learn estimator: every must-link and
   cannot-link constraint holds in ``labels_``, and an infeasible set raises
   :class:`InfeasibleConstraintsError`.
-- :func:`benchmark_cop_kmeans` times :class:`ConstrainedKMeans` against plain KMeans.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -542,113 +540,6 @@ def constraint_violations(
         int(np.count_nonzero(labels[ml[:, 0]] != labels[ml[:, 1]])),
         int(np.count_nonzero(labels[cl[:, 0]] == labels[cl[:, 1]])),
     )
-
-
-def benchmark_cop_kmeans(
-    n_samples: int = 100_000,
-    n_features: int = 16,
-    n_clusters: int = 8,
-    n_constraints: int = 1_000,
-    *,
-    n_init: int = 5,
-    max_iter: int = 300,
-    tol: float = 1e-4,
-    cluster_std: float = 4.0,
-    repeats: int = 3,
-    random_state: int = 0,
-) -> dict[str, Any]:
-    """Time :class:`ConstrainedKMeans` with constraints against plain :class:`sklearn.cluster.KMeans`.
-
-    Data: ``n_clusters`` Gaussian blobs (``sklearn.datasets.make_blobs``, centres in a box of side 20,
-    spread ``cluster_std``; the default 4.0 makes blobs touch, so runs take several iterations).
-    Constraints: half must-link pairs inside a blob, half cannot-link pairs across blobs, drawn at random
-    (so the set is feasible). Settings are made comparable: for each of ``n_init`` runs both estimators
-    start from the same k-means++ centres (drawn beforehand, not timed) and run Lloyd iterations with the
-    same ``max_iter`` and ``tol``; each fit is timed as the best of ``repeats``, and the times are summed
-    over the runs. (With their own random starts the two would converge in very different numbers of
-    iterations, which says nothing about speed.) Both run on one core: our loop is single-threaded, and
-    KMeans's OpenMP threads would make the ratio measure the machine's second core (on a shared one it
-    moved between 0.25 and 0.43); KMeans on all cores is reported beside it.
-
-    Returns
-    -------
-    dict
-        ``name``, ``value`` (our fit time, s), ``unit``, ``reference``, ``reference_value`` (KMeans fit
-        time, s), ``ratio`` (KMeans time ÷ our time: higher is better), ``goal`` (1/3: at most three times
-        KMeans's time), and details: sizes, iterations of both, and the number of violated constraints
-        (ours must be 0).
-    """
-    from sklearn.datasets import make_blobs
-
-    rng = np.random.default_rng(random_state)
-    X, truth = make_blobs(
-        n_samples=n_samples,
-        n_features=n_features,
-        centers=n_clusters,
-        cluster_std=cluster_std,
-        random_state=random_state,
-    )
-    n_ml = n_constraints // 2
-    n_cl = n_constraints - n_ml
-    order = np.argsort(truth, kind="stable")
-    starts = np.searchsorted(truth[order], np.arange(n_clusters))
-    sizes = np.bincount(truth, minlength=n_clusters)
-    blob = rng.integers(n_clusters, size=n_ml)
-    must_link = np.column_stack(
-        [order[starts[blob] + rng.integers(sizes[blob])], order[starts[blob] + rng.integers(sizes[blob])]]
-    )
-    a = rng.integers(n_samples, size=4 * n_cl)
-    b = rng.integers(n_samples, size=4 * n_cl)
-    across = np.flatnonzero(truth[a] != truth[b])[:n_cl]
-    cannot_link = np.column_stack([a[across], b[across]])
-
-    our_seconds = reference_seconds = threaded_seconds = 0.0
-    our_iterations = reference_iterations = 0
-    violations = reference_violations = 0
-
-    def best_time(fit: Any) -> float:
-        times = []
-        for _ in range(max(1, repeats)):
-            start = time.perf_counter()
-            fit()
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    for run in range(n_init):
-        init, _ = kmeans_plusplus(X, n_clusters, random_state=random_state + run)
-        ours = ConstrainedKMeans(n_clusters, init=init, n_init=1, max_iter=max_iter, tol=tol)
-        with one_blas_thread():  # (its blocks stay below OpenBLAS's threading size anyway)
-            our_seconds += best_time(
-                lambda ours=ours: ours.fit(X, must_link=must_link, cannot_link=cannot_link)
-            )
-        reference = KMeans(n_clusters, init=init, n_init=1, max_iter=max_iter, tol=tol, algorithm="lloyd")
-        with _thread_pools().limit(limits=1, user_api="openmp"):  # the same one core as ours
-            reference_seconds += best_time(lambda reference=reference: reference.fit(X))
-        threaded_seconds += best_time(lambda reference=reference: reference.fit(X))
-        our_iterations += int(ours.n_iter_)
-        reference_iterations += int(reference.n_iter_)
-        violations += sum(constraint_violations(ours.labels_, must_link, cannot_link))
-        reference_violations += sum(constraint_violations(reference.labels_, must_link, cannot_link))
-    return {
-        "name": "cop_kmeans_fit",
-        "value": our_seconds,
-        "unit": "s",
-        "reference": "sklearn KMeans (lloyd, one thread like ours) without constraints, same data and starts",
-        "reference_value": reference_seconds,
-        "reference_all_cores_seconds": threaded_seconds,
-        "ratio": reference_seconds / our_seconds,
-        "goal": 1.0 / 3.0,
-        "n_samples": n_samples,
-        "n_features": n_features,
-        "n_clusters": n_clusters,
-        "n_must_link": int(len(must_link)),
-        "n_cannot_link": int(len(cannot_link)),
-        "n_init": n_init,
-        "n_iter": our_iterations,
-        "reference_n_iter": reference_iterations,
-        "violated_constraints": violations,
-        "reference_violated_constraints": reference_violations,
-    }
 
 
 # --------------------------------------------------------------------------- influencer segments

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import envs
 from envs.campaigns import sample_campaign
 from envs.matching_env import InfluencerMatchingEnv
+from matching.profiles import segment_profiles
 
 SMALL = {"n_influencers": 3_000, "n_segments": 4, "market_seed": 1}
 
@@ -384,3 +385,16 @@ def test_expected_outcomes_agree_with_expected_rewards(env, goal):
         if term or trunc:
             break
     assert hires_seen >= 3  # overlap between hires of a segment was exercised
+
+
+def test_calibration_tier_edges_reach_segment_names():
+    # Edges above every account: the whole pool is nano, and the segment names and tier mix say so.
+    edges = [1e9, 2e9, 3e9, 4e9]
+    e = InfluencerMatchingEnv(**SMALL, calibration={"tier_edges": edges})
+    profiles = e.segment_profiles
+    assert all(name.startswith("nano · ") for name in e.segment_names)
+    np.testing.assert_array_equal(profiles["tier_nano"], 1.0)
+    assert all(f"· {name} ·" in action for name, action in zip(e.segment_names, e.action_names[::3]))
+    # The same profiles as segmenting the pool's frame with the calibration's edges.
+    expected = segment_profiles(e.pool.to_frame(), e.segment_labels, tier_edges=edges)
+    assert list(profiles["name"]) == list(expected["name"])

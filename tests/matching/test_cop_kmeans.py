@@ -8,7 +8,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from matching.segmentation import (
     ConstrainedKMeans,
     InfeasibleConstraintsError,
-    benchmark_cop_kmeans,
     constraint_violations,
 )
 
@@ -150,14 +149,3 @@ def test_labels_never_violate_a_constraint(seed, n_ml, n_cl, k):
     assert constraint_violations(model.labels_, must_link, cannot_link) == (0, 0)
     assert model.labels_.min() >= 0
     assert model.labels_.max() < k
-
-
-def test_benchmark_reports_the_bench_fields_on_a_small_problem():
-    result = benchmark_cop_kmeans(n_samples=2_000, n_features=4, n_clusters=4, n_constraints=100, n_init=2)
-    for key in ("name", "value", "unit", "reference", "reference_value", "ratio", "goal"):
-        assert key in result
-    assert result["violated_constraints"] == 0
-    assert result["n_must_link"] + result["n_cannot_link"] == 100
-    assert result["ratio"] > 0
-    assert result["reference_all_cores_seconds"] > 0  # KMeans on all cores, reported beside the one-core race
-    assert result["ratio"] == result["reference_value"] / result["value"]

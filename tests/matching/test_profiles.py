@@ -4,18 +4,45 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from matching.features import CATEGORIES, PLATFORMS
-from matching.profiles import TIER_EDGES, TIER_NAMES, segment_profiles, tier_of
+from matching.features import CATEGORIES, PLATFORMS, TIER_EDGES, TIERS, check_tier_edges, tier_index
+from matching.profiles import segment_profiles
 from matching.segmentation import InfluencerSegmenter
 
 
 def test_tier_boundaries():
     followers = [1, 999, 1_000, 9_999, 10_000, 99_999, 100_000, 499_999, 500_000, 999_999, 1_000_000, 5e8]
     expected = ["nano"] * 4 + ["micro"] * 2 + ["mid"] * 2 + ["macro"] * 2 + ["mega"] * 2
-    assert list(tier_of(followers)) == expected
-    assert TIER_NAMES == ("nano", "micro", "mid", "macro", "mega")
+    assert [TIERS[t] for t in tier_index(followers)] == expected
+    assert TIERS == ("nano", "micro", "mid", "macro", "mega")
     assert TIER_EDGES == (10_000, 100_000, 500_000, 1_000_000)
-    assert tier_of(np.array([[5, 50_000]])).shape == (1, 2)
+    assert tier_index(np.array([[5, 50_000]])).shape == (1, 2)
+    # Other edges move the boundaries (a tier still includes its lower edge).
+    assert list(tier_index([4_999, 5_000, 60_000], (5_000, 50_000, 300_000, 2_000_000))) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("edges", [(10_000, 100_000, 500_000), (100_000, 10_000, 500_000, 1_000_000)])
+def test_bad_tier_edges_are_refused(edges):
+    with pytest.raises(ValueError, match="tier_edges"):
+        check_tier_edges(edges)
+    with pytest.raises(ValueError, match="tier_edges"):
+        segment_profiles(pd.DataFrame({"followers": [1.0]}), np.zeros(1, dtype=int), tier_edges=edges)
+
+
+def test_profiles_and_names_follow_the_tier_edges():
+    frame = pd.DataFrame(
+        {
+            "platform": ["instagram"] * 3,
+            "followers": [20_000] * 3,
+            "engagement_rate": [0.03] * 3,
+            "primary_category": ["beauty"] * 3,
+            "price": [100.0] * 3,
+        }
+    )
+    labels = np.zeros(3, dtype=int)
+    assert segment_profiles(frame, labels).loc[0, "name"] == "micro · instagram · beauty"
+    moved = segment_profiles(frame, labels, tier_edges=(30_000, 100_000, 500_000, 1_000_000))
+    assert moved.loc[0, "name"] == "nano · instagram · beauty"
+    assert moved.loc[0, "tier_nano"] == 1.0 and moved.loc[0, "tier_micro"] == 0.0
 
 
 def test_profiles_of_planted_segments(planted):
@@ -24,7 +51,7 @@ def test_profiles_of_planted_segments(planted):
     assert list(profiles["segment"]) == list(range(6))
     assert profiles["size"].sum() == len(frame)
     np.testing.assert_allclose(profiles["share"].sum(), 1.0)
-    tier_columns = [f"tier_{t}" for t in TIER_NAMES]
+    tier_columns = [f"tier_{t}" for t in TIERS]
     platform_columns = [f"platform_{p}" for p in PLATFORMS]
     np.testing.assert_allclose(profiles[tier_columns].sum(axis=1), 1.0)
     np.testing.assert_allclose(profiles[platform_columns].sum(axis=1), 1.0)
@@ -50,7 +77,7 @@ def test_names_are_unique_and_readable():
     assert len(set(names)) == len(names)
     words = "|".join(CATEGORIES + ("mixed",))
     qualifier = r"( · (low|mid|high) (ER|price|followers))?( · \d+)?"
-    pattern = rf"^({'|'.join(TIER_NAMES)}) · ({'|'.join(PLATFORMS)}) · ({words}){qualifier}$"
+    pattern = rf"^({'|'.join(TIERS)}) · ({'|'.join(PLATFORMS)}) · ({words}){qualifier}$"
     for name in names:
         assert re.match(pattern, name), name
     assert profiles["size"].sum() == len(frame)

@@ -3,13 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from matching.retrieval import (
-    SegmentIndex,
-    benchmark_retrieval,
-    exact_search,
-    recall_at_k,
-    synthetic_fit_data,
-)
+from matching.retrieval import SegmentIndex, exact_search, recall_at_k
 
 
 def brute_force(X, queries, k):
@@ -49,8 +43,8 @@ def test_exact_search_property(seed, n, m, d, k_share):
     np.testing.assert_array_equal(scores, ref_scores)
 
 
-def test_exact_search_on_continuous_data_across_blocks():
-    X, queries = synthetic_fit_data(70_000, 30, np.random.default_rng(1))
+def test_exact_search_on_continuous_data_across_blocks(make_fit_data):
+    X, queries = make_fit_data(70_000, 30, np.random.default_rng(1))
     scores, indices = exact_search(X, queries, k=10)
     ref_scores, ref_indices = brute_force(X, queries, 10)
     np.testing.assert_array_equal(indices, ref_indices)
@@ -60,8 +54,8 @@ def test_exact_search_on_continuous_data_across_blocks():
     assert (np.diff(scores, axis=1) <= 0).all()
 
 
-def test_recall_rises_to_one_as_n_probe_reaches_n_lists():
-    X, queries = synthetic_fit_data(6_000, 60, np.random.default_rng(2))
+def test_recall_rises_to_one_as_n_probe_reaches_n_lists(make_fit_data):
+    X, queries = make_fit_data(6_000, 60, np.random.default_rng(2))
     _, exact = exact_search(X, queries, k=10)
     for probe_by in ("centroid", "bound"):
         index = SegmentIndex(n_lists=32, random_state=0, probe_by=probe_by).fit(X)
@@ -87,8 +81,8 @@ def test_index_ties_are_ordered_like_exact_search():
     )
 
 
-def test_index_layout_and_upper_bounds():
-    X, queries = synthetic_fit_data(2_000, 10, np.random.default_rng(4))
+def test_index_layout_and_upper_bounds(make_fit_data):
+    X, queries = make_fit_data(2_000, 10, np.random.default_rng(4))
     index = SegmentIndex(n_lists=16, random_state=0).fit(X)
     assert index.list_offsets_[-1] == 2_000
     np.testing.assert_array_equal(np.sort(index.item_ids_), np.arange(2_000))
@@ -100,8 +94,8 @@ def test_index_layout_and_upper_bounds():
             assert ((queries @ X[members].T) <= (queries @ index.upper_bounds_[lst])[:, None] + 1e-12).all()
 
 
-def test_k_larger_than_the_pool_is_refused_and_small_lists_are_padded():
-    X, queries = synthetic_fit_data(50, 3, np.random.default_rng(5))
+def test_k_larger_than_the_pool_is_refused_and_small_lists_are_padded(make_fit_data):
+    X, queries = make_fit_data(50, 3, np.random.default_rng(5))
     with pytest.raises(ValueError, match="k=51 exceeds the number of indexed influencers"):
         exact_search(X, queries, k=51)
     index = SegmentIndex(n_lists=10, random_state=0).fit(X)
@@ -118,8 +112,8 @@ def test_k_larger_than_the_pool_is_refused_and_small_lists_are_padded():
     np.testing.assert_array_equal(np.sort(everyone, axis=1), np.tile(np.arange(50), (3, 1)))
 
 
-def test_bad_arguments_are_refused():
-    X, queries = synthetic_fit_data(100, 2, np.random.default_rng(6))
+def test_bad_arguments_are_refused(make_fit_data):
+    X, queries = make_fit_data(100, 2, np.random.default_rng(6))
     index = SegmentIndex(n_lists=4, random_state=0)
     with pytest.raises(RuntimeError, match="not fitted"):
         index.search(queries)
@@ -139,26 +133,13 @@ def test_recall_at_k():
     assert recall_at_k(np.array([[-1, -1, -1], [6, 5, 4]]), exact) == 0.5
 
 
-def test_synthetic_data_scores_are_brand_fits():
-    X, queries = synthetic_fit_data(1_000, 50, np.random.default_rng(7))
+def test_fit_embedding_scores_are_brand_fits(make_fit_data):
+    X, queries = make_fit_data(1_000, 50, np.random.default_rng(7))
     assert X.shape == (1_000, 24) and queries.shape == (50, 24)
     np.testing.assert_allclose(X[:, :12].sum(axis=1), 1.0)
     np.testing.assert_allclose((X[:, 12:] ** 2).sum(axis=1), 1.0)
     scores = queries @ X.T
     assert (scores >= 0).all() and (scores <= 1.0 + 1e-12).all()
-
-
-def test_benchmark_table_on_a_small_problem():
-    rows = benchmark_retrieval(3_000, 20, n_lists=16, n_probes=(1, 16), repeats=1)
-    assert [(row["probe_by"], row["n_probe"]) for row in rows] == [
-        ("centroid", 1),
-        ("centroid", 16),
-        ("bound", 1),
-        ("bound", 16),
-    ]
-    assert rows[1]["recall_at_k"] == 1.0
-    for row in rows:
-        assert row["speedup"] > 0 and row["exact_seconds"] > 0
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
