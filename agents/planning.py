@@ -99,4 +99,3 @@ def action_values(
                 best_mean, best_se = mean, se
         values[action] = (float(expected[action]) + best_mean, best_se)
     return values
-

@@ -1,0 +1,401 @@
+"""A small decision tree distilled from a stronger teacher (VIPER).
+
+:class:`DistilledTree` follows Bastani, Pu and Solar-Lezama, "Verifiable Reinforcement Learning via
+Policy Extraction" (NeurIPS 2018): DAgger-style data aggregation into a CART tree, each state weighted by
+how much the teacher's choice matters there.
+
+1. Iteration 0 plays the teacher; iteration ``i >= 1`` plays the tree fitted after iteration ``i - 1``.
+   Every visited state is labelled with the teacher's action (``teacher.predict(obs,
+   deterministic=True)``), so the data cover the states the *student* reaches, not only the teacher's
+   (the DAgger step that keeps a student's errors from compounding).
+2. Each state's weight is the teacher's Q-value gap there, ``max_a Q(s, a) - min_a Q(s, a)`` over the
+   valid actions, when the teacher has Q-values (an SB3 DQN, a CQI tree, or the myopic oracle, whose
+   Q-values are the hidden expected rewards); 1 otherwise. A state where every action is worth the
+   same teaches nothing; one where a wrong action costs a lot dominates.
+3. A CART tree (:class:`sklearn.tree.DecisionTreeClassifier`, best-first growth to at most
+   ``max_leaves`` leaves) is fitted to everything gathered so far, with those weights.
+4. The tree kept is the one whose own rollouts (the next iteration's data) earned the highest mean
+   return, as VIPER selects its policy.
+
+``learn(total_timesteps)`` counts every environment step: ``total_timesteps`` is split evenly over the
+``n_iterations`` data-collection rounds. The tree acts on the observation only, so it is deployable even
+when its teacher (the oracle) reads hidden truth. It respects ``action_masks``: when the leaf's choice is
+not valid it takes the valid action the leaf's teacher votes favour most. Saved as JSON (no pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import numbers
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+__all__ = ["DistilledTree", "teacher_q_values"]
+
+logger = logging.getLogger(__name__)
+
+_SAVE_FORMAT = "influmatch.agents.distilled_tree"
+_SAVE_VERSION = 1
+
+
+def teacher_q_values(teacher: Any, observation: np.ndarray, env: Any) -> np.ndarray | None:
+    """The teacher's Q-value of every action in the current state, or None when it has none.
+
+    Looks, in order, for a ``q_values(observation)`` method (CQI), an SB3 ``q_net`` (DQN), and a
+    teacher that reads the environment's hidden expected rewards (the myopic oracle: its Q-values are
+    ``env.unwrapped.expected_rewards()``)."""
+    if hasattr(teacher, "q_values"):
+        return np.asarray(teacher.q_values(observation), dtype=float).reshape(-1)
+    policy = getattr(teacher, "policy", None)
+    q_net = getattr(policy, "q_net", None)
+    if q_net is not None:
+        import torch
+
+        with torch.no_grad():
+            obs, _ = policy.obs_to_tensor(observation)
+            return q_net(obs).cpu().numpy().reshape(-1).astype(float)
+    if getattr(teacher, "uses_expected_rewards", False):
+        return np.asarray(env.unwrapped.expected_rewards(), dtype=float)
+    return None
+
+
+def _check_count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
+        raise ValueError(f"{name}: expected a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class DistilledTree:
+    """A CART tree of at most ``max_leaves`` leaves that imitates ``teacher`` (VIPER; module docstring).
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+        The environment to collect states on (discrete actions, a flat Box observation).
+    teacher : object with ``predict(observation, deterministic=True)``
+        An SB3 model, a loaded run's agent, or in simulation the myopic oracle. Teachers that read the
+        environment's state (the oracle, the heuristics) are asked about the state being played.
+    max_leaves : int, default 16
+        Largest number of leaves (rules) of the tree.
+    n_iterations : int, default 5
+        Data-collection rounds (the first plays the teacher, the others the current tree).
+    q_weighting : bool, default True
+        Weight states by the teacher's Q-value gap where it has Q-values (VIPER); False gives plain
+        DAgger with uniform weights.
+    min_samples_leaf : int, default 5
+        Fewest states a leaf may hold (keeps a leaf from fitting one odd state).
+    seed : int or None
+        Seed of CART's tie-breaking and of the campaigns played (the same in every round, so the rounds'
+        returns compare trees on the same campaigns).
+    """
+
+    def __init__(
+        self,
+        env: gym.Env | None,
+        teacher: Any = None,
+        *,
+        max_leaves: int = 16,
+        n_iterations: int = 5,
+        q_weighting: bool = True,
+        min_samples_leaf: int = 5,
+        seed: int | None = None,
+    ) -> None:
+        self.env = env
+        self.teacher = teacher
+        self.max_leaves = _check_count("max_leaves", max_leaves, 2)
+        self.n_iterations = _check_count("n_iterations", n_iterations, 1)
+        self.q_weighting = bool(q_weighting)
+        self.min_samples_leaf = _check_count("min_samples_leaf", min_samples_leaf, 1)
+        self.seed = None if seed is None else _check_count("seed", seed, 0)
+        self.num_timesteps = 0
+        self.n_actions = int(env.action_space.n) if env is not None else 0  # type: ignore[attr-defined]
+        self.n_features = int(np.prod(env.observation_space.shape)) if env is not None else 0  # type: ignore[arg-type]
+        # The fitted tree, as flat arrays (sklearn's layout): -1 children mark a leaf.
+        self.left_ = np.array([-1])
+        self.right_ = np.array([-1])
+        self.feature_ = np.array([-2])
+        self.threshold_ = np.array([0.0])
+        self.votes_ = np.full((1, max(self.n_actions, 1)), 1.0 / max(self.n_actions, 1))
+        self.history_: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------------------------- learning
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: Any = None,
+        log_interval: int = 1,
+        tb_log_name: str = "DistilledTree",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> DistilledTree:
+        """Distil the teacher in ``total_timesteps`` environment steps (see the module docstring)."""
+        from sklearn.tree import DecisionTreeClassifier
+
+        total = _check_count("total_timesteps", total_timesteps, self.n_iterations)
+        if self.env is None or self.teacher is None:
+            raise ValueError("DistilledTree.learn: needs an env and a teacher")
+        per_round = total // self.n_iterations
+        # Every round plays the same campaigns in the same order (common random numbers), so the rounds'
+        # mean returns compare the trees on equal terms when the best one is picked.
+        self._campaign_seeds = np.random.default_rng(self.seed).integers(2**31 - 1, size=per_round + 1)
+        observations: list[np.ndarray] = []
+        labels: list[int] = []
+        weights: list[float] = []
+        best: tuple[float, dict[str, np.ndarray]] | None = None
+        candidate: dict[str, np.ndarray] | None = None
+        self.history_ = []
+        for round_ in range(self.n_iterations):
+            obs, act, wgt, returns = self._collect(per_round, use_teacher=round_ == 0)
+            observations.append(obs)
+            labels.append(act)
+            weights.append(wgt)
+            if candidate is not None and returns.size:
+                score = float(returns.mean())
+                self.history_.append({"round": round_, "mean_return": score, "n_leaves": _leaves(candidate)})
+                if best is None or score > best[0]:
+                    best = (score, candidate)
+            X, y, w = np.concatenate(observations), np.concatenate(labels), np.concatenate(weights)
+            tree = DecisionTreeClassifier(
+                max_leaf_nodes=self.max_leaves,
+                min_samples_leaf=self.min_samples_leaf,
+                random_state=self.seed,
+            )
+            tree.fit(X, y, sample_weight=w if w.sum() > 0 else None)
+            candidate = self._arrays_from(tree)
+            self._set_arrays(candidate)  # the next round plays this tree
+            if best is None and round_ == self.n_iterations - 1:
+                best = (float("nan"), candidate)
+        assert best is not None
+        self._set_arrays(best[1])
+        return self
+
+    def _collect(
+        self, n_steps: int, use_teacher: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Play ``n_steps`` (teacher or current tree), labelling every state with the teacher's action."""
+        env = self.env
+        assert env is not None
+        obs_rows, actions, weights, returns = [], [], [], []
+        seeds = iter(self._campaign_seeds.tolist())
+        obs, _ = env.reset(seed=next(seeds))
+        episode_return = 0.0
+        for _ in range(n_steps):
+            mask = _mask_of(env, self.n_actions)
+            teacher_action = int(np.asarray(self.teacher.predict(obs, deterministic=True)[0]).reshape(-1)[0])
+            weight = 1.0
+            if self.q_weighting:
+                q = teacher_q_values(self.teacher, obs, env)
+                if q is not None:
+                    valid = q[mask] if mask.any() else q
+                    weight = float(valid.max() - valid.min())
+            obs_rows.append(np.asarray(obs, dtype=np.float64).reshape(-1))
+            actions.append(teacher_action)
+            weights.append(weight)
+            action = teacher_action if use_teacher else int(self.predict(obs, action_masks=mask)[0])
+            obs, reward, terminated, truncated, _ = env.step(action)
+            self.num_timesteps += 1
+            episode_return += float(reward)
+            if terminated or truncated:
+                returns.append(episode_return)
+                episode_return = 0.0
+                obs, _ = env.reset(seed=next(seeds))
+        return (
+            np.asarray(obs_rows),
+            np.asarray(actions, dtype=np.int64),
+            np.asarray(weights),
+            np.asarray(returns),
+        )
+
+    def _arrays_from(self, tree: Any) -> dict[str, np.ndarray]:
+        t = tree.tree_
+        votes = np.zeros((t.node_count, self.n_actions))
+        # sklearn's value holds each node's class weights (fractions in recent versions): spread them on
+        # the action axis by the classes the tree saw.
+        votes[:, tree.classes_.astype(int)] = t.value[:, 0, :]
+        sums = votes.sum(axis=1, keepdims=True)
+        votes = np.divide(votes, sums, out=np.zeros_like(votes), where=sums > 0)
+        return {
+            "left": t.children_left.astype(np.int64),
+            "right": t.children_right.astype(np.int64),
+            "feature": t.feature.astype(np.int64),
+            "threshold": t.threshold.astype(np.float64),
+            "votes": votes,
+        }
+
+    def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.left_, self.right_ = arrays["left"], arrays["right"]
+        self.feature_, self.threshold_, self.votes_ = arrays["feature"], arrays["threshold"], arrays["votes"]
+
+    # ------------------------------------------------------------------------------- acting
+    def _leaf_of(self, X: np.ndarray) -> np.ndarray:
+        node = np.zeros(len(X), dtype=np.int64)
+        active = self.left_[node] >= 0
+        while active.any():
+            rows = np.flatnonzero(active)
+            here = node[rows]
+            # sklearn's rule: go left when x[feature] <= threshold.
+            go_left = X[rows, self.feature_[here]] <= self.threshold_[here]
+            node[rows] = np.where(go_left, self.left_[here], self.right_[here])
+            active = self.left_[node] >= 0
+        return node
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, None]:
+        """The tree's action for one observation (a 0-d array) or a batch (shape ``(n,)``).
+
+        With ``action_masks`` the leaf's most-voted *valid* action (ties to the lowest index)."""
+        obs = np.asarray(observation, dtype=np.float64)
+        single = obs.ndim == 1
+        X = obs.reshape(1, -1) if single else obs.reshape(len(obs), -1)
+        votes = self.votes_[self._leaf_of(X)].copy()
+        if action_masks is not None:
+            mask = np.asarray(action_masks, dtype=bool).reshape(len(X), -1)
+            votes = np.where(mask, votes, -1.0)
+        actions = votes.argmax(axis=1).astype(np.int64)
+        return (actions[0] if single else actions), None
+
+    # ------------------------------------------------------------------------------- introspection
+    @property
+    def n_leaves(self) -> int:
+        """Number of leaves (rules)."""
+        return int(np.count_nonzero(self.left_ < 0))
+
+    @property
+    def depth(self) -> int:
+        """Depth of the tree (0 for a single leaf)."""
+        depth = np.zeros(len(self.left_), dtype=np.int64)
+        for node in range(len(self.left_)):  # sklearn numbers a child after its parent
+            for child in (self.left_[node], self.right_[node]):
+                if child >= 0:
+                    depth[child] = depth[node] + 1
+        return int(depth.max())
+
+    def export_text(
+        self,
+        feature_names: Sequence[str] | None = None,
+        action_names: Sequence[str] | None = None,
+        precision: int = 4,
+    ) -> str:
+        """The tree as indented if/else rules, one ``→ action  (share=...)`` line per leaf: the share of
+        the (weighted) teacher choices in that leaf that the rule's action got."""
+        env = self.env.unwrapped if self.env is not None else None
+        features = list(feature_names or getattr(env, "feature_names", None) or
+                        [f"x[{i}]" for i in range(self.n_features)])  # fmt: skip
+        actions = list(action_names or getattr(env, "action_names", None) or
+                       [f"action {a}" for a in range(self.n_actions)])  # fmt: skip
+        lines: list[str] = []
+
+        def walk(node: int, indent: str) -> None:
+            if self.left_[node] < 0:
+                a = int(self.votes_[node].argmax())
+                lines.append(f"{indent}→ {actions[a]}  (share={self.votes_[node, a]:.3g})")
+                return
+            # sklearn's test is x <= t; for float32 observations x < nextafter(t) reads the same, and
+            # the rules say "<" like CQI's.
+            lines.append(
+                f"{indent}if {features[self.feature_[node]]} <= {self.threshold_[node]:.{precision}g}:"
+            )
+            walk(int(self.left_[node]), indent + "    ")
+            lines.append(f"{indent}else:")
+            walk(int(self.right_[node]), indent + "    ")
+
+        walk(0, "")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The tree as JSON-ready builtins, nodes by id (root 0) in CQI's node layout: an internal node
+        has ``feature``, ``threshold`` (go left when ``x[feature] <= threshold``), ``left`` and ``right``;
+        a leaf ``q``, the share of the teacher's weighted choices per action (what ``predict`` uses)."""
+        nodes = []
+        for node in range(len(self.left_)):
+            entry: dict[str, Any] = {"id": node}
+            if self.left_[node] < 0:
+                entry["q"] = [float(v) for v in self.votes_[node]]
+            else:
+                entry.update(
+                    feature=int(self.feature_[node]),
+                    threshold=float(self.threshold_[node]),
+                    left=int(self.left_[node]),
+                    right=int(self.right_[node]),
+                )
+            nodes.append(entry)
+        return {
+            "format": _SAVE_FORMAT,
+            "version": _SAVE_VERSION,
+            "test": "x <= threshold",
+            "params": {
+                "max_leaves": self.max_leaves,
+                "n_iterations": self.n_iterations,
+                "q_weighting": self.q_weighting,
+                "min_samples_leaf": self.min_samples_leaf,
+                "seed": self.seed,
+            },
+            "n_actions": self.n_actions,
+            "n_features": self.n_features,
+            "num_timesteps": self.num_timesteps,
+            "history": self.history_,
+            "nodes": nodes,
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the tree to ``path`` as JSON (no pickle)."""
+        Path(path).write_text(json.dumps(self.to_dict(), allow_nan=False, indent=1), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path, env: gym.Env | None = None) -> DistilledTree:
+        """Read a tree written by :meth:`save` (``env`` optional; its spaces must match)."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: not a distilled-tree JSON file ({err})") from err
+        if not isinstance(data, dict) or data.get("format") != _SAVE_FORMAT:
+            raise ValueError(f"{path}: not a saved DistilledTree (expected format {_SAVE_FORMAT!r})")
+        if data.get("version") != _SAVE_VERSION:
+            raise ValueError(f"{path}: unsupported DistilledTree file version {data.get('version')!r}")
+        agent = cls(None, None, **data["params"])
+        agent.env = env
+        agent.n_actions, agent.n_features = int(data["n_actions"]), int(data["n_features"])
+        if env is not None and (
+            int(env.action_space.n) != agent.n_actions  # type: ignore[attr-defined]
+            or int(np.prod(env.observation_space.shape)) != agent.n_features  # type: ignore[arg-type]
+        ):
+            raise ValueError(f"{path}: the tree's spaces do not match the env's")
+        nodes = sorted(data["nodes"], key=lambda n: int(n["id"]))
+        n = len(nodes)
+        left, right = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+        feature, threshold = np.full(n, -2, np.int64), np.zeros(n)
+        votes = np.zeros((n, agent.n_actions))
+        for node in nodes:
+            i = int(node["id"])
+            if "q" in node:
+                votes[i] = node["q"]
+            else:
+                left[i], right[i] = int(node["left"]), int(node["right"])
+                feature[i], threshold[i] = int(node["feature"]), float(node["threshold"])
+        agent._set_arrays({"left": left, "right": right, "feature": feature, "threshold": threshold,
+                           "votes": votes})  # fmt: skip
+        agent.num_timesteps = int(data.get("num_timesteps", 0))
+        agent.history_ = list(data.get("history", []))
+        return agent
+
+
+def _leaves(arrays: dict[str, np.ndarray]) -> float:
+    return float(np.count_nonzero(arrays["left"] < 0))
+
+
+def _mask_of(env: gym.Env, n_actions: int) -> np.ndarray:
+    """The env's valid actions now (all of them when it has no ``action_masks``)."""
+    masks = getattr(env.unwrapped, "action_masks", None)
+    return np.asarray(masks(), dtype=bool) if masks is not None else np.ones(n_actions, dtype=bool)

@@ -1,0 +1,100 @@
+"""DistilledTree (VIPER): recovers a known-optimal tree from its teacher, respects masks, round-trips."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from agents.distill import DistilledTree
+from tests.agents.toy_envs import threshold_bandit, xor_bandit
+
+
+class PayoffTeacher:
+    """Knows each context's payoffs: acts greedily on them and reports them as its Q-values."""
+
+    def __init__(self, env):
+        self.payoff = env.unwrapped.payoff
+
+    def q_values(self, observation):
+        return self.payoff(np.asarray(observation, dtype=np.float64))
+
+    def predict(self, observation, deterministic=True):
+        return np.asarray(int(np.argmax(self.q_values(observation)))), None
+
+
+def _accuracy(tree, env, n=2_000, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0, 1, size=(n, env.observation_space.shape[0])).astype(np.float32)
+    best = np.array([np.argmax(env.unwrapped.payoff(x.astype(np.float64))) for x in X])
+    return float(np.mean(tree.predict(X)[0] == best))
+
+
+@pytest.mark.parametrize("max_leaves", [4, 8, 16])
+def test_distilling_an_optimal_teacher_recovers_the_optimal_xor_tree(max_leaves):
+    env = xor_bandit()
+    tree = DistilledTree(env, PayoffTeacher(env), max_leaves=max_leaves, n_iterations=3, seed=0)
+    tree.learn(3_000)
+    assert tree.num_timesteps == 3_000
+    # The optimal tree has four leaves (depth 2); a pure CART stops there whatever max_leaves allows.
+    assert 4 <= tree.n_leaves <= 2 * 4
+    assert _accuracy(tree, env) >= 0.97
+    assert {tree.feature_[n] for n in range(len(tree.left_)) if tree.left_[n] >= 0} <= {0, 1}
+
+
+def test_one_threshold_teacher_gives_two_leaves_near_the_boundary():
+    env = threshold_bandit(boundary=0.3)
+    tree = DistilledTree(env, PayoffTeacher(env), max_leaves=16, n_iterations=2, seed=1).learn(2_000)
+    assert tree.n_leaves == 2 and tree.depth == 1
+    assert tree.threshold_[0] == pytest.approx(0.3, abs=0.02)
+
+
+def test_q_weighting_ignores_states_where_the_choice_does_not_matter():
+    # Action 0 is better by 1 when x[0] < 0.5 and by 0.001 otherwise: with Q-gap weights the states on
+    # the right hardly count, so a two-leaf tree must get the left half right.
+    def payoff(x):
+        return (
+            np.array([1.0, 0.0])
+            if x[0] < 0.5
+            else np.array([0.0, 0.001]) + (x[1] < 0.5) * np.array([0.002, 0])
+        )
+
+    from tests.agents.toy_envs import ContextualBandit
+
+    env = ContextualBandit(payoff, n_features=2, n_actions=2)
+    tree = DistilledTree(env, PayoffTeacher(env), max_leaves=2, n_iterations=2, seed=0).learn(2_000)
+    X = np.random.default_rng(3).uniform(0, 0.5, size=(500, 2)).astype(np.float32)
+    assert np.all(tree.predict(X)[0] == 0)
+
+
+def test_masks_are_respected_and_json_round_trips(tmp_path):
+    env = xor_bandit()
+    tree = DistilledTree(env, PayoffTeacher(env), max_leaves=4, n_iterations=2, seed=0).learn(1_000)
+    X = np.random.default_rng(5).uniform(0, 1, size=(200, 3)).astype(np.float32)
+    only_1 = np.tile([False, True], (200, 1))
+    assert np.all(tree.predict(X, action_masks=only_1)[0] == 1)
+    path = tmp_path / "model.json"
+    tree.save(path)
+    data = json.loads(path.read_text())
+    assert data["format"] == "influmatch.agents.distilled_tree"
+    again = DistilledTree.load(path, env=env)
+    np.testing.assert_array_equal(again.predict(X)[0], tree.predict(X)[0])
+    assert again.n_leaves == tree.n_leaves and again.depth == tree.depth
+    assert again.export_text() == tree.export_text()
+    # Same seed, same bytes.
+    twin = DistilledTree(xor_bandit(), None, max_leaves=4, n_iterations=2, seed=0)
+    twin.teacher = PayoffTeacher(twin.env)
+    twin.learn(1_000).save(tmp_path / "twin.json")
+    assert (tmp_path / "twin.json").read_bytes() == path.read_bytes()
+
+
+def test_bad_arguments_name_the_field(tmp_path):
+    env = xor_bandit()
+    with pytest.raises(ValueError, match="max_leaves"):
+        DistilledTree(env, PayoffTeacher(env), max_leaves=1)
+    with pytest.raises(ValueError, match="n_iterations"):
+        DistilledTree(env, PayoffTeacher(env), n_iterations=0)
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a saved DistilledTree"):
+        DistilledTree.load(tmp_path / "x.json")
