@@ -14,10 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import numbers
-import sys
-import time
-from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,14 +23,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from agents._checks import check_int, check_number, check_seed
 from agents._cqi_kernel import observe, top_two, update_candidates
-from agents.callback_host import CallbackHost
+from agents.base import BaseAgent
 from agents.seeding import seed_streams
 
 if TYPE_CHECKING:
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.logger import Logger
-    from stable_baselines3.common.vec_env import VecEnv
+
+    from agents.base import MaybeCallback
 
 __all__ = ["CQI", "RANGE_REFRESH_TOLERANCE", "UNBOUNDED_MAGNITUDE"]
 
@@ -153,25 +150,7 @@ def _array(values: Any) -> np.ndarray:
     return np.asarray(conv(values), dtype=np.float64)
 
 
-def _check_number(name: str, value: Any, low: float, high: float, low_open: bool, high_open: bool) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
-    if ok:
-        v = float(value)
-        ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-    if not ok:
-        lb, rb = "(" if low_open else "[", ")" if high_open else "]"
-        hi = "inf" if math.isinf(high) else f"{high:g}"
-        raise ValueError(f"{name} must be a number in {lb}{low:g}, {hi}{rb}, got {value!r}")
-    return float(value)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or int(value) < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-class CQI(CallbackHost):
+class CQI(BaseAgent):
     r"""Conservative Q-Improvement: an interpretable decision-tree policy learned online.
 
     Implements Roth, Topin, Jamshidi and Veloso (arXiv:1907.01180, 2019), following the authors'
@@ -328,29 +307,25 @@ class CQI(CallbackHost):
         seed: int | None = None,
         verbose: int = 0,
     ) -> None:
-        self.learning_rate = _check_number("learning_rate", learning_rate, 0.0, 1.0, True, False)
-        self.gamma = _check_number("gamma", gamma, 0.0, 1.0, False, False)
-        self.visit_decay = _check_number("visit_decay", visit_decay, 0.0, 1.0, True, True)
-        self.split_threshold = _check_number("split_threshold", split_threshold, 0.0, math.inf, False, True)
-        self.split_threshold_decay = _check_number(
-            "split_threshold_decay", split_threshold_decay, 0.0, 1.0, True, False
+        self.learning_rate = check_number("learning_rate", learning_rate, 0.0, 1.0, low_open=True)
+        self.gamma = check_number("gamma", gamma, 0.0, 1.0)
+        self.visit_decay = check_number("visit_decay", visit_decay, 0.0, 1.0, low_open=True, high_open=True)
+        self.split_threshold = check_number("split_threshold", split_threshold, 0.0, math.inf, high_open=True)
+        self.split_threshold_decay = check_number(
+            "split_threshold_decay", split_threshold_decay, 0.0, 1.0, low_open=True
         )
-        self.n_split_candidates = _check_int("n_split_candidates", n_split_candidates, 1)
-        self.exploration_initial_eps = _check_number(
-            "exploration_initial_eps", exploration_initial_eps, 0.0, 1.0, False, False
+        self.n_split_candidates = check_int("n_split_candidates", n_split_candidates, 1)
+        self.exploration_initial_eps = check_number(
+            "exploration_initial_eps", exploration_initial_eps, 0.0, 1.0
         )
-        self.exploration_final_eps = _check_number(
-            "exploration_final_eps", exploration_final_eps, 0.0, 1.0, False, False
-        )
-        self.exploration_fraction = _check_number(
-            "exploration_fraction", exploration_fraction, 0.0, 1.0, False, False
-        )
-        self.max_leaves = None if max_leaves is None else _check_int("max_leaves", max_leaves, 1)
+        self.exploration_final_eps = check_number("exploration_final_eps", exploration_final_eps, 0.0, 1.0)
+        self.exploration_fraction = check_number("exploration_fraction", exploration_fraction, 0.0, 1.0)
+        self.max_leaves = None if max_leaves is None else check_int("max_leaves", max_leaves, 1)
         if split_score not in _SPLIT_SCORES:
-            raise ValueError(f"split_score must be one of {_SPLIT_SCORES}, got {split_score!r}")
+            raise ValueError(f"split_score: expected one of {_SPLIT_SCORES}, got {split_score!r}")
         self.split_score = split_score
-        self.seed = None if seed is None else _check_int("seed", seed, 0)
-        self.verbose = _check_int("verbose", verbose, 0)
+        self.seed = check_seed(seed)
+        self.verbose = check_int("verbose", verbose, 0)
         if env is None:
             raise ValueError("env must be a gymnasium.Env, got None")
         observation_space, action_space = self._check_env_spaces(env)
@@ -389,24 +364,14 @@ class CQI(CallbackHost):
         self._range_version = 0
         self._grid_fractions = np.arange(1, self.n_split_candidates + 1) / (self.n_split_candidates + 1)
 
-        self._rng, self._env_seed = seed_streams(self.seed)
-        self.num_timesteps = 0
-        self._total_timesteps = 0
-        self._num_timesteps_at_start = 0
+        self._rng, env_seed = seed_streams(self.seed)
+        self._init_loop(env_seed)
         self.split_threshold_ = self.split_threshold
         self.exploration_rate = self.exploration_initial_eps
         self.tree_size_history_: list[tuple[int, int]] = []
-        self.ep_info_buffer: deque[dict[str, float]] = deque(maxlen=100)
-        self.n_envs = 1
-        self._n_episodes = 0
-        self._env_seeded = False
-        self._last_obs: np.ndarray | None = None
-        self._episode_return = 0.0
-        self._episode_length = 0
-        self._episode_start_time = time.time()
-        self._logger: Logger | None = None
-        self._vec_env: VecEnv | None = None
-        self._start_time = time.time()
+        # The current observation as float64 with its leaf and path, while it can be reused (see
+        # _select_action); None when it must be recomputed.
+        self._step_cache: tuple[np.ndarray, int, list[tuple[int, int]]] | None = None
 
         # The tree, as parallel lists indexed by node id (few nodes; lists are fastest to walk in Python).
         self._feature: list[int] = []  # -1 for a leaf
@@ -607,13 +572,14 @@ class CQI(CallbackHost):
         else:
             y = float(reward) + self.gamma * float(self._leaves[self._leaf_of(x_next.tolist())].q.max())
         leaf, path = self._path_of(x.tolist())
+        self.num_timesteps += 1
         return self._learn_transition(leaf, path, x, a, y)
 
     def _learn_transition(
         self, leaf: int, path: list[tuple[int, int]], x: np.ndarray, a: int, y: float
     ) -> bool:
-        """Steps 2-6 for the transition from ``x`` (whose leaf and path are given) with target ``y``."""
-        self.num_timesteps += 1
+        """Steps 2-6 for the transition from ``x`` (whose leaf and path are given) with target ``y``
+        (``num_timesteps`` already counts it)."""
         d = self.visit_decay
         one_minus_d = 1.0 - d
         alpha = self.learning_rate
@@ -733,27 +699,63 @@ class CQI(CallbackHost):
             self.exploration_final_eps - self.exploration_initial_eps
         ) / (self.exploration_fraction)
 
-    def _reset_env(self) -> np.ndarray:
-        if not self._env_seeded:
-            obs, _ = self.env.reset(seed=self._env_seed)
-            self._env_seeded = True
+    def _on_learn_start(self) -> None:
+        self.tree_size_history_.append((self.num_timesteps, self._n_leaves))
+        self._step_cache = None
+
+    def _select_action(self, observation: np.ndarray, info: dict[str, Any]) -> int:
+        """Epsilon-greedy action of the tree at ``observation`` (its path is kept for the update)."""
+        self.exploration_rate = eps = self._exploration_schedule()
+        if self._step_cache is None:
+            x = np.asarray(observation, dtype=np.float64)
+            leaf, path = self._path_of(x.tolist())
+            self._step_cache = (x, leaf, path)
+        leaf = self._step_cache[1]
+        if eps > 0.0 and self._rng.random() < eps:
+            a = int(self._rng.integers(self.n_actions))
         else:
-            obs, _ = self.env.reset()
-        self._episode_return = 0.0
-        self._episode_length = 0
-        self._episode_start_time = time.time()
-        return np.asarray(obs)
+            a = int(self._leaves[leaf].q.argmax())  # type: ignore[union-attr]  # a leaf has statistics
+        return a + self._action_start
+
+    def _process_transition(
+        self,
+        observation: np.ndarray,
+        action: int,
+        reward: float,
+        next_observation: np.ndarray,
+        terminated: bool,
+        truncated: bool,
+        info: dict[str, Any],
+    ) -> None:
+        """Steps 1-6 of the class docstring for the transition just taken."""
+        assert self._step_cache is not None  # set by _select_action
+        x, leaf, path = self._step_cache
+        x_next = np.asarray(next_observation, dtype=np.float64)
+        if terminated:
+            y = reward
+        else:
+            next_leaf, next_path = self._path_of(x_next.tolist())
+            y = reward + self.gamma * float(self._leaves[next_leaf].q.max())  # type: ignore[union-attr]
+        split = self._learn_transition(leaf, path, x, action - self._action_start, y)
+        # The next step starts from next_observation: reuse its conversion and path unless the episode
+        # ended (a reset observation comes next) or the tree split (paths may have changed).
+        self._step_cache = None
+        if not (terminated or truncated or split):
+            self._step_cache = (x_next, next_leaf, next_path)
 
     def learn(
         self,
         total_timesteps: int,
-        callback: BaseCallback | list[BaseCallback] | None = None,
+        callback: MaybeCallback = None,
         log_interval: int = 4,
         tb_log_name: str = "CQI",
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> CQI:
         """Interact with the environment and grow the tree, Stable-Baselines3 style.
+
+        The loop is :meth:`agents.base.BaseAgent.learn`: one epsilon-greedy action of the tree per step
+        and the update of steps 1-6 on every transition.
 
         Parameters
         ----------
@@ -783,151 +785,21 @@ class CQI(CallbackHost):
         CQI
             ``self``.
         """
-        total_timesteps = _check_int("total_timesteps", total_timesteps, 0)
-        log_interval = _check_int("log_interval", log_interval, 1)
-        if self.env is None:
-            raise ValueError("this CQI has no env: pass one to load(path, env=...) or call set_env(env)")
-        if reset_num_timesteps:
-            self.num_timesteps = 0
-            self._n_episodes = 0
-            self.ep_info_buffer.clear()
-            self._last_obs = None
-        else:
-            total_timesteps += self.num_timesteps
-        self._total_timesteps = total_timesteps
-        self._num_timesteps_at_start = self.num_timesteps
-        self._start_time = time.time()
-        self.tree_size_history_.append((self.num_timesteps, self._n_leaves))
+        return super().learn(
+            total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar
+        )
 
-        cb = self._init_callback(callback, progress_bar)
-        # Without outputs, a callback, or a logger set by the user, nobody could read the records:
-        # skip them (and the import of Stable-Baselines3 and torch that the logger needs).
-        log_enabled = self._logger is not None or self.verbose >= 1 or cb is not None
-        if self._last_obs is None:
-            self._last_obs = self._reset_env()
-        obs = self._last_obs
-        if cb is not None:
-            cb.on_training_start(locals(), globals())
-        rollout_open = False
-
-        env = self.env
-        rng = self._rng
-        gamma = self.gamma
-        start = self._action_start
-        n_actions = self.n_actions
-        leaves = self._leaves
-        x = None  # obs as float64, and its leaf and path, carried over from the previous step when valid
-        while self.num_timesteps < total_timesteps:
-            if cb is not None and not rollout_open:
-                cb.on_rollout_start()
-                rollout_open = True
-            self.exploration_rate = eps = self._exploration_schedule()
-            if x is None:
-                x = np.asarray(obs, dtype=np.float64)
-                leaf, path = self._path_of(x.tolist())
-            if eps > 0.0 and rng.random() < eps:
-                a = int(rng.integers(n_actions))
-            else:
-                a = int(leaves[leaf].q.argmax())
-            next_obs, reward, terminated, truncated, info = env.step(a + start)
-            reward = float(reward)
-            x_next = np.asarray(next_obs, dtype=np.float64)
-            if terminated:
-                y = reward
-            else:
-                next_leaf, next_path = self._path_of(x_next.tolist())
-                y = reward + gamma * float(leaves[next_leaf].q.max())
-            split = self._learn_transition(leaf, path, x, a, y)
-            # The next step starts from next_obs: reuse its conversion and path unless the episode
-            # ended (a reset observation comes next) or the tree split (paths may have changed).
-            x = None
-            if not (terminated or truncated or split):
-                x, leaf, path = x_next, next_leaf, next_path
-            self._episode_return += reward
-            self._episode_length += 1
-            done = bool(terminated or truncated)
-            if done:
-                self._n_episodes += 1
-                self.ep_info_buffer.append(
-                    {
-                        "r": self._episode_return,
-                        "l": self._episode_length,
-                        "t": round(time.time() - self._episode_start_time, 6),
-                    }
-                )
-                if log_enabled and self._n_episodes % log_interval == 0:
-                    self.dump_logs()
-                obs = self._reset_env()
-            else:
-                obs = next_obs
-            if cb is not None:
-                if done:
-                    info = dict(info)
-                    info["terminal_observation"] = next_obs
-                cb.update_locals(
-                    {
-                        "actions": np.array([a + start]),
-                        "new_obs": np.asarray(obs)[None],
-                        "rewards": np.array([reward], dtype=np.float32),
-                        "dones": np.array([done]),
-                        "infos": [info],
-                    }
-                )
-                continue_training = cb.on_step()
-                if done:
-                    cb.on_rollout_end()
-                    rollout_open = False
-                if not continue_training:
-                    break
-        self._last_obs = obs
-        if cb is not None:
-            if rollout_open:
-                cb.on_rollout_end()
-            cb.on_training_end()
-        return self
-
-    # ------------------------------------------------------------------ SB3 model protocol
-
-    def _default_logger(self) -> Logger:
-        from stable_baselines3.common.logger import HumanOutputFormat, Logger
-
-        outputs = [HumanOutputFormat(sys.stdout)] if self.verbose >= 1 else []
-        return Logger(folder=None, output_formats=outputs)
-
-    @property
-    def logger(self) -> Logger:
-        """The Stable-Baselines3 logger (no outputs unless ``verbose >= 1`` or set with set_logger)."""
-        if self._logger is None:
-            self._logger = self._default_logger()
-        return self._logger
-
-    def _record_logs(self) -> None:
-        log = self.logger
-        if self.ep_info_buffer:
-            log.record("rollout/ep_rew_mean", float(np.mean([ep["r"] for ep in self.ep_info_buffer])))
-            log.record("rollout/ep_len_mean", float(np.mean([ep["l"] for ep in self.ep_info_buffer])))
+    def _record_algorithm_logs(self, log: Logger) -> None:
         log.record("rollout/exploration_rate", self.exploration_rate)
         log.record("cqi/n_leaves", self._n_leaves)
         log.record("cqi/depth", self._depth)
         log.record("cqi/split_threshold", self.split_threshold_)
-        elapsed = max(time.time() - self._start_time, 1e-9)
-        log.record("time/episodes", self._n_episodes, exclude="tensorboard")
-        log.record("time/fps", int((self.num_timesteps - self._num_timesteps_at_start) / elapsed))
-        log.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
-
-    def dump_logs(self) -> None:
-        """Record the current statistics and write them (SB3's ``LogEveryNTimesteps`` calls this)."""
-        self._record_logs()
-        self.logger.dump(step=self.num_timesteps)
 
     def set_env(self, env: gym.Env) -> None:
         """Train on ``env`` from now on; its spaces must match the ones the agent was built for."""
         obs_space, act_space = self._check_env_spaces(env)
         self._check_spaces_match(obs_space, act_space)
-        self.env = env
-        self._vec_env = None
-        self._env_seeded = False
-        self._last_obs = None
+        super().set_env(env)
 
     def _check_spaces_match(self, obs_space: spaces.Box, act_space: spaces.Discrete) -> None:
         same = (

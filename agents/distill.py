@@ -53,7 +53,7 @@ def teacher_q_values(teacher: Any, observation: np.ndarray, env: Any) -> np.ndar
         return np.asarray(teacher.q_values(observation), dtype=float).reshape(-1)
     policy = getattr(teacher, "policy", None)
     q_net = getattr(policy, "q_net", None)
-    if q_net is not None:
+    if policy is not None and q_net is not None:
         import torch
 
         with torch.no_grad():
@@ -144,8 +144,8 @@ class DistilledTree:
         # mean returns compare the trees on equal terms when the best one is picked.
         self._campaign_seeds = np.random.default_rng(self.seed).integers(2**31 - 1, size=per_round + 1)
         observations: list[np.ndarray] = []
-        labels: list[int] = []
-        weights: list[float] = []
+        labels: list[np.ndarray] = []
+        weights: list[np.ndarray] = []
         best: tuple[float, dict[str, np.ndarray]] | None = None
         candidate: dict[str, np.ndarray] | None = None
         self.history_ = []

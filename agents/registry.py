@@ -12,13 +12,27 @@ from typing import Any
 
 import gymnasium as gym
 
+from agents.bandit import LogisticBandit
+from agents.cqi import CQI
+from agents.heuristics import (
+    BestFitPolicy,
+    BestValuePerDollarPolicy,
+    BiggestReachPolicy,
+    CheapestPerFollowerPolicy,
+    FixedSegmentPolicy,
+)
+from agents.references import EnvStatePolicy, MyopicOracle, RandomPolicy
+from agents.sb3 import ALGORITHMS, SB3Agent, make_sb3, sb3_hyperparameter_names
+
 __all__ = [
     "AGENT_NAMES",
     "LEARNING_AGENTS",
     "SB3_AGENTS",
     "SEGMENT_AGENT_PATTERN",
+    "agent_class",
     "agent_names",
     "check_agent_name",
+    "check_hyperparameters",
     "hyperparameter_names",
     "load_agent",
     "make_agent",
@@ -26,26 +40,36 @@ __all__ = [
 ]
 
 #: Agents that learn through the SB3 factory (:mod:`agents.sb3`).
-SB3_AGENTS = ("ppo", "a2c", "dqn", "maskable_ppo")
+SB3_AGENTS: tuple[str, ...] = ALGORITHMS
 
-#: Heuristics that read the candidates' observable features (name -> class name in baselines).
-_HEURISTICS = {
-    "cheapest_per_follower": "CheapestPerFollowerPolicy",
-    "best_fit": "BestFitPolicy",
-    "biggest_reach": "BiggestReachPolicy",
-    "best_value_per_dollar": "BestValuePerDollarPolicy",
+#: Every agent name and its class, except the fixed-segment policies (:data:`SEGMENT_AGENT_PATTERN`).
+_CLASSES: dict[str, type] = {
+    "cqi": CQI,
+    **dict.fromkeys(SB3_AGENTS, SB3Agent),
+    "logistic_bandit": LogisticBandit,
+    "random": RandomPolicy,
+    "oracle": MyopicOracle,
+    "cheapest_per_follower": CheapestPerFollowerPolicy,
+    "best_fit": BestFitPolicy,
+    "biggest_reach": BiggestReachPolicy,
+    "best_value_per_dollar": BestValuePerDollarPolicy,
 }
 
 #: Every agent name except the fixed-segment policies, which follow :data:`SEGMENT_AGENT_PATTERN`.
-AGENT_NAMES: tuple[str, ...] = ("cqi", *SB3_AGENTS, "logistic_bandit", "random", "oracle", *_HEURISTICS)
+AGENT_NAMES: tuple[str, ...] = tuple(_CLASSES)
 
-#: ``segment_0`` .. ``segment_{S-1}``: always offer to segment k (:class:`~agents.baselines.FixedSegmentPolicy`).
+#: ``segment_0`` .. ``segment_{S-1}``: always offer to segment k (:class:`~agents.heuristics.FixedSegmentPolicy`).
 SEGMENT_AGENT_PATTERN = "segment_<k>"
 
-#: Agents whose ``learn`` does something (the others are fixed policies).
-LEARNING_AGENTS = ("cqi", *SB3_AGENTS, "logistic_bandit")
+#: Agents whose ``learn`` learns (the others are fixed policies: their ``learn`` only plays the env).
+LEARNING_AGENTS: tuple[str, ...] = tuple(
+    name for name, cls in _CLASSES.items() if not issubclass(cls, EnvStatePolicy)
+)
 
 _SEGMENT = re.compile(r"segment_(0|[1-9][0-9]*)")
+
+#: Constructor parameters that are not hyperparameters.
+_NOT_HYPERPARAMETERS = {"self", "env", "seed", "segment"}
 
 
 def check_agent_name(name: Any) -> str:
@@ -65,22 +89,18 @@ def _segment_of(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def agent_class(name: str) -> type:
+    """The class of agent ``name`` (:class:`~agents.sb3.SB3Agent` for the SB3 algorithms)."""
+    check_agent_name(name)
+    return _CLASSES.get(name, FixedSegmentPolicy)
+
+
 def hyperparameter_names(name: str) -> list[str]:
     """The hyperparameters :func:`make_agent` accepts for agent ``name`` (sorted)."""
-    check_agent_name(name)
-    if name in SB3_AGENTS:
-        from agents.sb3 import sb3_hyperparameter_names
-
+    cls = agent_class(name)
+    if cls is SB3Agent:
         return sb3_hyperparameter_names(name)
-    if name == "cqi":
-        from agents.cqi import CQI
-
-        return sorted(set(inspect.signature(CQI.__init__).parameters) - {"self", "env", "seed"})
-    if name == "logistic_bandit":
-        from agents.baselines import LogisticBandit
-
-        return sorted(set(inspect.signature(LogisticBandit.__init__).parameters) - {"self", "env", "seed"})
-    return []
+    return sorted(set(inspect.signature(cls.__init__).parameters) - _NOT_HYPERPARAMETERS)
 
 
 def check_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> None:
@@ -108,54 +128,17 @@ def make_agent(name: str, env: gym.Env, seed: int | None = None, **hyperparamete
         Passed to the agent's constructor (see :func:`hyperparameter_names`); an unknown one raises
         ``ValueError`` naming it.
     """
-    check_agent_name(name)
+    cls = agent_class(name)
     check_hyperparameters(name, hyperparameters)
-    if name in SB3_AGENTS:
-        from agents.sb3 import make_sb3
-
+    if cls is SB3Agent:
         return make_sb3(name, env, seed=seed, **hyperparameters)
-    if name == "cqi":
-        from agents.cqi import CQI
-
-        return CQI(env, seed=seed, **hyperparameters)
-    from agents import baselines
-
-    if name == "logistic_bandit":
-        return baselines.LogisticBandit(env, seed=seed, **hyperparameters)
-    if name == "random":
-        return baselines.RandomPolicy(env, seed=seed)
-    if name == "oracle":
-        return baselines.MyopicOracle(env, seed=seed)
-    if name in _HEURISTICS:
-        return getattr(baselines, _HEURISTICS[name])(env, seed=seed)
     segment = _segment_of(name)
+    if segment is None:
+        return cls(env, seed=seed, **hyperparameters)
     n_segments = int(env.unwrapped.n_segments)
     if segment >= n_segments:
         raise ValueError(f"unknown agent {name!r}: this environment has segments 0..{n_segments - 1}")
-    return baselines.FixedSegmentPolicy(env, segment, seed=seed)
-
-
-def _agent_class(name: str) -> type:
-    check_agent_name(name)
-    if name in SB3_AGENTS:
-        from agents.sb3 import SB3Agent
-
-        return SB3Agent
-    if name == "cqi":
-        from agents.cqi import CQI
-
-        return CQI
-    from agents import baselines
-
-    if name == "logistic_bandit":
-        return baselines.LogisticBandit
-    if name == "random":
-        return baselines.RandomPolicy
-    if name == "oracle":
-        return baselines.MyopicOracle
-    if name in _HEURISTICS:
-        return getattr(baselines, _HEURISTICS[name])
-    return baselines.FixedSegmentPolicy
+    return FixedSegmentPolicy(env, segment, seed=seed)
 
 
 def model_filename(name: str) -> str:
@@ -166,7 +149,7 @@ def model_filename(name: str) -> str:
 
 def load_agent(name: str, path: str | Path, env: gym.Env | None = None) -> Any:
     """Read agent ``name`` saved at ``path`` (by its ``save``); ``env`` as in each class's ``load``."""
-    agent = _agent_class(name).load(path, env=env)
+    agent = agent_class(name).load(path, env=env)
     segment = _segment_of(name)
     if segment is not None and agent.segment != segment:
         raise ValueError(f"{path}: holds segment_{agent.segment}, not {name}")

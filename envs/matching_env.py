@@ -21,10 +21,13 @@ from envs.observation import observation_specs
 from envs.outcomes import (
     AWARENESS,
     ENGAGEMENT,
+    SPONSORED_POST_LOAD,
     FitFreeRates,
     brand_value,
+    burn_followers,
     expected_counts,
     fit_free_rates,
+    load_decay_factor,
     overlap_factor,
     post_noise_means,
     value_coefficients,
@@ -67,7 +70,6 @@ class _Market:
     pool: InfluencerPool  # incumbents first, then the reservoir of possible newcomers
     n_incumbents: int
     segment: np.ndarray  # (n_total,) segment of every influencer (newcomers: the fitted model's predict)
-    members: list[np.ndarray]  # influencer indices of each segment, ascending
     by_price: np.ndarray  # (n_total,) influencer indices grouped by segment, by list price (then index)
     segment_start: np.ndarray  # (S + 1,) where each segment's group starts in by_price
     sorted_price: np.ndarray  # (n_total,) list prices aligned with by_price
@@ -286,7 +288,7 @@ class InfluencerMatchingEnv(gym.Env):
         self._log_levels = np.log(self.offer_levels)
         self._month_shift = np.asarray(cal.acceptance_month_shift, dtype=float)
         self._premium = np.asarray(cal.price_month_premium, dtype=float)
-        self._load_decay = 0.5 ** (DAYS_PER_STEP / cal.load_half_life_days)
+        self._load_decay = load_decay_factor(DAYS_PER_STEP, cal)
         self._action_segment = np.repeat(np.arange(S), K)
         self._action_level = np.tile(np.arange(K), S)
         self._never = self.campaign_weeks + 1
@@ -351,7 +353,6 @@ class InfluencerMatchingEnv(gym.Env):
             pool=everyone,
             n_incumbents=len(pool),
             segment=labels,
-            members=[np.flatnonzero(labels == s) for s in range(S)],
             by_price=by_price,
             segment_start=np.searchsorted(labels[by_price], np.arange(S + 1)),
             sorted_price=everyone.price[by_price],
@@ -400,7 +401,7 @@ class InfluencerMatchingEnv(gym.Env):
         if self.persistent_market:
             previous = self._state
             if previous is not None:
-                decay = 0.5 ** (previous.week * DAYS_PER_STEP / cal.load_half_life_days)
+                decay = load_decay_factor(previous.week * DAYS_PER_STEP, cal)
                 followers, extra_load = previous.followers, previous.extra_load * decay
             else:
                 followers, extra_load = pool.followers.astype(float), np.zeros(len(pool))
@@ -641,11 +642,6 @@ class InfluencerMatchingEnv(gym.Env):
         """Ids of the influencers hired in this campaign, in order."""
         return [self._market.pool.influencer_id[i] for i in self._require_state().hired_index]
 
-    def is_available(self, influencer: int) -> bool:
-        """Whether influencer ``influencer`` (an index) is in the pool this week."""
-        st = self._require_state()
-        return bool(st.join[influencer] <= st.week < st.leave[influencer])
-
     def __deepcopy__(self, memo: dict) -> InfluencerMatchingEnv:
         """An independent environment in the same state; the fixed market is shared, not copied."""
         clone = copy.copy(self)
@@ -788,10 +784,10 @@ class InfluencerMatchingEnv(gym.Env):
             st.hired_index.append(i)
             st.hired_array[n] = i
             st.hired_segment[n] = s
-            st.hired_load[n] = 1.0
-            if st.extra_load is not None:
-                st.extra_load[i] += 1.0
-                st.followers[i] *= 1.0 - cal.reputation_burn
+            st.hired_load[n] = SPONSORED_POST_LOAD
+            if st.extra_load is not None and st.followers is not None:
+                st.extra_load[i] += SPONSORED_POST_LOAD
+                st.followers[i] = burn_followers(st.followers[i], cal)
         st.last_outcome = {
             "influencer_id": str(self._market.pool.influencer_id[i]),
             "segment": s,

@@ -143,10 +143,6 @@ class Rates:
     clicks_per_reach: np.ndarray
     conversions_per_reach: np.ndarray
 
-    def take(self, index: np.ndarray) -> Rates:
-        return Rates(self.reach[index], self.engagements[index], self.clicks_per_reach[index],
-                     self.conversions_per_reach[index])  # fmt: skip
-
 
 @dataclasses.dataclass(frozen=True)
 class FitFreeRates:
@@ -157,10 +153,6 @@ class FitFreeRates:
     engagements: np.ndarray  # before the (0.7 + 0.6 fit) factor
     clicks_per_reach: np.ndarray  # before the (0.5 + fit) factor
     conversions_per_reach: np.ndarray  # before the (0.2 + 1.6 fit) factor
-
-    def take(self, index: np.ndarray) -> FitFreeRates:
-        return FitFreeRates(self.reach[index], self.engagements[index], self.clicks_per_reach[index],
-                            self.conversions_per_reach[index])  # fmt: skip
 
     def with_fit(self, fit: np.ndarray, cal: Calibration) -> Rates:
         """The :class:`Rates` of these influencers for a brand they fit by ``fit``."""
@@ -354,11 +346,6 @@ def expected_outcomes(m: Matches, cal: Calibration | None = None) -> Outcomes:
     return Outcomes(**{k: np.broadcast_to(v, shape) for k, v in fields.items()})
 
 
-def expected_reward(m: Matches, cal: Calibration | None = None) -> np.ndarray:
-    """Unconditional expected net value P(accept) x (E[value | accept] - cost), in USD."""
-    return expected_outcomes(m, cal).reward
-
-
 # ------------------------------------------------------------------------------------- sampling
 def sample_outcomes(m: Matches, rng: np.random.Generator, cal: Calibration | None = None) -> Outcomes:
     """Draw one realisation of every match.
@@ -383,23 +370,22 @@ def sample_outcomes(m: Matches, rng: np.random.Generator, cal: Calibration | Non
 
 
 # ---------------------------------------------------------------------------------- state updates
-def decay_sponsored_load(load: np.ndarray, days: float, cal: Calibration | None = None) -> np.ndarray:
-    """Sponsored load after ``days`` without a new sponsored post (halves every 14 days)."""
-    cal = cal or Calibration()
-    return np.asarray(load) * 0.5 ** (days / cal.load_half_life_days)
+# What a sponsored post does to the market; the environment applies these (one home per update).
+
+#: Sponsored load one sponsored post adds; it then halves every ``load_half_life_days`` (ASM).
+SPONSORED_POST_LOAD = 1.0
 
 
-def add_sponsored_post(load: np.ndarray, posts: np.ndarray | int = 1) -> np.ndarray:
-    """Sponsored load after ``posts`` new sponsored posts (each adds 1)."""
-    return np.asarray(load) + posts
+def load_decay_factor(days: float, cal: Calibration) -> float:
+    """Factor by which sponsored load shrinks over ``days`` without a new sponsored post:
+    ``0.5 ** (days / load_half_life_days)`` (halves every 14 days by default)."""
+    return 0.5 ** (days / cal.load_half_life_days)
 
 
-def burn_followers(
-    followers: np.ndarray, posts: np.ndarray | int = 1, cal: Calibration | None = None
-) -> np.ndarray:
-    """Followers after ``posts`` sponsored posts: x (1 - 0.0019) each (Cheng & Zhang 2025)."""
-    cal = cal or Calibration()
-    return np.asarray(followers, dtype=float) * (1.0 - cal.reputation_burn) ** np.asarray(posts)
+def burn_followers(followers: float, cal: Calibration) -> float:
+    """An influencer's followers after one more sponsored post: ``x (1 - reputation_burn)`` (0.19 % lost
+    per post by default, Cheng & Zhang 2025)."""
+    return followers * (1.0 - cal.reputation_burn)
 
 
 def overlap_factor(

@@ -144,15 +144,12 @@ class ExperimentConfig:
                 raise ConfigError(
                     f"{self.source}: agents.{entry.name}: unknown agent (known: {', '.join(AGENT_NAMES)}, segment_<k>)"
                 )
-        import inspect
+        from envs.matching_env import ENV_OPTIONS
 
-        from envs.matching_env import InfluencerMatchingEnv
-
-        allowed = set(inspect.signature(InfluencerMatchingEnv).parameters) - {"render_mode"}
         for key in [*self.env, *self.env_grid]:
-            if key not in allowed:
+            if key not in ENV_OPTIONS:
                 raise ConfigError(
-                    f"{self.source}: env.{key}: unknown environment option (known: {', '.join(sorted(allowed))})"
+                    f"{self.source}: env.{key}: unknown environment option (known: {', '.join(sorted(ENV_OPTIONS))})"
                 )
 
     # ------------------------------------------------------------------------------- expansion

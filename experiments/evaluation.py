@@ -6,7 +6,7 @@ one evaluation seed (``SeedSequence(seed)``: the first ``n`` campaigns are the s
 touches the training environment and every agent of a run meets the same campaigns.
 
 Normalised score: ``(mean return - random) / (oracle - random)`` where *random* and *oracle* are the
-mean returns of :class:`~agents.baselines.RandomPolicy` and :class:`~agents.baselines.MyopicOracle` on
+mean returns of :class:`~agents.RandomPolicy` and :class:`~agents.MyopicOracle` on
 the same campaigns (computed once per evaluator and cached). By construction the oracle scores 1 (it is
 deterministic and meets the same campaigns) and any random policy scores 0: a ``RandomPolicy`` has no
 learned state, so it is evaluated as the random reference itself, with action draws seeded by the
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,7 +28,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.baselines import MyopicOracle, RandomPolicy
+from agents import MyopicOracle, RandomPolicy
+from agents.base import accepts_action_masks
 
 __all__ = ["EvaluationResult", "Evaluator", "episode_seeds", "normalized_score", "play_episodes"]
 
@@ -111,11 +111,7 @@ class EvaluationResult:
 
 def _actor(agent: Any, deterministic: bool) -> Callable[[np.ndarray, np.ndarray], int]:
     """``(observation, mask) -> action`` for any agent of the protocol."""
-    try:
-        takes_mask = "action_masks" in inspect.signature(agent.predict).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        takes_mask = False
-    if takes_mask:
+    if accepts_action_masks(agent):
         return lambda obs, mask: int(agent.predict(obs, deterministic=deterministic, action_masks=mask)[0])
     return lambda obs, mask: int(agent.predict(obs, deterministic=deterministic)[0])
 

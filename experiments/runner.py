@@ -38,7 +38,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib.metadata
-import inspect
 import json
 import logging
 import os
@@ -55,7 +54,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-from agents.registry import (
+from agents import (
     LEARNING_AGENTS,
     check_agent_name,
     check_hyperparameters,
@@ -64,6 +63,7 @@ from agents.registry import (
 )
 from experiments.evaluation import EvaluationResult, Evaluator
 from experiments.files import write_json, write_text_atomic
+from experiments.options import check_env_options
 
 __all__ = [
     "RUN_FILES",
@@ -96,12 +96,6 @@ _VERSIONED = (
 )
 
 
-def _env_option_names() -> set[str]:
-    from envs.matching_env import InfluencerMatchingEnv
-
-    return set(inspect.signature(InfluencerMatchingEnv.__init__).parameters) - {"self", "render_mode"}
-
-
 def _is_count(value: Any, minimum: int) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= minimum
 
@@ -113,7 +107,7 @@ class RunSpec:
     Parameters
     ----------
     agent : str
-        An agent name of :mod:`agents.registry` (``segment_<k>`` as e.g. ``segment_3``).
+        An agent name of :mod:`agents` (``segment_<k>`` as e.g. ``segment_3``).
     seed : int
         The run's one seed (>= 0).
     timesteps : int
@@ -122,7 +116,7 @@ class RunSpec:
         Keyword options of ``InfluencerMatchingEnv`` (JSON values: a calibration as a mapping or a YAML
         path, a pool as a CSV path).
     hyperparameters : dict
-        Keyword arguments of the agent (see :func:`agents.registry.hyperparameter_names`).
+        Keyword arguments of the agent (see :func:`agents.hyperparameter_names`).
     eval_every : int or None
         Steps between evaluations (besides step 0 and the end); ``None`` for a tenth of ``timesteps``.
     eval_episodes : int
@@ -159,12 +153,7 @@ class RunSpec:
             except (TypeError, ValueError) as err:
                 raise ValueError(f"{field}: expected JSON values (numbers, strings, lists), {err}") from None
             object.__setattr__(self, field, copy.deepcopy(dict(value)))
-        allowed = _env_option_names()
-        for key in self.env:
-            if key not in allowed:
-                raise ValueError(
-                    f"env: unknown environment option '{key}' (known: {', '.join(sorted(allowed))})"
-                )
+        check_env_options(list(self.env), "env")
         try:
             check_hyperparameters(self.agent, self.hyperparameters)
         except ValueError as err:

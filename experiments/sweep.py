@@ -1,4 +1,4 @@
-"""``influmatch sweep``: run an experiment config's agents x variants x seeds, in parallel, resumably.
+"""Sweeps: an experiment config's agents x variants x seeds, run in parallel, resumably (``influmatch sweep``).
 
 The sweep folder holds ``sweep.yaml`` (the config), ``runs/<run_id>/`` (one run folder each, see
 :mod:`experiments.runner`), ``results.csv`` (one row per finished run) and ``segments/`` (the
@@ -16,14 +16,12 @@ segmentation of the first seed's market, for the report).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,9 +29,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from experiments.cli import run_module
 from experiments.config import ExperimentConfig
-from experiments.files import positive_int, prepare_out_dir, write_text_atomic
+from experiments.files import prepare_out_dir, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +218,7 @@ def _write_segments(config: ExperimentConfig, out_dir: Path) -> None:
     if (seg_dir / "profiles.csv").exists():
         return
     from experiments.runner import make_env
-    from experiments.segment import write_segment_files
+    from experiments.segments import write_segment_files
 
     first = plan(config)[0].spec
     env = make_env(first).unwrapped
@@ -235,33 +232,3 @@ def _progress(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="runs", unit="run", disable=not enabled)
-
-
-# ------------------------------------------------------------------------------------------ CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="experiment YAML (or the name of a shipped config: demo, benchmark)")
-    parser.add_argument(
-        "--out", type=Path, required=True, help="sweep folder (resumes if it holds this sweep)"
-    )
-    parser.add_argument("--backend", choices=BACKENDS, default="joblib", help="where runs execute")
-    parser.add_argument("--address", help="Ray cluster address ('auto', 'ray://host:10001'); default: local")
-    parser.add_argument("--n-jobs", type=positive_int, default=2, help="parallel runs (default 2)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    config = ExperimentConfig.from_yaml(args.config)
-    start = time.perf_counter()
-    table = run_sweep(config, args.out, backend=args.backend, n_jobs=args.n_jobs, address=args.address,
-                      progress=not args.no_progress)  # fmt: skip
-    print(
-        f"{len(table)} runs finished in {args.out} ({time.perf_counter() - start:.0f} s); results in results.csv"
-    )
-    if len(table):
-        shown = table.groupby(["agent", "variant"], sort=False)["normalized_score"].agg(["mean", "count"])
-        print(shown.round(3).to_string())
-    return 0
-
-
-if __name__ == "__main__":
-    run_module("sweep")

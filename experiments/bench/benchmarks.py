@@ -1,4 +1,4 @@
-"""``influmatch bench``: every speed goal of the project, each measured against a reference in the same run.
+"""The benchmarks: every speed goal of the project, each measured against a reference in the same run.
 
 Each benchmark returns one record: ``name``, ``value`` and ``unit`` (our figure), ``reference`` (what it
 was measured against, in this process), ``reference_value``, ``ratio`` and ``goal``. ``ratio`` always
@@ -11,8 +11,6 @@ Speed is checked here, never by timed tests.
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import tempfile
 import time
@@ -21,8 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.cli import run_module
-from experiments.files import prepare_out_dir, write_json
 
 Benchmark = Callable[[bool], dict]
 
@@ -160,7 +156,7 @@ def bench_retrieval(quick: bool) -> dict:
     """Cluster-first top-10 retrieval (:class:`matching.retrieval.SegmentIndex`) against an exact scan,
     at 1M influencers and 1,000 brand queries (100k when quick). The figure is the fastest ``n_probe``
     whose recall@10 is at least 0.9; the whole recall/speed curve is in ``table``. Goal: 10x."""
-    from matching.retrieval import benchmark_retrieval
+    from experiments.bench.matching import benchmark_retrieval
 
     n = 100_000 if quick else 1_000_000
     table = benchmark_retrieval(n_influencers=n, n_queries=1_000, k=10, repeats=1 if quick else 3)
@@ -173,9 +169,9 @@ def bench_retrieval(quick: bool) -> dict:
 
 def bench_cop_kmeans(quick: bool) -> dict:
     """COP-KMeans with 1,000 constraints on 100k points against scikit-learn KMeans on the same data from
-    the same starts, both on one core (see :func:`matching.segmentation.benchmark_cop_kmeans`; KMeans on
+    the same starts, both on one core (see :func:`experiments.bench.matching.benchmark_cop_kmeans`; KMeans on
     all cores is in the record too). Goal: at most 3x the time, i.e. ratio = KMeans time / ours >= 1/3."""
-    from matching.segmentation import benchmark_cop_kmeans
+    from experiments.bench.matching import benchmark_cop_kmeans
 
     n = 20_000 if quick else 100_000
     result = benchmark_cop_kmeans(
@@ -289,7 +285,7 @@ def machine() -> dict:
     return info
 
 
-def _check_names(names: list[str]) -> None:
+def check_names(names: list[str]) -> None:
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise ValueError(f"unknown benchmark '{unknown[0]}' (known: {', '.join(BENCHMARKS)})")
@@ -298,7 +294,7 @@ def _check_names(names: list[str]) -> None:
 def run_benchmarks(names: list[str] | None = None, quick: bool = False) -> dict:
     """Run the named benchmarks (all by default) in this process."""
     names = names or list(BENCHMARKS)
-    _check_names(names)
+    check_names(names)
     return {"machine": machine(), "quick": quick, "benchmarks": [BENCHMARKS[n](quick) for n in names]}
 
 
@@ -315,25 +311,3 @@ def format_results(results: dict) -> str:
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help=f"run only these ({', '.join(BENCHMARKS)})")
-    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test, not the goals)")
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.out.suffix != ".json":
-        raise ValueError(f"{args.out}: --out must name a .json file")
-    _check_names(args.only or [])
-    prepare_out_dir(args.out.parent)
-    results = run_benchmarks(args.only, args.quick)
-    write_json(args.out, results)
-    print(format_results(results))
-    print(f"\nMachine: {json.dumps(results['machine'])}\nWrote {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    run_module("bench")

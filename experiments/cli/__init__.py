@@ -1,8 +1,10 @@
 """The ``influmatch`` command line.
 
-Each command lives in its own module of :mod:`experiments` with two functions, ``add_arguments(parser)``
-and ``run(args) -> int``, and can also be run as ``python -m experiments.<module>``. Only the module of
-the command being run is imported, so ``influmatch market`` does not pay for torch.
+Each command lives in its own module of this package, :mod:`experiments.cli`, with two functions,
+``add_arguments(parser)`` and ``run(args) -> int``: it parses its arguments, calls the library
+(:mod:`experiments` and the packages below it) and prints. Each can also be run as
+``python -m experiments.cli.<command>``. Only the module of the command being run is imported, so
+``influmatch market`` does not pay for torch. Nothing outside this package imports from it.
 
 Errors a user can cause (a bad file, a bad value) are raised by the library as ``ValueError`` or
 ``OSError`` subclasses with a message naming the file, row, field or value; here they become one line on
@@ -16,26 +18,27 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 #: command -> (module, one-line help). Listed in the order a newcomer meets them.
 COMMANDS: dict[str, tuple[str, str]] = {
     "market": (
-        "experiments.market",
+        "experiments.cli.market",
         "generate an influencer pool and check it against the published figures",
     ),
-    "demo": ("experiments.demo", "run the shipped demo experiment end to end and write its HTML report"),
-    "segment": ("experiments.segment", "segment influencers with k-means and profile the segments"),
-    "train": ("experiments.train", "train one agent and write a run folder (model, learning curve, score)"),
-    "evaluate": ("experiments.evaluate", "re-evaluate saved runs on their fixed campaigns and compare them"),
-    "plot": ("experiments.plot", "draw learning curves, final scores, a CQI tree or segments from runs"),
+    "demo": ("experiments.cli.demo", "run the shipped demo experiment end to end and write its HTML report"),
+    "segment": ("experiments.cli.segment", "segment influencers with k-means and profile the segments"),
+    "train": ("experiments.cli.train", "train one agent and write a run folder (model, learning curve, score)"),
+    "evaluate": ("experiments.cli.evaluate", "re-evaluate saved runs on their fixed campaigns and compare them"),
+    "plot": ("experiments.cli.plot", "draw learning curves, final scores, a CQI tree or segments from runs"),
     "sweep": (
-        "experiments.sweep",
+        "experiments.cli.sweep",
         "run agents x variants x seeds from a YAML config (joblib or Ray), resumably",
     ),
-    "report": ("experiments.report", "write a self-contained HTML report of a sweep for a product team"),
-    "log": ("experiments.logs", "log the matches a policy makes, with exact propensities"),
-    "ope": ("experiments.ope", "estimate a policy's value from logged matches (off-policy evaluation)"),
-    "bench": ("experiments.bench", "measure every speed goal against a same-run reference"),
+    "report": ("experiments.cli.report", "write a self-contained HTML report of a sweep for a product team"),
+    "log": ("experiments.cli.log", "log the matches a policy makes, with exact propensities"),
+    "ope": ("experiments.cli.ope", "estimate a policy's value from logged matches (off-policy evaluation)"),
+    "bench": ("experiments.cli.bench", "measure every speed goal against a same-run reference"),
 }
 
 USAGE_ERROR = 2
@@ -44,7 +47,7 @@ USAGE_ERROR = 2
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line: the problem and where to find help."""
 
-    def error(self, message: str) -> None:  # noqa: D401 - argparse API
+    def error(self, message: str) -> NoReturn:  # argparse API
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
@@ -87,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_module(command: str) -> None:
-    """Entry point of ``python -m experiments.<module>``."""
+    """Entry point of ``python -m experiments.cli.<command>``."""
     raise SystemExit(main([command, *sys.argv[1:]]))
 
 

@@ -1,14 +1,9 @@
 """``influmatch segment``: segment an influencer pool with k-means and profile the segments.
 
-The pool is generated (``--n``, ``--mode``) or read from your CSV (``--pool``). Writes to ``--out``:
-
-- ``labels.csv``: ``influencer_id``, ``segment``, and ``pc1``, ``pc2`` (the first two principal
-  components of the standardised feature matrix, for the map);
-- ``profiles.csv``: one row per segment (:func:`matching.profiles.segment_profiles`);
-- ``segment_map.png`` and ``segment_profiles.png``, drawn from those two CSV files by
-  :mod:`experiments.plots` (so they can be redrawn without segmenting again);
-- ``config.json``: the arguments, the number of segments used and, with ``--k auto``, the silhouette
-  score of every k tried.
+The pool is generated (``--n``, ``--mode``) or read from your CSV (``--pool``). Writes to ``--out``
+``labels.csv``, ``profiles.csv``, ``segment_map.png`` and ``segment_profiles.png`` (see
+:mod:`experiments.segments`) and ``config.json``: the arguments, the number of segments used and, with
+``--k auto``, the silhouette score of every k tried.
 
 Seeding: ``SeedSequence(seed).spawn(2)`` gives the pool's stream (the same pool as ``influmatch market``
 with the same seed) and the segmentation's. Same seed, same files.
@@ -21,20 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
 
 from envs.calibration import POPULATION_MODES, Calibration
 from envs.population import InfluencerPool
 from experiments.cli import run_module
 from experiments.files import positive_int, prepare_out_dir, write_json
-from experiments.plots import plot_segment_map, plot_segment_profiles
-from matching.profiles import segment_profiles
+from experiments.segments import LABELS_FILE, MAP_FILE, PROFILES_FIGURE, PROFILES_FILE, write_segment_files
 from matching.segmentation import InfluencerSegmenter
-
-LABELS_FILE = "labels.csv"
-PROFILES_FILE = "profiles.csv"
-MAP_FILE = "segment_map.png"
-PROFILES_FIGURE = "segment_profiles.png"
 
 
 def segments_argument(text: str) -> int | str:
@@ -103,26 +91,6 @@ def run(args: argparse.Namespace) -> int:
     print(format_profiles(profiles))
     print(f"\nWrote {out}/{LABELS_FILE}, {PROFILES_FILE}, {MAP_FILE}, {PROFILES_FIGURE}, config.json")
     return 0
-
-
-def write_segment_files(frame: pd.DataFrame, segmenter: InfluencerSegmenter, out: Path) -> pd.DataFrame:
-    """Write labels (with 2-D map coordinates), profiles and both figures of a fitted segmentation of
-    ``frame`` into ``out``; returns the profiles. Used by this command and by sweeps."""
-    profiles = segment_profiles(frame, segmenter.labels_)
-    coordinates = PCA(n_components=2, svd_solver="covariance_eigh").fit_transform(segmenter.transform(frame))
-    labels = pd.DataFrame(
-        {
-            "influencer_id": frame["influencer_id"],
-            "segment": segmenter.labels_,
-            "pc1": coordinates[:, 0],
-            "pc2": coordinates[:, 1],
-        }
-    )
-    labels.to_csv(out / LABELS_FILE, index=False, float_format="%.6g")
-    profiles.to_csv(out / PROFILES_FILE, index=False)
-    plot_segment_map(out / LABELS_FILE, out / PROFILES_FILE, out / MAP_FILE)
-    plot_segment_profiles(out / PROFILES_FILE, out / PROFILES_FIGURE)
-    return profiles
 
 
 def format_profiles(profiles: pd.DataFrame) -> str:

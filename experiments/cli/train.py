@@ -1,50 +1,17 @@
 """``influmatch train``: train one agent and write one run folder (see :mod:`experiments.runner`).
 
 ``--env KEY=VALUE`` sets an environment option and ``--hp KEY=VALUE`` an agent hyperparameter; values
-are read as YAML scalars or lists (``64``, ``0.3``, ``3e-4``, ``true``, ``[64, 64]``, ``null``).
+are read as YAML scalars or lists (:func:`experiments.options.parse_assignments`: (``64``, ``0.3``, ``3e-4``, ``true``, ``[64, 64]``, ``null``).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from experiments.cli import run_module
 from experiments.files import positive_int
-
-#: A number in scientific notation, which YAML 1.1 (PyYAML) reads as a string unless it has a dot.
-_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
-def parse_assignments(items: Sequence[str] | None, option: str) -> dict[str, Any]:
-    """``KEY=VALUE`` strings to a dict, each value read as YAML; ``ValueError`` naming the bad one."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key.isidentifier():
-            raise ValueError(
-                f"{option} '{item}': expected KEY=VALUE with a name as KEY, e.g. {option} gamma=0.9"
-            )
-        if not text.strip():
-            raise ValueError(f"{option} {key}: expected a value after '=', got nothing")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise ValueError(f"{option} {key}: cannot read '{text}' as a YAML value ({problem})") from None
-        if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
-            value = float(value)
-        if key in out:
-            raise ValueError(f"{option} {key}: given twice")
-        out[key] = value
-    return out
-
+from experiments.options import parse_assignments
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

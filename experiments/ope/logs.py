@@ -1,9 +1,10 @@
-"""Logged matches: the file format, its validation, policies with exact propensities, ``influmatch log``.
+"""Logged matches: the file format, reading, writing and validation.
 
 A log records, for every decision a match policy made, what it saw, what it did, how likely it was to do
 that, and what happened. :func:`read_logs` validates such a file into a :class:`LoggedData`;
-:func:`generate_logs` makes one in the simulator from any agent made stochastic by
-:class:`StochasticPolicy`; :mod:`experiments.ope` estimates from it what another policy would earn.
+:func:`experiments.ope.generation.generate_logs` makes one in the simulator from any agent made
+stochastic by :class:`~experiments.ope.policies.StochasticPolicy`; :mod:`experiments.ope.estimators`
+estimates from it what another policy would earn.
 
 Logged-data format
 ------------------
@@ -54,24 +55,21 @@ the seed. It is optional for logs you bring, but ``influmatch ope --truth`` need
 a target policy is computed *at estimation time* by simulation, replaying the logged campaigns (same
 reset seeds, same environment options) and running the target policy on them.
 
-**Propensities.** A policy is made stochastic with exact action probabilities by
-:class:`StochasticPolicy`: either the agent's own distribution (``action_probabilities``: uniform for
-``random``, the masked and renormalised policy of PPO, A2C and MaskablePPO, the bandit's exploration)
-or epsilon-greedy around ``predict(observation, deterministic=True)``:
-``(1 - epsilon) * 1{a = greedy} + epsilon / |valid|`` on the valid actions. An invalid greedy action
-is a no-op that wastes the week in the environment, exactly like waiting, so it is recorded as waiting.
+**Propensities** are exact when the logs come from :class:`~experiments.ope.policies.StochasticPolicy`
+(see there).
+
+**Feature specs.** The context columns are the environment's observation;
+:meth:`LoggedData.specs` gives their typed :class:`~envs.observation.FeatureSpec` (built from the
+metadata's ``n_segments`` and ``campaign_weeks``), through which the estimators find the brand and goal
+columns.
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
 import dataclasses
 import importlib.util
-import inspect
 import json
 import logging
-import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -81,27 +79,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.cli import run_module
-from experiments.files import positive_int, write_json
+from envs.observation import FeatureSpec
+from experiments.files import write_json
 
 __all__ = [
     "CAMPAIGN",
     "OUTCOME_COLUMNS",
     "LogFormatError",
     "LoggedData",
-    "PolicyError",
-    "PolicySource",
-    "StochasticPolicy",
-    "build_policy",
-    "generate_logs",
-    "make_env",
+    "check_suffix",
     "mask_columns",
     "metadata_path",
-    "parse_env_options",
-    "policy_source",
+    "parquet_engine",
     "read_logs",
     "read_metadata",
-    "rollouts",
     "write_logs",
 ]
 
@@ -128,18 +119,12 @@ OUTCOME_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 INFLUENCER = "influencer_id"
 SUFFIXES = (".csv", ".parquet")
-_META_FORMAT = "influmatch.logs"
-_META_VERSION = 1
-#: Environments stepped side by side when simulating (one batched policy call per week).
-LOCKSTEP = 64
+META_FORMAT = "influmatch.logs"
+META_VERSION = 1
 
 
 class LogFormatError(ValueError):
     """A log file (or its metadata) breaks the format; the message names the file, row and column."""
-
-
-class PolicyError(ValueError):
-    """A policy cannot be used as asked (no distribution of its own, reads the simulator's state, ...)."""
 
 
 def mask_columns(n_actions: int) -> list[str]:
@@ -272,6 +257,26 @@ class LoggedData:
         """Index of every campaign's first decision (step 0)."""
         return np.flatnonzero(self.step == 0)
 
+    def specs(self) -> tuple[FeatureSpec, ...]:
+        """The typed specs of the context columns, built from the metadata's environment options
+        (``n_segments``, ``campaign_weeks``; the environment's defaults where absent).
+
+        Raises ``LogFormatError`` if the context columns are not that environment's observation (then
+        pass the environment's ``feature_specs`` to whatever needs them).
+        """
+        from envs.matching_env import env_option_defaults
+        from envs.observation import observation_specs
+
+        options = {**env_option_defaults(), **((self.metadata or {}).get("env") or {})}
+        specs = observation_specs(int(options["n_segments"]), int(options["campaign_weeks"]))
+        if tuple(spec.name for spec in specs) != tuple(self.feature_names):
+            raise LogFormatError(
+                f"{self.source}: the context columns are not the observation of an environment with "
+                f"{options['n_segments']} segments and {options['campaign_weeks']} weeks; give the "
+                "environment's feature_specs"
+            )
+        return specs
+
     def to_frame(self) -> pd.DataFrame:
         """The decisions as a frame in the file format (column order of :func:`generate_logs`)."""
         columns: dict[str, Any] = {
@@ -295,7 +300,7 @@ class LoggedData:
 
 
 # ------------------------------------------------------------------------------------- reading
-def _parquet_engine(path: Path, doing: str) -> None:
+def parquet_engine(path: Path, doing: str) -> None:
     if importlib.util.find_spec("pyarrow") is None and importlib.util.find_spec("fastparquet") is None:
         raise LogFormatError(
             f"{path}: {doing} Parquet needs pyarrow, which is not installed "
@@ -303,7 +308,7 @@ def _parquet_engine(path: Path, doing: str) -> None:
         )
 
 
-def _check_suffix(path: Path) -> None:
+def check_suffix(path: Path) -> None:
     if path.suffix.lower() not in SUFFIXES:
         raise LogFormatError(f"{path}: expected a .csv or .parquet file, got '{path.suffix or path.name}'")
 
@@ -317,9 +322,9 @@ def read_metadata(path: str | Path) -> dict | None:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise LogFormatError(f"{meta_path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-    if not isinstance(meta, dict) or meta.get("format") != _META_FORMAT:
-        raise LogFormatError(f"{meta_path}: not influmatch log metadata (expected format '{_META_FORMAT}')")
-    if meta.get("version") != _META_VERSION:
+    if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
+        raise LogFormatError(f"{meta_path}: not influmatch log metadata (expected format '{META_FORMAT}')")
+    if meta.get("version") != META_VERSION:
         raise LogFormatError(f"{meta_path}: unsupported version {meta.get('version')!r}")
     for key, kind in (("env", dict), ("campaign_ids", list), ("campaign_seeds", list)):
         if not isinstance(meta.get(key), kind):
@@ -352,7 +357,7 @@ def read_logs(
         No such file.
     """
     path = Path(path)
-    _check_suffix(path)
+    check_suffix(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     meta = read_metadata(path)
@@ -366,7 +371,7 @@ def read_logs(
         action_names = meta["action_names"] if action_names is None else action_names
     parquet = path.suffix.lower() == ".parquet"
     if parquet:
-        _parquet_engine(path, "reading")
+        parquet_engine(path, "reading")
         frame = pd.read_parquet(path)
     else:
         if path.stat().st_size == 0:
@@ -556,12 +561,12 @@ def write_logs(frame: pd.DataFrame, path: str | Path, metadata: Mapping[str, Any
     """Write a log frame to ``path`` (CSV, or Parquet when pyarrow is installed) and, when given, its
     metadata beside it; each file is written atomically. Returns the path."""
     path = Path(path)
-    _check_suffix(path)
+    check_suffix(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path}: --out must be a file, but a folder of that name exists")
     parquet = path.suffix.lower() == ".parquet"
     if parquet:
-        _parquet_engine(path, "writing")
+        parquet_engine(path, "writing")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -580,520 +585,3 @@ def write_logs(frame: pd.DataFrame, path: str | Path, metadata: Mapping[str, Any
     if metadata is not None:
         write_json(metadata_path(path), dict(metadata))
     return path
-
-
-# ------------------------------------------------------------------------------------- policies
-def _predict_takes_masks(agent: Any) -> bool:
-    try:
-        return "action_masks" in inspect.signature(agent.predict).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        return False
-
-
-def _agent_dimensions(agent: Any) -> tuple[int | None, int | None]:
-    """(observation size, number of actions) an agent expects, where it says."""
-    for holder in (agent, getattr(agent, "model", None)):
-        obs_space = getattr(holder, "observation_space", None)
-        act_space = getattr(holder, "action_space", None)
-        if obs_space is not None and act_space is not None and getattr(obs_space, "shape", None):
-            return int(np.prod(obs_space.shape)), int(getattr(act_space, "n", 0)) or None
-    n_features, n_actions = getattr(agent, "n_features", None), getattr(agent, "n_actions", None)
-    return (int(n_features) if n_features else None), (int(n_actions) if n_actions else None)
-
-
-class StochasticPolicy:
-    """An agent as a stochastic policy with exact action probabilities.
-
-    Parameters
-    ----------
-    agent : object
-        Any agent of the :mod:`agents` protocol.
-    epsilon : float in [0, 1] or None
-        ``None``: the agent's own distribution (its ``action_probabilities(observation, action_mask)``;
-        uniform for :class:`~agents.baselines.RandomPolicy`). A number: epsilon-greedy around
-        ``predict(observation, deterministic=True)`` over the valid actions, probability
-        ``(1 - epsilon) * 1{a = greedy} + epsilon / |valid|``. A greedy action the mask marks invalid
-        is waiting (in the environment both are a no-op that wastes the week); if the mask marks
-        waiting invalid too, its ``1 - epsilon`` is spread over the valid actions.
-    wait_action : int
-        Index of waiting.
-    label : str
-        How the policy is named in messages and tables.
-
-    Notes
-    -----
-    :class:`~agents.baselines.RandomPolicy` is uniform over the valid actions whatever ``epsilon`` is.
-    Policies that read the environment's state when they decide (``reads_env_state``: the oracle and
-    the heuristics) can log matches (:meth:`probabilities` with ``envs``) but cannot be evaluated
-    from logged contexts: :meth:`probabilities` without ``envs`` raises :class:`PolicyError`.
-    """
-
-    def __init__(self, agent: Any, epsilon: float | None, *, wait_action: int, label: str = "policy") -> None:
-        from agents.baselines import RandomPolicy
-
-        if epsilon is not None and (
-            isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 <= epsilon <= 1
-        ):
-            raise PolicyError(f"epsilon: expected a number in [0, 1] or 'own', got {epsilon!r}")
-        self.agent = agent
-        self.label = label
-        self.wait_action = int(wait_action)
-        self.uniform = isinstance(agent, RandomPolicy)
-        self.epsilon = None if (epsilon is None or self.uniform) else float(epsilon)
-        self.reads_env_state = bool(getattr(agent, "reads_env_state", False)) and not self.uniform
-        if self.epsilon is None and not self.uniform and not hasattr(agent, "action_probabilities"):
-            raise PolicyError(
-                f"{label} has no stochastic policy of its own (no action_probabilities): "
-                "give --epsilon E to make it epsilon-greedy"
-            )
-        self._takes_masks = _predict_takes_masks(agent)
-        self._bound: dict[int, Any] = {}
-        self.n_features, self.n_actions = _agent_dimensions(agent)
-
-    def describe(self) -> str:
-        """E.g. ``cqi (runs/cqi), epsilon-greedy (epsilon 0.1)``."""
-        if self.uniform:
-            return f"{self.label}, uniform over the valid actions"
-        if self.epsilon is None:
-            return f"{self.label}, its own action distribution"
-        if self.epsilon == 0:
-            return f"{self.label}, greedy"
-        return f"{self.label}, epsilon-greedy (epsilon {self.epsilon:g})"
-
-    def check_dimensions(self, n_features: int, n_actions: int, where: str) -> None:
-        """``PolicyError`` if the agent was made for other observation or action sizes."""
-        if self.n_features is not None and self.n_features != n_features:
-            raise PolicyError(
-                f"{self.label} takes observations of {self.n_features} features, {where} has {n_features}"
-            )
-        if self.n_actions is not None and self.n_actions != n_actions:
-            raise PolicyError(f"{self.label} has {self.n_actions} actions, {where} has {n_actions}")
-
-    def probabilities(
-        self, observations: np.ndarray, action_masks: np.ndarray, envs: Sequence[Any] | None = None
-    ) -> np.ndarray:
-        """Action probabilities for a batch of contexts.
-
-        Parameters
-        ----------
-        observations : numpy.ndarray, shape (n, d)
-        action_masks : numpy.ndarray of bool, shape (n, A)
-        envs : sequence of environments, optional
-            The environment each row comes from; required by (and only used for) policies that read
-            the environment's state.
-
-        Returns
-        -------
-        numpy.ndarray, shape (n, A)
-            Rows sum to 1 and are 0 on invalid actions.
-        """
-        obs = np.asarray(observations, dtype=np.float64)
-        masks = np.asarray(action_masks, dtype=bool)
-        if obs.ndim != 2 or masks.ndim != 2 or len(obs) != len(masks):
-            raise ValueError(f"expected observations (n, d) and masks (n, A), got {obs.shape}, {masks.shape}")
-        if not masks.any(axis=1).all():
-            raise PolicyError(f"row {int(np.flatnonzero(~masks.any(axis=1))[0])}: no valid action")
-        n, A = masks.shape
-        if self.uniform:
-            return masks / masks.sum(axis=1, keepdims=True)
-        if self.reads_env_state and envs is None:
-            raise PolicyError(
-                f"{self.label} reads the simulator's state when it decides, not the observation, so it "
-                "can log matches (influmatch log) but cannot be evaluated from logged contexts; evaluate "
-                "a policy that acts on the observation (cqi, ppo, a2c, dqn, maskable_ppo, logistic_bandit, random)"
-            )
-        if self.epsilon is None:
-            return self._own(obs, masks)
-        greedy = self._greedy(obs, masks, envs)
-        valid = masks.sum(axis=1, keepdims=True)
-        probs = self.epsilon * masks / valid
-        rows = np.arange(n)
-        greedy_valid = masks[rows, greedy]
-        wait_valid = masks[:, self.wait_action]
-        target = np.where(greedy_valid, greedy, self.wait_action)
-        ok = greedy_valid | wait_valid
-        probs[rows[ok], target[ok]] += 1.0 - self.epsilon
-        if not ok.all():
-            probs[~ok] += (1.0 - self.epsilon) * masks[~ok] / valid[~ok]
-        return probs
-
-    def _greedy(self, obs: np.ndarray, masks: np.ndarray, envs: Sequence[Any] | None) -> np.ndarray:
-        if self.reads_env_state:
-            return np.array(
-                [
-                    int(self._bind(env).predict(o, deterministic=True)[0])
-                    for o, env in zip(obs, envs, strict=True)
-                ],
-                dtype=np.int64,
-            )
-        if self._takes_masks:
-            actions = self.agent.predict(obs, deterministic=True, action_masks=masks)[0]
-        else:
-            actions = self.agent.predict(obs, deterministic=True)[0]
-        actions = np.asarray(actions, dtype=np.int64).reshape(-1)
-        if actions.shape != (len(obs),) or not ((actions >= 0) & (actions < masks.shape[1])).all():
-            raise PolicyError(f"{self.label}: predict returned {actions!r} for {len(obs)} observations")
-        return actions
-
-    def _bind(self, env: Any) -> Any:
-        agent = self._bound.get(id(env))
-        if agent is None:
-            agent = self.agent.with_env(env) if hasattr(self.agent, "with_env") else self.agent
-            if agent is self.agent:
-                self.agent.set_env(env)
-            self._bound[id(env)] = agent
-        return agent
-
-    def _own(self, obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        probs = None
-        try:
-            probs = np.asarray(self.agent.action_probabilities(obs, masks), dtype=np.float64)
-        except (ValueError, TypeError, RuntimeError):
-            probs = None
-        if probs is None or probs.shape != masks.shape or not np.allclose(probs.sum(axis=1), 1.0, atol=1e-6):
-            probs = np.stack(
-                [np.asarray(self.agent.action_probabilities(o, m), dtype=np.float64) for o, m in zip(obs, masks, strict=True)]
-            )  # fmt: skip
-        probs = np.where(masks, np.clip(probs, 0.0, None), 0.0)
-        total = probs.sum(axis=1, keepdims=True)
-        if not (total > 0).all():
-            raise PolicyError(f"{self.label} puts no probability on any valid action")
-        return probs / total
-
-
-@dataclasses.dataclass(frozen=True)
-class PolicySource:
-    """Where a policy comes from: an agent name, or a run folder (``config.json`` + the saved model)."""
-
-    spec: str
-    name: str
-    run_dir: Path | None
-    env_options: dict
-    model_file: str | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} ({self.run_dir})" if self.run_dir is not None else self.name
-
-
-def policy_source(spec: str) -> PolicySource:
-    """Resolve ``--policy``: a run folder written by ``influmatch train`` or an agent name.
-
-    A run folder's ``config.json`` is read in the layout of :mod:`experiments.runner` (``spec.agent``,
-    ``env_options``, ``model_file``) or in the plain one (``agent``, ``env``; the model file named by
-    :func:`agents.model_filename`).
-    """
-    from agents import AGENT_NAMES, SEGMENT_AGENT_PATTERN, check_agent_name
-    from agents.registry import LEARNING_AGENTS
-
-    path = Path(spec)
-    if path.is_dir():
-        config_path = path / "config.json"
-        if not config_path.is_file():
-            raise FileNotFoundError(
-                f"{path}: no config.json (expected a run folder written by influmatch train)"
-            )
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{config_path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-        if not isinstance(config, dict):
-            raise ValueError(f"{config_path}: expected a run config (a JSON object)")
-        run_spec = config.get("spec") if isinstance(config.get("spec"), dict) else config
-        if not isinstance(run_spec.get("agent"), str):
-            raise ValueError(f"{config_path}: agent: expected the agent's name")
-        name = check_agent_name(run_spec["agent"])
-        env_options = config.get("env_options", run_spec.get("env")) or {}
-        if not isinstance(env_options, dict):
-            raise ValueError(f"{config_path}: env: expected a mapping of environment options")
-        model_file = config.get("model_file")
-        if model_file is not None and not isinstance(model_file, str):
-            raise ValueError(f"{config_path}: model_file: expected a file name")
-        return PolicySource(spec, name, path, dict(env_options), model_file)
-    if path.exists():
-        raise NotADirectoryError(f"{path}: --policy must be a run folder or an agent name")
-    try:
-        name = check_agent_name(spec)
-    except ValueError:
-        raise ValueError(
-            f"--policy: '{spec}' is neither a run folder nor an agent name "
-            f"(known: {', '.join(AGENT_NAMES)}, {SEGMENT_AGENT_PATTERN})"
-        ) from None
-    if name in LEARNING_AGENTS:
-        raise ValueError(
-            f"--policy: {name} learns; give the run folder of a trained one "
-            f"(influmatch train --agent {name} --out DIR)"
-        )
-    return PolicySource(spec, name, None, {})
-
-
-def build_policy(source: PolicySource, env: Any, epsilon: float | None, seed: int = 0) -> StochasticPolicy:
-    """The policy of ``source`` acting in ``env``, made stochastic (see :class:`StochasticPolicy`)."""
-    from agents import load_agent, make_agent, model_filename
-    from agents.registry import LEARNING_AGENTS
-
-    unwrapped = env.unwrapped
-    if source.run_dir is None:
-        agent = make_agent(source.name, env, seed=seed)
-    else:
-        model = source.run_dir / (source.model_file or model_filename(source.name))
-        if not model.is_file():
-            raise FileNotFoundError(f"{source.run_dir}: no {model.name} (the run did not save its model)")
-        agent = load_agent(source.name, model, env=None if source.name in LEARNING_AGENTS else env)
-    policy = StochasticPolicy(agent, epsilon, wait_action=int(unwrapped.wait_action), label=source.label)
-    policy.check_dimensions(len(unwrapped.feature_names), int(unwrapped.action_space.n), "the environment")
-    return policy
-
-
-# ---------------------------------------------------------------------------------- environment
-def parse_env_options(pairs: Sequence[str] | None) -> dict[str, Any]:
-    """``["n_segments=4", "offer_levels=[0.8, 1.0]"]`` -> options (values read as YAML, as
-    ``influmatch train --env`` reads them); unknown keys raise ``ValueError`` naming them."""
-    from envs.matching_env import InfluencerMatchingEnv
-    from experiments.train import parse_assignments
-
-    allowed = set(inspect.signature(InfluencerMatchingEnv).parameters) - {"render_mode"}
-    options = parse_assignments(list(pairs or ()), "--env")
-    for key in options:
-        if key not in allowed:
-            raise ValueError(
-                f"--env: unknown environment option '{key}' (known: {', '.join(sorted(allowed))})"
-            )
-    return options
-
-
-def make_env(options: Mapping[str, Any]) -> Any:
-    """``InfluencerMatchingEnv(**options)`` with a message naming the options on failure."""
-    from envs.matching_env import InfluencerMatchingEnv
-
-    options = dict(options)
-    if isinstance(options.get("offer_levels"), list):
-        options["offer_levels"] = tuple(options["offer_levels"])
-    try:
-        return InfluencerMatchingEnv(**options)
-    except TypeError as err:
-        raise ValueError(f"environment options {options}: {err}") from None
-
-
-# ----------------------------------------------------------------------------------- simulation
-def _campaign_streams(seed: int, n_campaigns: int) -> tuple[list[int], list[np.random.SeedSequence]]:
-    """Reset seeds of the campaigns (those of :func:`experiments.evaluation.episode_seeds`) and one
-    action-draw stream per campaign, so results do not depend on how campaigns are batched."""
-    from experiments.evaluation import episode_seeds
-
-    _, draws = np.random.SeedSequence(seed).spawn(2)
-    return episode_seeds(seed, n_campaigns), draws.spawn(n_campaigns)
-
-
-def rollouts(
-    env: Any,
-    policy: StochasticPolicy,
-    reset_seeds: Sequence[int],
-    draw_seeds: Sequence[np.random.SeedSequence | int],
-    *,
-    expected: bool = False,
-    outcomes: bool = True,
-    lockstep: int = LOCKSTEP,
-) -> dict[str, np.ndarray]:
-    """Play one campaign per reset seed with ``policy``, sampling actions from its probabilities.
-
-    Campaign ``c`` starts with ``reset(seed=reset_seeds[c])`` on a copy of ``env.unwrapped`` and draws
-    its actions from ``default_rng(draw_seeds[c])``; ``lockstep`` campaigns run side by side so the
-    policy is asked once per week for all of them (the result does not depend on ``lockstep``).
-
-    Returns
-    -------
-    dict of str to numpy.ndarray
-        One entry per decision, sorted by campaign and step: ``campaign``, ``step``, ``context``
-        (n, d), ``action_mask`` (n, A), ``probabilities`` (n, A), ``action``, ``propensity``,
-        ``reward`` (thousands of USD); with ``outcomes`` the outcome columns and ``influencer_id``;
-        with ``expected`` also ``expected_rewards`` (n, A), the exact expected reward of every action
-        under the hidden truth (thousands of USD).
-    """
-    base = env.unwrapped
-    n = len(reset_seeds)
-    width = max(1, min(int(lockstep), n))
-    envs = [copy.deepcopy(base) for _ in range(width)]
-    records: dict[str, list] = {k: [] for k in ("campaign", "step", "context", "action_mask", "probabilities",
-                                                   "action", "reward", "expected_rewards", "outcome")}  # fmt: skip
-    for start in range(0, n, width):
-        block = list(range(start, min(n, start + width)))
-        obs, masks, rngs, steps = {}, {}, {}, {}
-        for j, c in enumerate(block):
-            o, info = envs[j].reset(seed=int(reset_seeds[c]))
-            obs[j], masks[j] = o, np.asarray(info["action_mask"], dtype=bool)
-            rngs[j], steps[j] = np.random.default_rng(draw_seeds[c]), 0
-        active = list(range(len(block)))
-        while active:
-            observations = np.stack([obs[j] for j in active]).astype(np.float64)
-            action_masks = np.stack([masks[j] for j in active])
-            probs = policy.probabilities(observations, action_masks, envs=[envs[j] for j in active])
-            still = []
-            for row, j in enumerate(active):
-                p = probs[row]
-                cumulative = np.cumsum(p)
-                a = int(np.searchsorted(cumulative, rngs[j].random() * cumulative[-1], side="right"))
-                a = min(a, len(p) - 1)
-                if expected:
-                    records["expected_rewards"].append(envs[j].expected_rewards())
-                o2, reward, terminated, truncated, info = envs[j].step(a)
-                records["campaign"].append(block[j])
-                records["step"].append(steps[j])
-                records["context"].append(observations[row])
-                records["action_mask"].append(action_masks[row])
-                records["probabilities"].append(p)
-                records["action"].append(a)
-                records["reward"].append(float(reward))
-                if outcomes:
-                    records["outcome"].append(info.get("outcome"))
-                if not (terminated or truncated):
-                    obs[j], masks[j] = o2, np.asarray(info["action_mask"], dtype=bool)
-                    steps[j] += 1
-                    still.append(j)
-            active = still
-    campaign = np.asarray(records["campaign"], dtype=np.int64)
-    step = np.asarray(records["step"], dtype=np.int64)
-    order = np.lexsort((step, campaign))
-    probabilities = np.stack(records["probabilities"])[order]
-    action = np.asarray(records["action"], dtype=np.int64)[order]
-    out = {
-        "campaign": campaign[order],
-        "step": step[order],
-        "context": np.stack(records["context"])[order],
-        "action_mask": np.stack(records["action_mask"])[order],
-        "probabilities": probabilities,
-        "action": action,
-        "propensity": probabilities[np.arange(len(action)), action],
-        "reward": np.asarray(records["reward"])[order],
-    }
-    if expected:
-        out["expected_rewards"] = np.stack(records["expected_rewards"])[order]
-    if outcomes:
-        taken = [records["outcome"][i] for i in order]
-        for name, kind in OUTCOME_COLUMNS:
-            dtype = np.float64 if kind == "amount" else np.int64
-            out[name] = np.array([0 if o is None else o[name] for o in taken], dtype=dtype)
-        out[INFLUENCER] = np.array(["" if o is None else o["influencer_id"] for o in taken], dtype=object)
-    return out
-
-
-def generate_logs(
-    env: Any, policy: StochasticPolicy, n_campaigns: int, seed: int, *, lockstep: int = LOCKSTEP
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Logs of ``n_campaigns`` campaigns played by ``policy`` in ``env``.
-
-    The campaigns are those of :func:`experiments.evaluation.episode_seeds` for ``seed``; actions are
-    drawn from the policy's probabilities with streams spawned from ``seed``, and ``propensity`` is the
-    exact probability of the action drawn. ``lockstep`` campaigns are simulated side by side (see
-    :func:`rollouts`); it changes the speed, not the logs.
-
-    Returns
-    -------
-    (pandas.DataFrame, dict)
-        The log in the file format (``campaign_id`` = 0 .. n_campaigns - 1) and its metadata, except
-        the ``env`` options and ``policy`` entries, which the caller adds.
-    """
-    if isinstance(n_campaigns, bool) or not isinstance(n_campaigns, (int, np.integer)) or n_campaigns < 1:
-        raise ValueError(f"campaigns: expected a whole number >= 1, got {n_campaigns!r}")
-    unwrapped = env.unwrapped
-    reset_seeds, draw_seeds = _campaign_streams(seed, int(n_campaigns))
-    sim = rollouts(env, policy, reset_seeds, draw_seeds, lockstep=lockstep)
-    data = LoggedData(
-        campaign_ids=np.arange(n_campaigns),
-        campaign=sim["campaign"],
-        step=sim["step"],
-        context=sim["context"],
-        action=sim["action"],
-        propensity=sim["propensity"],
-        reward=sim["reward"],
-        action_mask=sim["action_mask"],
-        feature_names=tuple(unwrapped.feature_names),
-        action_names=tuple(unwrapped.action_names),
-        outcomes={k: sim[k] for k in [*(name for name, _ in OUTCOME_COLUMNS), INFLUENCER]},
-        source="generated logs",
-    )
-    returns = data.per_campaign(data.reward)
-    metadata = {
-        "format": _META_FORMAT,
-        "version": _META_VERSION,
-        "seed": int(seed),
-        "n_campaigns": int(n_campaigns),
-        "n_decisions": data.n_decisions,
-        "mean_return": float(returns.mean()),
-        "feature_names": list(unwrapped.feature_names),
-        "action_names": list(unwrapped.action_names),
-        "campaign_ids": list(range(n_campaigns)),
-        "campaign_seeds": [int(s) for s in reset_seeds],
-    }
-    return data.to_frame(), metadata
-
-
-# ------------------------------------------------------------------------------------- command
-def epsilon_argument(text: str) -> float | None:
-    """argparse type: a number in [0, 1], or ``own`` (None)."""
-    if text.strip().lower() == "own":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or 'own', got '{text}'") from None
-    if not 0 <= value <= 1 or math.isnan(value):
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or 'own', got '{text}'")
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", required=True, help="run folder of a trained agent, or an agent name")
-    parser.add_argument(
-        "--epsilon",
-        type=epsilon_argument,
-        required=True,
-        metavar="E|own",
-        help="epsilon-greedy around the policy's greedy action with this epsilon, "
-        "or 'own': the agent's own action distribution (random, ppo, a2c, maskable_ppo, logistic_bandit)",
-    )
-    parser.add_argument("--campaigns", type=positive_int, required=True, help="campaigns to log")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the campaigns and action draws (default 0)"
-    )
-    parser.add_argument("--out", type=Path, required=True, help="log file to write (.csv or .parquet)")
-    parser.add_argument(
-        "--env",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="environment options overriding the run folder's, e.g. n_segments=4 (repeatable)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    _check_suffix(args.out)
-    if args.out.suffix.lower() == ".parquet":
-        _parquet_engine(args.out, "writing")
-    if args.seed < 0:
-        raise ValueError(f"--seed: expected a whole number >= 0, got {args.seed}")
-    source = policy_source(args.policy)
-    env_options = {**source.env_options, **parse_env_options(args.env)}
-    env = make_env(env_options)
-    policy = build_policy(source, env, args.epsilon, seed=args.seed)
-    frame, metadata = generate_logs(env, policy, args.campaigns, args.seed)
-    metadata["env"] = env_options
-    metadata["policy"] = {
-        "spec": source.spec,
-        "agent": source.name,
-        "run_dir": None if source.run_dir is None else str(source.run_dir),
-        "epsilon": "own" if args.epsilon is None else args.epsilon,
-        "description": policy.describe(),
-    }
-    write_logs(frame, args.out, metadata)
-    print(
-        f"Logged {metadata['n_decisions']:,} decisions of {args.campaigns:,} campaigns by {policy.describe()}: "
-        f"mean return {metadata['mean_return']:.3f} thousand USD per campaign. "
-        f"Wrote {args.out} and {metadata_path(args.out).name}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    run_module("log")

@@ -1,4 +1,4 @@
-"""``influmatch report SWEEP_DIR [--out FILE.html]``: one self-contained HTML page a product team can read.
+"""The HTML report of a sweep: one self-contained page a product team can read (``influmatch report``).
 
 The page answers the sweep's question ("which match policy should we ship?") from the data: the best
 deployable policy by interquartile mean (IQM) of the final normalised score, with its 95 % confidence
@@ -15,7 +15,6 @@ bootstraps, PNGs without software metadata.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import math
@@ -29,9 +28,8 @@ import pandas as pd
 import yaml
 
 from experiments import stats
-from experiments.cli import run_module
 from experiments.files import write_text_atomic
-from experiments.plots import (
+from experiments.reporting.figures import (
     REFERENCE_AGENTS,
     Rule,
     plot_cqi_tradeoff,
@@ -65,7 +63,7 @@ SECTIONS = (
     "About this report",
 )
 
-#: The published figures the simulated market is calibrated to (shared/CALIBRATION.md), briefly.
+#: The published figures the simulated market is calibrated to (docs/calibration.md), briefly.
 CALIBRATION_SOURCES = (
     "follower and engagement distributions fitted to 33,935 Instagram influencers (Kim et al., WWW 2020)",
     "tier shares and fake-follower rates (HypeAuditor 2021-2026; SRF data study 2017)",
@@ -95,17 +93,6 @@ figcaption { font-size: 0.88em; color: #555; }
 ol.rules li { margin-bottom: 0.45em; } .q { color: #666; font-size: 0.9em; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 """
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("sweep", type=Path, metavar="SWEEP_DIR", help="a sweep folder (results.csv, runs/)")
-    parser.add_argument("--out", type=Path, help=f"HTML file to write (default SWEEP_DIR/{REPORT_FILE})")
-
-
-def run(args: argparse.Namespace) -> int:
-    out = write_report(args.sweep, args.out)
-    print(f"Wrote {out}")
-    return 0
 
 
 def write_report(sweep_dir: Path, out: Path | None = None) -> Path:
@@ -643,6 +630,3 @@ def _about(sweep_dir: Path, runs: pd.DataFrame, config: dict) -> list[str]:
         )
     return parts
 
-
-if __name__ == "__main__":
-    run_module("report")

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 import envs
 from envs.campaigns import sample_campaign
-from envs.matching_env import InfluencerMatchingEnv
+from envs.matching_env import DAYS_PER_STEP, InfluencerMatchingEnv
+from envs.observation import find
+from envs.outcomes import SPONSORED_POST_LOAD, burn_followers, load_decay_factor
 from matching.profiles import segment_profiles
 
 SMALL = {"n_influencers": 3_000, "n_segments": 4, "market_seed": 1}
@@ -130,7 +132,7 @@ def test_invariants_over_random_episodes(env, seed, policy_seed, invalid_every):
 def best_valid_by_brute_force(e: InfluencerMatchingEnv, s: int, k: int) -> int:
     """The candidate rule computed over the whole segment (the env keeps short ranked prefixes)."""
     st_ = e._state
-    members = e._market.members[s]
+    members = np.flatnonzero(e._market.segment == s)  # incumbents and possible newcomers
     ok = (
         (st_.join[members] <= st_.week)
         & (st_.leave[members] > st_.week)
@@ -325,17 +327,43 @@ def test_step_before_reset_and_bad_action(env):
         e.step(99)
 
 
-def test_persistent_market_carries_fatigue_and_burn(env):
+def test_persistent_market_carries_fatigue_and_burn():
     e = InfluencerMatchingEnv(**SMALL, persistent_market=True)
     e.reset(seed=0)
     for _ in range(10):
         e.step(int(np.argmax(e.expected_rewards())))
-    hired = e._state.hired_index
+    # No public view of the market's carried-over state: read it from the campaign state.
+    hired, weeks = list(e._state.hired_index), e.week
     assert hired
-    followers = e._state.followers[hired].copy()
+    # Each influencer is hired at most once a campaign: one post's burn and one post's load each.
+    np.testing.assert_array_equal(
+        e._state.followers[hired], [burn_followers(f, e.calibration) for f in e.pool.followers[hired]]
+    )
     e.reset(seed=1)
-    assert np.all(e._state.extra_load[hired] > 0)
-    np.testing.assert_array_less(followers, e._market.pool.followers[hired])
+    decay = load_decay_factor(weeks * DAYS_PER_STEP, e.calibration)
+    np.testing.assert_array_equal(e._state.extra_load[hired], SPONSORED_POST_LOAD * decay)
+    np.testing.assert_array_less(e._state.followers[hired], e.pool.followers[hired])
+
+
+def test_a_hire_raises_its_segment_load_which_then_decays():
+    e = InfluencerMatchingEnv(**SMALL, churn_rate=0.0)
+    obs, info = e.reset(seed=3)
+    load_at = {s: find(e.feature_specs, "mean_load", s)[0] for s in range(e.n_segments)}
+    before = obs[list(load_at.values())].astype(float)
+    members = np.bincount(e.segment_labels, minlength=e.n_segments)
+    for _ in range(e.campaign_weeks):
+        obs, _, term, trunc, info = e.step(int(np.argmax(info["expected_rewards"])))
+        if info["outcome"] is not None and info["outcome"]["accepted"]:
+            break
+        assert not (term or trunc)
+    s = info["outcome"]["segment"]
+    factor = load_decay_factor(DAYS_PER_STEP, e.calibration)
+    for week in range(1, 4):  # one week of decay per step, the first one included
+        added = (obs[load_at[s]] - before[s]) * members[s]
+        assert added == pytest.approx(SPONSORED_POST_LOAD * factor**week, rel=2e-3), week  # float32 observation
+        obs, _, term, trunc, info = e.step(e.wait_action)
+        if term or trunc:
+            break
 
 
 def test_candidate_features_describe_the_candidates(env):
@@ -394,7 +422,8 @@ def test_calibration_tier_edges_reach_segment_names():
     profiles = e.segment_profiles
     assert all(name.startswith("nano · ") for name in e.segment_names)
     np.testing.assert_array_equal(profiles["tier_nano"], 1.0)
-    assert all(f"· {name} ·" in action for name, action in zip(e.segment_names, e.action_names[::3]))
+    hire_names = e.action_names[: e.n_hire_actions : len(e.offer_levels)]
+    assert all(f"· {name} ·" in action for name, action in zip(e.segment_names, hire_names, strict=True))
     # The same profiles as segmenting the pool's frame with the calibration's edges.
     expected = segment_profiles(e.pool.to_frame(), e.segment_labels, tier_edges=edges)
     assert list(profiles["name"]) == list(expected["name"])

@@ -11,9 +11,8 @@ from envs.outcomes import (
     CONVERSION,
     Matches,
     acceptance_probability,
-    add_sponsored_post,
     burn_followers,
-    decay_sponsored_load,
+    load_decay_factor,
     expected_outcomes,
     offer_cost,
     overlap_factor,
@@ -96,18 +95,19 @@ def test_sampled_outcome_invariants(inputs, seed):
 
 
 @settings(max_examples=100, deadline=None)
-@given(load=st.floats(0.0, 100.0), days=st.floats(0.0, 365.0))
-def test_load_decays_toward_zero(load, days):
-    later = decay_sponsored_load(np.array([load]), days, CAL)[0]
-    assert 0.0 <= later <= load
-    assert decay_sponsored_load(np.array([load]), 14.0, CAL)[0] == pytest.approx(load / 2)
-    assert decay_sponsored_load(np.array([load]), 3650.0, CAL)[0] < 1e-50 + load * 1e-70
+@given(days=st.floats(0.0, 365.0), half_life=st.floats(1.0, 60.0))
+def test_load_decay_halves_every_half_life(days, half_life):
+    cal = CAL.replace(load_half_life_days=half_life)
+    factor = load_decay_factor(days, cal)
+    assert 0.0 < factor <= 1.0
+    assert load_decay_factor(half_life, cal) == pytest.approx(0.5)
+    assert load_decay_factor(days + half_life, cal) == pytest.approx(factor / 2)
+    assert load_decay_factor(0.0, cal) == 1.0
 
 
-def test_sponsored_post_and_burn():
-    assert add_sponsored_post(np.array([0.5]))[0] == 1.5
-    assert burn_followers(np.array([10_000]), 1, CAL)[0] == pytest.approx(10_000 * (1 - 0.0019))
-    assert burn_followers(np.array([10_000]), 0, CAL)[0] == 10_000
+def test_burn_followers():
+    assert burn_followers(10_000.0, CAL) == pytest.approx(10_000 * (1 - 0.0019))
+    assert burn_followers(10_000.0, CAL.replace(reputation_burn=0.0)) == 10_000.0
 
 
 def test_acceptance_rises_with_offer_and_falls_in_the_holidays():
