@@ -9,14 +9,6 @@ import pytest
 import agents
 from agents import AGENT_NAMES, agent_names, load_agent, make_agent, model_filename
 from agents.registry import SB3_AGENTS, hyperparameter_names
-from envs.matching_env import InfluencerMatchingEnv
-
-SMALL = {"n_influencers": 2_000, "n_segments": 4, "market_seed": 0}
-
-
-@pytest.fixture(scope="module")
-def market() -> InfluencerMatchingEnv:
-    return InfluencerMatchingEnv(**SMALL)
 
 
 def test_agent_names():

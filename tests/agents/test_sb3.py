@@ -9,12 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from agents.baselines import RandomPolicy
+from agents.references import RandomPolicy
 from agents.sb3 import ALGORITHMS, DEFAULTS, SB3Agent, SB3PolicyAgent, make_sb3
-from envs.matching_env import InfluencerMatchingEnv
 from experiments.evaluation import Evaluator
 
-SMALL = {"n_influencers": 2_000, "n_segments": 4, "market_seed": 0}
 #: Small rollouts so a few hundred steps include several updates.
 QUICK = {
     "ppo": {"n_steps": 128, "batch_size": 32, "n_epochs": 2, "norm_obs": True, "norm_reward": True},
@@ -22,11 +20,6 @@ QUICK = {
     "a2c": {"n_steps": 8},
     "dqn": {"learning_starts": 100, "buffer_size": 2_000},
 }
-
-
-@pytest.fixture(scope="module")
-def market() -> InfluencerMatchingEnv:
-    return InfluencerMatchingEnv(**SMALL)
 
 
 @pytest.fixture(scope="module")
