@@ -28,8 +28,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "demo": ("experiments.cli.demo", "run the shipped demo experiment end to end and write its HTML report"),
     "segment": ("experiments.cli.segment", "segment influencers with k-means and profile the segments"),
-    "train": ("experiments.cli.train", "train one agent and write a run folder (model, learning curve, score)"),
-    "evaluate": ("experiments.cli.evaluate", "re-evaluate saved runs on their fixed campaigns and compare them"),
+    "train": (
+        "experiments.cli.train",
+        "train one agent and write a run folder (model, learning curve, score)",
+    ),
+    "evaluate": (
+        "experiments.cli.evaluate",
+        "re-evaluate saved runs on their fixed campaigns and compare them",
+    ),
     "plot": ("experiments.cli.plot", "draw learning curves, final scores, a CQI tree or segments from runs"),
     "sweep": (
         "experiments.cli.sweep",

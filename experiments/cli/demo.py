@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.report import write_report
+    from experiments.reporting.report import write_report
     from experiments.sweep import run_sweep
 
     config = ExperimentConfig.from_yaml(args.config)

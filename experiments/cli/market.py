@@ -1,8 +1,8 @@
 """``influmatch market``: generate (or read) an influencer pool and check it against published figures.
 
 Writes to ``--out``: ``pool.csv`` (the pool, every column of the CSV contract), ``calibration.csv``
-(each published target of CALIBRATION.md beside the simulated value) and ``config.json``; prints the
-table. Same seed, same files.
+(each published target of the calibration beside the simulated value; sources in
+``docs/calibration.md``) and ``config.json``; prints the table. Same seed, same files.
 """
 
 from __future__ import annotations

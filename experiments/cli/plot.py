@@ -29,14 +29,14 @@ import pandas as pd
 
 from experiments import stats
 from experiments.cli import run_module
-from experiments.plots import (
+from experiments.reporting.figures import (
     plot_cqi_tradeoff,
-    plot_cqi_tree,
     plot_final_scores,
     plot_learning_curves,
     plot_segment_map,
     plot_segment_profiles,
 )
+from experiments.reporting.trees import plot_cqi_tree
 
 KINDS = ("curves", "final", "tree", "tradeoff", "segments")
 SEGMENTS_DIR = "segments"

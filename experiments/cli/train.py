@@ -13,6 +13,7 @@ from experiments.cli import run_module
 from experiments.files import positive_int
 from experiments.options import parse_assignments
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--agent", required=True, help="agent name (cqi, ppo, maskable_ppo, random, segment_3, ...)"

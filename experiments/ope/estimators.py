@@ -70,7 +70,7 @@ import numpy as np
 import pandas as pd
 
 from envs.observation import FeatureSpec, find
-from experiments.ope.config import SCOPES, OPEConfig
+from experiments.ope.config import DEFAULT_CONFIG, SCOPES, OPEConfig
 from experiments.ope.logs import LoggedData
 from experiments.ope.policies import StochasticPolicy
 
@@ -102,7 +102,7 @@ GROUP_FIELDS = (("brand", "brand_category"), ("goal", "goal"))
 def target_probabilities(policy: StochasticPolicy, data: LoggedData, chunk: int = 16_384) -> np.ndarray:
     """The target policy's action probabilities at every logged context, shape (n, A).
 
-    Raises :class:`~experiments.logs.PolicyError` for a policy that reads the simulator's state.
+    Raises :class:`~experiments.ope.policies.PolicyError` for a policy that reads the simulator's state.
     """
     policy.check_dimensions(len(data.feature_names), data.n_actions, f"the logs ({data.source})")
     out = np.empty((data.n_decisions, data.n_actions))
@@ -438,7 +438,7 @@ def estimate(
     *,
     q_hat: np.ndarray | None = None,
     fqe: tuple[np.ndarray, np.ndarray] | None = None,
-    config: OPEConfig = OPEConfig(),
+    config: OPEConfig = DEFAULT_CONFIG,
     segments: np.ndarray | None = None,
     segment_names: Sequence[str] | None = None,
     breakdown: bool = False,

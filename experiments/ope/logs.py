@@ -441,21 +441,13 @@ class _Checker:
         return values
 
 
-def _from_frame(
-    frame: pd.DataFrame,
-    source: str,
-    feature_names: list[str],
-    action_names: list[str],
-    meta: dict | None,
-    csv: bool = True,
-) -> LoggedData:
-    A = len(action_names)
-    masks = mask_columns(A)
+def _check_columns(frame: pd.DataFrame, source: str, feature_names: list[str], masks: list[str]) -> None:
+    """Refuse a duplicated, unknown or missing column, and a file without rows."""
+    A = len(masks)
     required = [CAMPAIGN, STEP, *feature_names, ACTION, PROPENSITY, REWARD, *masks]
     optional = [ACTION_NAME, INFLUENCER, *(name for name, _ in OUTCOME_COLUMNS)]
     known = set(required) | set(optional)
     columns = [str(c) for c in frame.columns]
-    frame.columns = columns
     duplicated = pd.Index(columns)[pd.Index(columns).duplicated()]
     if len(duplicated):
         raise LogFormatError(f"{source}: column '{duplicated[0]}' appears more than once")
@@ -470,7 +462,7 @@ def _from_frame(
                 f"feature columns, action, propensity, reward, mask_0..mask_{A - 1} and optional outcome columns)"
             )
     for column in required:
-        if column not in frame.columns:
+        if column not in columns:
             if column in feature_names:
                 n_present = sum(c in feature_names for c in columns)
                 raise LogFormatError(
@@ -481,22 +473,25 @@ def _from_frame(
     if frame.empty:
         raise LogFormatError(f"{source}: no rows")
 
-    check = _Checker(source, csv)
+
+def _campaigns(frame: pd.DataFrame, check: _Checker) -> tuple[np.ndarray, Any]:
+    """(index of every row's campaign, the campaign ids): sorted ids, or in order of first appearance
+    when they cannot be sorted."""
     ids = frame[CAMPAIGN]
     missing = ids.isna().to_numpy()
     if missing.any():
         check.fail(int(np.flatnonzero(missing)[0]), CAMPAIGN, "missing value")
     try:
-        campaign, campaign_ids = pd.factorize(ids, sort=True)
+        return pd.factorize(ids, sort=True)
     except TypeError:  # ids of mixed types: order of first appearance
-        campaign, campaign_ids = pd.factorize(ids, sort=False)
-    step = check.numbers(frame, STEP, whole=True, low=0).astype(np.int64)
-    context = np.empty((len(frame), len(feature_names)), dtype=np.float64)
-    for j, name in enumerate(feature_names):
-        context[:, j] = check.numbers(frame, name)
-    action = check.numbers(frame, ACTION, whole=True, low=0, high=A - 1).astype(np.int64)
-    propensity = check.numbers(frame, PROPENSITY, low=0, low_open=True, high=1)
-    reward = check.numbers(frame, REWARD)
+        return pd.factorize(ids, sort=False)
+
+
+def _action_masks(
+    frame: pd.DataFrame, check: _Checker, action: np.ndarray, action_names: list[str], masks: list[str]
+) -> np.ndarray:
+    """The action mask of every row; the logged action must be valid and match its name."""
+    A = len(action_names)
     action_mask = np.empty((len(frame), A), dtype=bool)
     for a, name in enumerate(masks):
         action_mask[:, a] = check.numbers(frame, name, flag=True) == 1
@@ -511,6 +506,11 @@ def _from_frame(
         if wrong.any():
             i = int(np.flatnonzero(wrong)[0])
             check.fail(i, ACTION_NAME, f"action {action[i]} is '{expected[i]}' here, got '{names[i]}'")
+    return action_mask
+
+
+def _outcomes(frame: pd.DataFrame, check: _Checker) -> dict[str, np.ndarray]:
+    """The optional outcome columns present in the file, checked by kind."""
     outcomes: dict[str, np.ndarray] = {}
     for name, kind in OUTCOME_COLUMNS:
         if name in frame.columns:
@@ -522,8 +522,14 @@ def _from_frame(
                 outcomes[name] = check.numbers(frame, name, low=0)
     if INFLUENCER in frame.columns:
         outcomes[INFLUENCER] = frame[INFLUENCER].fillna("").astype(str).to_numpy(dtype=object)
+    return outcomes
 
-    # Sort by campaign and step; every campaign must hold steps 0, 1, ..., without repeats.
+
+def _sorted_steps(
+    campaign: np.ndarray, step: np.ndarray, campaign_ids: Any, check: _Checker
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row order by campaign and step, sorted campaign, sorted step); every campaign must hold steps
+    0, 1, ..., without repeats."""
     order = np.lexsort((step, campaign))
     c, s = campaign[order], step[order]
     first = np.r_[True, c[1:] != c[:-1]]
@@ -536,6 +542,32 @@ def _from_frame(
         if not first[k] and s[k] == s[k - 1]:
             check.fail(i, STEP, f"campaign {cid} has step {s[k]} twice")
         check.fail(i, STEP, f"campaign {cid} jumps to step {s[k]}; expected step {expected_step[k]}")
+    return order, c, s
+
+
+def _from_frame(
+    frame: pd.DataFrame,
+    source: str,
+    feature_names: list[str],
+    action_names: list[str],
+    meta: dict | None,
+    csv: bool = True,
+) -> LoggedData:
+    masks = mask_columns(len(action_names))
+    frame.columns = [str(c) for c in frame.columns]
+    _check_columns(frame, source, feature_names, masks)
+    check = _Checker(source, csv)
+    campaign, campaign_ids = _campaigns(frame, check)
+    step = check.numbers(frame, STEP, whole=True, low=0).astype(np.int64)
+    context = np.empty((len(frame), len(feature_names)), dtype=np.float64)
+    for j, name in enumerate(feature_names):
+        context[:, j] = check.numbers(frame, name)
+    action = check.numbers(frame, ACTION, whole=True, low=0, high=len(action_names) - 1).astype(np.int64)
+    propensity = check.numbers(frame, PROPENSITY, low=0, low_open=True, high=1)
+    reward = check.numbers(frame, REWARD)
+    action_mask = _action_masks(frame, check, action, action_names, masks)
+    outcomes = _outcomes(frame, check)
+    order, c, s = _sorted_steps(campaign, step, campaign_ids, check)
     if meta is not None and "feature_names" in meta and list(meta["feature_names"]) != feature_names:
         raise LogFormatError(f"{metadata_path(source)}: feature_names differ from the environment's")
     return LoggedData(

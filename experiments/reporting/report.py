@@ -9,7 +9,8 @@ the caveats. Anything the sweep lacks (no CQI runs, no segments) is said, not sk
 
 Figures are PNG embedded as base64 and the CSS is inline, so the file can be mailed on its own. The
 statistics are written into the sweep folder first (``stats_*.csv``, :func:`experiments.stats.summarize_sweep`)
-and every figure is drawn from those files. The same sweep gives the same bytes: no timestamps, seeded
+and every figure is drawn from those files. The CQI rules read features through their typed specs
+(:mod:`experiments.reporting.rules`). The same sweep gives the same bytes: no timestamps, seeded
 bootstraps, PNGs without software metadata.
 """
 
@@ -31,17 +32,14 @@ from experiments import stats
 from experiments.files import write_text_atomic
 from experiments.reporting.figures import (
     REFERENCE_AGENTS,
-    Rule,
     plot_cqi_tradeoff,
-    plot_cqi_tree,
     plot_final_scores,
     plot_learning_curves,
     plot_segment_map,
     plot_segment_profiles,
-    read_cqi_tree,
-    segment_names_from,
-    tree_rules,
 )
+from experiments.reporting.rules import Rule, segment_names_from, tree_rules
+from experiments.reporting.trees import plot_cqi_tree, read_cqi_tree
 
 REPORT_FILE = "report.html"
 SWEEP_CONFIG = "sweep.yaml"
@@ -629,4 +627,3 @@ def _about(sweep_dir: Path, runs: pd.DataFrame, config: dict) -> list[str]:
             f"<details><summary>The experiment ({SWEEP_CONFIG})</summary><pre>{_e(path.read_text())}</pre></details>"
         )
     return parts
-

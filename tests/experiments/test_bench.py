@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from experiments import bench
+from experiments.bench import benchmarks as bench
 from experiments.cli import main
 
 KEYS = {"name", "value", "unit", "reference", "reference_value", "ratio", "goal", "passed"}

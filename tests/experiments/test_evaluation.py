@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from agents.baselines import BiggestReachPolicy, MyopicOracle, RandomPolicy
+from agents import BiggestReachPolicy, MyopicOracle, RandomPolicy
 from envs.matching_env import InfluencerMatchingEnv
 from experiments import evaluation
 from experiments.evaluation import EvaluationResult, Evaluator, episode_seeds, normalized_score

@@ -13,49 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.baselines import BestValuePerDollarPolicy, MyopicOracle, RandomPolicy
-from envs.matching_env import InfluencerMatchingEnv
+from agents import BestValuePerDollarPolicy, MyopicOracle, RandomPolicy
 from experiments.cli import main
-from experiments.logs import (
-    LogFormatError,
-    LoggedData,
-    PolicyError,
-    StochasticPolicy,
-    generate_logs,
-    metadata_path,
-    parse_env_options,
-    policy_source,
-    read_logs,
-    write_logs,
-)
-
-ENV_OPTIONS = {"n_influencers": 2000, "n_segments": 4, "campaign_weeks": 6}
-ENV_ARGS = ["--env", "n_influencers=2000", "n_segments=4", "campaign_weeks=6"]
-
-
-class GreedyOnValue:
-    """Offers list price to the segment whose best candidate has the highest estimated value per dollar
-    (read from the observation only), or waits when nothing is affordable."""
-
-    def __init__(self, env):
-        env = env.unwrapped
-        self.n_segments, self.n_levels = env.n_segments, len(env.offer_levels)
-        self.value_columns = [env.feature_names.index(f"seg {s} value per $") for s in range(self.n_segments)]
-        self.wait = env.wait_action
-
-    def predict(self, observation, state=None, episode_start=None, deterministic=False):
-        obs = np.asarray(observation, dtype=np.float64)
-        single = obs.ndim == 1
-        obs = np.atleast_2d(obs)
-        values = obs[:, self.value_columns]
-        actions = values.argmax(axis=1) * self.n_levels + 1
-        actions = np.where(values.max(axis=1) > 0, actions, self.wait)
-        return (actions[0] if single else actions), None
-
-
-@pytest.fixture(scope="module")
-def env():
-    return InfluencerMatchingEnv(**ENV_OPTIONS)
+from experiments.ope.generation import generate_logs
+from experiments.ope.logs import LogFormatError, LoggedData, metadata_path, read_logs, write_logs
+from experiments.ope.policies import PolicyError, StochasticPolicy, policy_source
+from experiments.options import parse_env_options
+from tests.experiments.helpers import ENV_ARGS, ENV_OPTIONS, GreedyOnValue
 
 
 @pytest.fixture(scope="module")
@@ -316,7 +280,7 @@ def test_log_command_writes_logs_and_metadata(tmp_path, capsys):
 def test_log_command_bad_input_is_one_line_and_exit_2(tmp_path, extra, message):
     argv = ["--policy", "random", "--campaigns", "2", "--out", str(tmp_path / "l.csv")]
     result = subprocess.run(
-        [sys.executable, "-m", "experiments.logs", *argv, *extra], capture_output=True, text=True
+        [sys.executable, "-m", "experiments.cli.log", *argv, *extra], capture_output=True, text=True
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

@@ -37,7 +37,7 @@ def test_bad_pool_gives_one_line_and_exit_2(tmp_path):
         "influencer_id,platform,followers,engagement_rate,primary_category,price\na,instagram,-4,0.1,beauty,10\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "experiments.market", "--pool", str(path), "--out", str(tmp_path / "o")],
+        [sys.executable, "-m", "experiments.cli.market", "--pool", str(path), "--out", str(tmp_path / "o")],
         capture_output=True,
         text=True,
     )

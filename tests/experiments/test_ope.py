@@ -10,32 +10,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents import make_agent
-from agents.baselines import RandomPolicy
-from envs.matching_env import InfluencerMatchingEnv
+from agents import RandomPolicy, make_agent
 from experiments.cli import main
 from experiments.evaluation import episode_seeds
-from experiments.logs import LoggedData, StochasticPolicy, generate_logs, read_logs, rollouts, write_logs
-from experiments.ope import (
-    OPEConfig,
-    TruthError,
-    action_segments,
-    cross_fitted_reward_model,
-    estimate,
-    fitted_q_evaluation,
-    importance_weights,
-    replay_expected_rewards,
-    target_probabilities,
-)
-from tests.experiments.test_logs import ENV_OPTIONS, GreedyOnValue
+from experiments.ope.config import OPEConfig
+from experiments.ope.estimators import action_segments, estimate, importance_weights, target_probabilities
+from experiments.ope.generation import generate_logs, rollouts
+from experiments.ope.logs import LoggedData, read_logs, write_logs
+from experiments.ope.models import cross_fitted_reward_model, fitted_q_evaluation
+from experiments.ope.policies import StochasticPolicy
+from experiments.ope.truth import TruthError, replay_expected_rewards
+from tests.experiments.helpers import ENV_OPTIONS, GreedyOnValue
 
 N_LOGS, N_CAMPAIGNS = 30, 50
 FAST = OPEConfig(n_bootstrap=200)
-
-
-@pytest.fixture(scope="module")
-def env():
-    return InfluencerMatchingEnv(**ENV_OPTIONS)
 
 
 def _data(env, policy, n_campaigns, seed):
@@ -271,7 +259,7 @@ def test_ope_bad_input_is_one_line_and_exit_2(cqi_run, env, uniform, tmp_path, c
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
     result = subprocess.run(
-        [sys.executable, "-m", "experiments.ope", *cases[0][0], "--out", str(tmp_path / "o")],
+        [sys.executable, "-m", "experiments.cli.ope", *cases[0][0], "--out", str(tmp_path / "o")],
         capture_output=True,
         text=True,
     )

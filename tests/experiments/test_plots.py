@@ -1,16 +1,19 @@
-"""Experiment figures (experiments/plots.py) and the ``influmatch plot`` command (experiments/plot.py)."""
+"""Experiment figures, CQI trees and their rules (experiments/reporting/) and the ``influmatch plot``
+command (experiments/cli/plot.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import struct
 
 import pytest
 
-from experiments import plots
+from envs.observation import observation_specs
 from experiments.cli import main
-from tests.experiments.test_stats import ACTIONS, FEATURES, cqi_tree, fabricate_run, fabricate_sweep
+from experiments.reporting import figures, rules, trees
+from tests.experiments.helpers import ACTIONS, FEATURES, cqi_tree, fabricate_run, fabricate_sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -63,9 +66,9 @@ def test_a_policy_evaluated_once_is_a_flat_line(tmp_path):
         "ppo,default,normalized_score,0,1,0.1,,\n"
         "ppo,default,normalized_score,500,1,0.4,,\n"
     )
-    assert png_size(plots.plot_learning_curves(curves, tmp_path / "c.png"))[0] > 800
+    assert png_size(figures.plot_learning_curves(curves, tmp_path / "c.png"))[0] > 800
     with pytest.raises(ValueError, match="no rows of metric 'mean_return'"):
-        plots.plot_learning_curves(curves, tmp_path / "r.png", metric="mean_return")
+        figures.plot_learning_curves(curves, tmp_path / "r.png", metric="mean_return")
 
 
 def test_a_cqi_run_folder_draws_its_tree(sweep, tmp_path):
@@ -87,17 +90,17 @@ def test_a_tree_of_thirty_leaves_stays_readable(tmp_path):
     (run / "model.json").write_text(model)
     (run / "tree.txt").write_text(text)
     n_leaves = sum("q" in node for node in json.loads(model)["nodes"])
-    out = plots.plot_cqi_tree(run, tmp_path / "big.png")
+    out = trees.plot_cqi_tree(run, tmp_path / "big.png")
     width, height = png_size(out)
     # One row of about 0.6 inch per leaf at 150 dpi: text keeps its size instead of shrinking.
-    assert height >= 0.55 * plots.FIGURE_DPI * n_leaves
+    assert height >= 0.55 * figures.FIGURE_DPI * n_leaves
     assert width <= 16_000 and height <= 16_000
 
 
 def test_model_json_and_tree_txt_give_the_same_named_tree(sweep):
     run = next((sweep / "runs").glob("cqi__*seed0"))
-    from_model = plots.read_cqi_tree(run)
-    from_text = plots.parse_tree_text((run / "tree.txt").read_text())
+    from_model = trees.read_cqi_tree(run)
+    from_text = trees.parse_tree_text((run / "tree.txt").read_text())
     assert len(from_model) == len(from_text)
     model_leaves = sorted((n.action, round(n.q, 2)) for n in from_model if n.is_leaf)
     text_leaves = sorted((n.action, round(n.q, 2)) for n in from_text if n.is_leaf)
@@ -106,9 +109,15 @@ def test_model_json_and_tree_txt_give_the_same_named_tree(sweep):
     assert {n.action for n in from_model if n.is_leaf} <= set(ACTIONS)
 
 
+SPECS = {spec.name: spec for spec in observation_specs(8, 26)}
+
+
 def test_tests_and_actions_read_as_plain_language():
     names = {3: "micro · instagram · beauty"}
-    say = plots.describe_condition
+
+    def say(feature, low, high, segment_names=None):
+        return rules.describe_condition(SPECS.get(feature, feature), low, high, segment_names)
+
     assert say("share of budget left", None, 0.4213, names) == "less than 42 % of the budget is left"
     assert say("share of budget left", 0.2, 0.4213, names) == "between 20 % and 42 % of the budget is left"
     assert say("brand is beauty", 0.5, None) == "the brand sells beauty"
@@ -124,10 +133,10 @@ def test_tests_and_actions_read_as_plain_language():
     assert say("seg 3 affordable", 0.5, None, names).startswith("some influencer of segment 3")
     assert say("x[4]", 1.5, None) == "x[4] ≥ 1.5"
     assert (
-        plots.describe_action("seg 3 · micro · instagram · beauty · 1×")
+        rules.describe_action("seg 3 · micro · instagram · beauty · 1×")
         == "offer 1× list price to the best available micro · instagram · beauty influencer (segment 3)"
     )
-    assert plots.describe_action("wait") == "wait a week (make no offer)"
+    assert rules.describe_action("wait") == "wait a week (make no offer)"
 
 
 def test_rules_merge_the_tests_on_a_path_and_mark_unreachable_leaves():
@@ -146,16 +155,46 @@ def test_rules_merge_the_tests_on_a_path_and_mark_unreachable_leaves():
         "else:\n"
         "    → wait  (Q=0.3)\n"
     )
-    rules = plots.tree_rules(plots.parse_tree_text(text))
-    assert [r.reachable for r in rules] == [True, True, False, True, True]
-    assert rules[1].text() == (
+    found = rules.tree_rules(trees.parse_tree_text(text, specs=SPECS.values()))
+    assert [r.reachable for r in found] == [True, True, False, True, True]
+    assert found[1].text() == (
         "If between 20 % and 42 % of the budget is left and the brand does not sell beauty → offer 1× list price "
         "to the best available micro · instagram · beauty influencer (segment 3)"
     )
-    assert rules[4].text() == "If at least 42 % of the budget is left → wait a week (make no offer)"
-    assert plots.tree_rules(plots.parse_tree_text("→ wait  (Q=0.5)\n"))[0].text().startswith("Always → wait")
+    assert found[4].text() == "If at least 42 % of the budget is left → wait a week (make no offer)"
+    assert rules.tree_rules(trees.parse_tree_text("→ wait  (Q=0.5)\n"))[0].text().startswith("Always → wait")
     with pytest.raises(ValueError, match="tree.txt: line 2"):
-        plots.parse_tree_text("if a < 1:\n→ wait  (Q=1)\n")
+        trees.parse_tree_text("if a < 1:\n→ wait  (Q=1)\n")
+    # Without specs a test reads as it is written.
+    plain = rules.tree_rules(trees.parse_tree_text(text))
+    assert plain[4].text() == "If share of budget left ≥ 0.42 → wait a week (make no offer)"
+
+
+def test_rules_find_features_by_their_spec_not_their_name():
+    """Renaming every feature (as a new version of the env might) changes nothing in the rules: they
+    are read through the features' kind, field and segment."""
+    renamed = {
+        name: dataclasses.replace(spec, name=f"feature {i}") for i, (name, spec) in enumerate(SPECS.items())
+    }
+    text = (
+        "if share of budget left < 0.42:\n"
+        "    if brand is beauty < 0.5:\n"
+        "        → wait  (Q=0.1)\n"
+        "    else:\n"
+        "        if seg 3 hires < 0.5:\n"
+        "            → seg 3 · micro · instagram · beauty · 1×  (Q=1.5)\n"
+        "        else:\n"
+        "            → wait  (Q=0)\n"
+        "else:\n"
+        "    → wait  (Q=0.3)\n"
+    )
+    original = [r.text() for r in rules.tree_rules(trees.parse_tree_text(text, specs=SPECS.values()))]
+    for old, spec in renamed.items():
+        text = text.replace(f"if {old} <", f"if {spec.name} <")
+    assert "share of budget left" not in text
+    again = [r.text() for r in rules.tree_rules(trees.parse_tree_text(text, specs=renamed.values()))]
+    assert again == original
+    assert "the brand sells beauty" in again[1] and "no influencer of segment 3" in again[1]
 
 
 @pytest.mark.parametrize(

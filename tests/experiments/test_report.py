@@ -1,4 +1,4 @@
-"""``influmatch report`` (experiments/report.py): one self-contained HTML page per sweep."""
+"""``influmatch report`` (experiments/reporting/report.py): one self-contained HTML page per sweep."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import re
 import pandas as pd
 import pytest
 
-from experiments import report, stats
+from experiments import stats
 from experiments.cli import main
-from tests.experiments.test_stats import BEST_DEPLOYABLE, fabricate_sweep
+from experiments.reporting import report
+from tests.experiments.helpers import BEST_DEPLOYABLE, fabricate_sweep
 
 FIGURE = "data:image/png;base64,"
 

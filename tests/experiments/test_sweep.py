@@ -114,7 +114,7 @@ def test_killed_sweep_resumes_and_keeps_finished_runs(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "experiments.sweep",
+        "experiments.cli.sweep",
         str(config_path),
         "--out",
         str(out),

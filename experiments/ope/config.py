@@ -1,0 +1,70 @@
+"""Options of the off-policy estimators and their models (:class:`OPEConfig`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+__all__ = ["DEFAULT_CONFIG", "SCOPES", "OPEConfig"]
+
+#: The scopes of an estimate: each decision as a contextual bandit, and whole campaigns.
+SCOPES = ("per_decision", "per_campaign")
+
+
+@dataclasses.dataclass(frozen=True)
+class OPEConfig:
+    """Options of the estimators (validated on construction; an error names the field).
+
+    Parameters
+    ----------
+    clip : float or None
+        Cap on every importance weight (see the module docstring); None: no clipping.
+    n_folds : int
+        Cross-fitting folds of the reward model and of fitted-Q evaluation (campaigns are split).
+    n_bootstrap : int
+        Bootstrap resamples of campaigns.
+    confidence : float
+        Level of the percentile intervals, in (0, 1).
+    random_state : int
+        Seeds the folds, the regressors and the bootstrap.
+    max_iter : int
+        Boosting iterations of every ``HistGradientBoostingRegressor``.
+    n_threads : int
+        OpenMP threads of the regressors.
+    """
+
+    clip: float | None = None
+    n_folds: int = 2
+    n_bootstrap: int = 1000
+    confidence: float = 0.95
+    random_state: int = 0
+    max_iter: int = 100
+    n_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.clip is not None and (
+            isinstance(self.clip, bool) or not isinstance(self.clip, (int, float)) or not self.clip > 0
+        ):
+            raise ValueError(f"clip: expected a number > 0 or None, got {self.clip!r}")
+        for name, minimum in (("n_folds", 2), ("n_bootstrap", 1), ("max_iter", 1), ("n_threads", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ValueError(f"{name}: expected a whole number >= {minimum}, got {value!r}")
+        if isinstance(self.random_state, bool) or not isinstance(self.random_state, (int, np.integer)) or self.random_state < 0:  # fmt: skip
+            raise ValueError(f"random_state: expected a whole number >= 0, got {self.random_state!r}")
+        if not isinstance(self.confidence, (int, float)) or not 0 < self.confidence < 1:
+            raise ValueError(f"confidence: expected a number in (0, 1), got {self.confidence!r}")
+
+    def streams(self) -> tuple[np.random.Generator, np.random.Generator, int]:
+        """(fold generator, bootstrap generator, regressor seed) spawned from ``random_state``."""
+        folds, boot, models = np.random.SeedSequence(self.random_state).spawn(3)
+        return (
+            np.random.default_rng(folds),
+            np.random.default_rng(boot),
+            int(models.generate_state(1, dtype=np.uint32)[0]),
+        )
+
+
+#: The default options (a frozen instance, shared as the default argument of the estimators).
+DEFAULT_CONFIG = OPEConfig()

@@ -1,0 +1,174 @@
+"""Logs generated in the simulator: campaigns played by a stochastic policy, with exact propensities.
+
+:func:`generate_logs` plays the campaigns of :func:`experiments.evaluation.episode_seeds` with any
+:class:`~experiments.ope.policies.StochasticPolicy` and returns them in the file format of
+:mod:`experiments.ope.logs`; :func:`rollouts` is the simulation itself, also used for the truth.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from experiments.evaluation import episode_seeds
+from experiments.ope.logs import INFLUENCER, META_FORMAT, META_VERSION, OUTCOME_COLUMNS, LoggedData
+from experiments.ope.policies import StochasticPolicy
+
+__all__ = ["LOCKSTEP", "generate_logs", "rollouts"]
+
+#: Environments stepped side by side when simulating (one batched policy call per week).
+LOCKSTEP = 64
+
+
+def _campaign_streams(seed: int, n_campaigns: int) -> tuple[list[int], list[np.random.SeedSequence]]:
+    """Reset seeds of the campaigns (those of :func:`experiments.evaluation.episode_seeds`) and one
+    action-draw stream per campaign, so results do not depend on how campaigns are batched."""
+    _, draws = np.random.SeedSequence(seed).spawn(2)
+    return episode_seeds(seed, n_campaigns), draws.spawn(n_campaigns)
+
+
+def rollouts(
+    env: Any,
+    policy: StochasticPolicy,
+    reset_seeds: Sequence[int],
+    draw_seeds: Sequence[np.random.SeedSequence | int],
+    *,
+    expected: bool = False,
+    outcomes: bool = True,
+    lockstep: int = LOCKSTEP,
+) -> dict[str, np.ndarray]:
+    """Play one campaign per reset seed with ``policy``, sampling actions from its probabilities.
+
+    Campaign ``c`` starts with ``reset(seed=reset_seeds[c])`` on a copy of ``env.unwrapped`` and draws
+    its actions from ``default_rng(draw_seeds[c])``; ``lockstep`` campaigns run side by side so the
+    policy is asked once per week for all of them (the result does not depend on ``lockstep``).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        One entry per decision, sorted by campaign and step: ``campaign``, ``step``, ``context``
+        (n, d), ``action_mask`` (n, A), ``probabilities`` (n, A), ``action``, ``propensity``,
+        ``reward`` (thousands of USD); with ``outcomes`` the outcome columns and ``influencer_id``;
+        with ``expected`` also ``expected_rewards`` (n, A), the exact expected reward of every action
+        under the hidden truth (thousands of USD).
+    """
+    base = env.unwrapped
+    n = len(reset_seeds)
+    width = max(1, min(int(lockstep), n))
+    envs = [copy.deepcopy(base) for _ in range(width)]
+    records: dict[str, list] = {k: [] for k in ("campaign", "step", "context", "action_mask", "probabilities",
+                                                   "action", "reward", "expected_rewards", "outcome")}  # fmt: skip
+    for start in range(0, n, width):
+        block = list(range(start, min(n, start + width)))
+        obs, masks, rngs, steps = {}, {}, {}, {}
+        for j, c in enumerate(block):
+            o, info = envs[j].reset(seed=int(reset_seeds[c]))
+            obs[j], masks[j] = o, np.asarray(info["action_mask"], dtype=bool)
+            rngs[j], steps[j] = np.random.default_rng(draw_seeds[c]), 0
+        active = list(range(len(block)))
+        while active:
+            observations = np.stack([obs[j] for j in active]).astype(np.float64)
+            action_masks = np.stack([masks[j] for j in active])
+            probs = policy.probabilities(observations, action_masks, envs=[envs[j] for j in active])
+            still = []
+            for row, j in enumerate(active):
+                p = probs[row]
+                cumulative = np.cumsum(p)
+                a = int(np.searchsorted(cumulative, rngs[j].random() * cumulative[-1], side="right"))
+                a = min(a, len(p) - 1)
+                if expected:
+                    records["expected_rewards"].append(envs[j].expected_rewards())
+                o2, reward, terminated, truncated, info = envs[j].step(a)
+                records["campaign"].append(block[j])
+                records["step"].append(steps[j])
+                records["context"].append(observations[row])
+                records["action_mask"].append(action_masks[row])
+                records["probabilities"].append(p)
+                records["action"].append(a)
+                records["reward"].append(float(reward))
+                if outcomes:
+                    records["outcome"].append(info.get("outcome"))
+                if not (terminated or truncated):
+                    obs[j], masks[j] = o2, np.asarray(info["action_mask"], dtype=bool)
+                    steps[j] += 1
+                    still.append(j)
+            active = still
+    campaign = np.asarray(records["campaign"], dtype=np.int64)
+    step = np.asarray(records["step"], dtype=np.int64)
+    order = np.lexsort((step, campaign))
+    probabilities = np.stack(records["probabilities"])[order]
+    action = np.asarray(records["action"], dtype=np.int64)[order]
+    out = {
+        "campaign": campaign[order],
+        "step": step[order],
+        "context": np.stack(records["context"])[order],
+        "action_mask": np.stack(records["action_mask"])[order],
+        "probabilities": probabilities,
+        "action": action,
+        "propensity": probabilities[np.arange(len(action)), action],
+        "reward": np.asarray(records["reward"])[order],
+    }
+    if expected:
+        out["expected_rewards"] = np.stack(records["expected_rewards"])[order]
+    if outcomes:
+        taken = [records["outcome"][i] for i in order]
+        for name, kind in OUTCOME_COLUMNS:
+            dtype = np.float64 if kind == "amount" else np.int64
+            out[name] = np.array([0 if o is None else o[name] for o in taken], dtype=dtype)
+        out[INFLUENCER] = np.array(["" if o is None else o["influencer_id"] for o in taken], dtype=object)
+    return out
+
+
+def generate_logs(
+    env: Any, policy: StochasticPolicy, n_campaigns: int, seed: int, *, lockstep: int = LOCKSTEP
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Logs of ``n_campaigns`` campaigns played by ``policy`` in ``env``.
+
+    The campaigns are those of :func:`experiments.evaluation.episode_seeds` for ``seed``; actions are
+    drawn from the policy's probabilities with streams spawned from ``seed``, and ``propensity`` is the
+    exact probability of the action drawn. ``lockstep`` campaigns are simulated side by side (see
+    :func:`rollouts`); it changes the speed, not the logs.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        The log in the file format (``campaign_id`` = 0 .. n_campaigns - 1) and its metadata, except
+        the ``env`` options and ``policy`` entries, which the caller adds.
+    """
+    if isinstance(n_campaigns, bool) or not isinstance(n_campaigns, (int, np.integer)) or n_campaigns < 1:
+        raise ValueError(f"campaigns: expected a whole number >= 1, got {n_campaigns!r}")
+    unwrapped = env.unwrapped
+    reset_seeds, draw_seeds = _campaign_streams(seed, int(n_campaigns))
+    sim = rollouts(env, policy, reset_seeds, draw_seeds, lockstep=lockstep)
+    data = LoggedData(
+        campaign_ids=np.arange(n_campaigns),
+        campaign=sim["campaign"],
+        step=sim["step"],
+        context=sim["context"],
+        action=sim["action"],
+        propensity=sim["propensity"],
+        reward=sim["reward"],
+        action_mask=sim["action_mask"],
+        feature_names=tuple(unwrapped.feature_names),
+        action_names=tuple(unwrapped.action_names),
+        outcomes={k: sim[k] for k in [*(name for name, _ in OUTCOME_COLUMNS), INFLUENCER]},
+        source="generated logs",
+    )
+    returns = data.per_campaign(data.reward)
+    metadata = {
+        "format": META_FORMAT,
+        "version": META_VERSION,
+        "seed": int(seed),
+        "n_campaigns": int(n_campaigns),
+        "n_decisions": data.n_decisions,
+        "mean_return": float(returns.mean()),
+        "feature_names": list(unwrapped.feature_names),
+        "action_names": list(unwrapped.action_names),
+        "campaign_ids": list(range(n_campaigns)),
+        "campaign_seeds": [int(s) for s in reset_seeds],
+    }
+    return data.to_frame(), metadata

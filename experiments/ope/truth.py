@@ -1,0 +1,208 @@
+"""The true value of a target policy on logged campaigns, computed in the simulator (simulated logs only).
+
+Per decision, the logged campaigns are replayed (same reset seeds and environment options, same logged
+actions, which also checks that the logs and the simulator agree) and the estimand
+``V = E_x[sum_a pi(a|x) q(x, a)]`` is computed with the exact expected rewards
+``env.expected_rewards()``. Per campaign, the target policy is run in the simulator on the same
+campaigns and its value is the mean over campaigns of ``sum_t sum_a pi(a|x_t) q(x_t, a)`` (exact
+expected rewards along the simulated path: less noise than sampled rewards), with its standard error.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from envs.observation import FeatureSpec
+from experiments.ope.estimators import campaign_groups, segment_order
+from experiments.ope.generation import rollouts
+from experiments.ope.logs import LoggedData, metadata_path
+from experiments.ope.policies import StochasticPolicy
+
+__all__ = ["TruthError", "replay_expected_rewards", "simulate_target", "truth_table", "with_truth"]
+
+
+class TruthError(ValueError):
+    """The simulator does not reproduce the logs, so the true value cannot be computed."""
+
+
+def _reset_seeds(data: LoggedData) -> list[int]:
+    """Reset seed of every logged campaign, from the logs' metadata."""
+    meta = data.metadata
+    if meta is None:
+        raise TruthError(
+            f"{data.source}: the true value needs {metadata_path(data.source).name} beside the logs "
+            "(environment options and campaign seeds, written by influmatch log)"
+        )
+    seeds = {str(i): int(s) for i, s in zip(meta["campaign_ids"], meta["campaign_seeds"], strict=True)}
+    out = []
+    for cid in data.campaign_ids:
+        if str(cid) not in seeds:
+            raise TruthError(f"{metadata_path(data.source)}: no reset seed for campaign {cid}")
+        out.append(seeds[str(cid)])
+    return out
+
+
+def replay_expected_rewards(env: Any, data: LoggedData) -> np.ndarray:
+    """Replay every logged campaign in the simulator and read the exact expected reward of every
+    action at every logged decision, shape (n, A), thousands of USD.
+
+    Each campaign is reset with its logged seed and stepped with the logged actions; the replayed
+    context and reward must match the logged ones (else :class:`TruthError` naming the row).
+    """
+    seeds = _reset_seeds(data)
+    sim = copy.deepcopy(env.unwrapped)
+    q = np.empty((data.n_decisions, data.n_actions))
+    starts = np.r_[data.campaign_first_rows(), data.n_decisions]
+    for c in range(data.n_campaigns):
+        obs, _ = sim.reset(seed=seeds[c])
+        for i in range(starts[c], starts[c + 1]):
+            if not np.allclose(obs, data.context[i], rtol=1e-6, atol=1e-7):
+                j = int(np.flatnonzero(~np.isclose(obs, data.context[i], rtol=1e-6, atol=1e-7))[0])
+                raise TruthError(
+                    f"{data.source}: row {data.row[i]}, column '{data.feature_names[j]}': the simulator "
+                    f"gives {obs[j]:.6g}, the logs {data.context[i, j]:.6g}; were the logs made with "
+                    "these environment options?"
+                )
+            q[i] = sim.expected_rewards()
+            obs, reward, terminated, truncated, _ = sim.step(int(data.action[i]))
+            if not math.isclose(reward, data.reward[i], rel_tol=1e-6, abs_tol=1e-9):
+                raise TruthError(
+                    f"{data.source}: row {data.row[i]}, column 'reward': the simulator gives {reward:.6g}, "
+                    f"the logs {data.reward[i]:.6g}"
+                )
+            if (terminated or truncated) != (i == starts[c + 1] - 1):
+                raise TruthError(
+                    f"{data.source}: row {data.row[i]}: the simulated campaign "
+                    f"{'ends' if terminated or truncated else 'goes on'} here, the logged one does not"
+                )
+    return q
+
+
+def simulate_target(
+    env: Any, policy: StochasticPolicy, data: LoggedData, seed: int = 0, segments: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Run the target policy in the simulator on the logged campaigns (their reset seeds).
+
+    Returns
+    -------
+    dict
+        ``value`` (C,): each campaign's expected return along the simulated path,
+        ``sum_t sum_a pi(a|x_t) q(x_t, a)`` (thousands of USD); ``sampled`` (C,): the return actually
+        drawn; with ``segments``, ``by_segment`` (C, S + 1): the part of ``value`` from each segment's
+        actions (last column: waiting).
+    """
+    reset_seeds = _reset_seeds(data)
+    draws = np.random.SeedSequence(seed).spawn(data.n_campaigns)
+    sim = rollouts(env, policy, reset_seeds, draws, expected=True, outcomes=False)
+    first = np.flatnonzero(sim["step"] == 0)
+    logged_first = data.context[data.campaign_first_rows()]
+    if not np.allclose(sim["context"][first], logged_first, rtol=1e-6, atol=1e-7):
+        c = int(
+            np.flatnonzero(
+                ~np.isclose(sim["context"][first], logged_first, rtol=1e-6, atol=1e-7).all(axis=1)
+            )[0]
+        )
+        raise TruthError(
+            f"{data.source}: campaign {data.campaign_ids[c]}: the simulator starts it differently from the "
+            "logs; were the logs made with these environment options?"
+        )
+    per_step = sim["probabilities"] * sim["expected_rewards"]
+    C = data.n_campaigns
+    out = {
+        "value": np.bincount(sim["campaign"], weights=per_step.sum(axis=1), minlength=C),
+        "sampled": np.bincount(sim["campaign"], weights=sim["reward"], minlength=C),
+    }
+    if segments is not None:
+        cols = [per_step[:, segments == s].sum(axis=1) for s in segment_order(segments)]
+        out["by_segment"] = np.stack(
+            [np.bincount(sim["campaign"], weights=col, minlength=C) for col in cols], axis=1
+        )
+    return out
+
+
+def truth_table(
+    data: LoggedData,
+    target_probs: np.ndarray,
+    q_true: np.ndarray,
+    simulated: dict[str, np.ndarray],
+    groups: pd.DataFrame,
+    segments: np.ndarray | None = None,
+    *,
+    feature_specs: Sequence[FeatureSpec] | None = None,
+) -> pd.DataFrame:
+    """True values for the (scope, group_by, group) rows of ``groups`` (an
+    :func:`~experiments.ope.estimators.estimate` table made with the same ``segments``).
+
+    Per decision: mean over the group's logged decisions of ``sum_a pi(a|x) q(x, a)`` (exact, no
+    standard error). Per campaign: mean over the group's campaigns of the simulated expected return,
+    with its standard error. ``feature_specs`` locate the brand and goal columns (default: the logs'
+    own, :meth:`~experiments.ope.logs.LoggedData.specs`).
+    """
+    per_row = target_probs * q_true
+    keys = groups[["scope", "group_by", "group"]].drop_duplicates()
+    members = _memberships(data, feature_specs, keys, segments)
+    out = []
+    for scope, group_by, group in keys.itertuples(index=False):
+        member, segment, column = members[(group_by, group)]
+        if segment is None:
+            row_value = per_row.sum(axis=1)
+            campaign_value = simulated["value"]
+        else:
+            row_value = per_row[:, segments == segment].sum(axis=1)
+            campaign_value = simulated["by_segment"][:, column] if "by_segment" in simulated else None
+        rows = member[data.campaign] > 0
+        if scope == "per_decision":
+            truth, se = float(row_value[rows].mean()), 0.0
+        elif campaign_value is None:
+            truth, se = math.nan, math.nan
+        else:
+            values = campaign_value[member > 0]
+            truth = float(values.mean())
+            se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
+        out.append((scope, group_by, group, truth, se))
+    return pd.DataFrame(out, columns=["scope", "group_by", "group", "truth", "truth_std_error"])
+
+
+def _memberships(
+    data: LoggedData,
+    feature_specs: Sequence[FeatureSpec] | None,
+    keys: pd.DataFrame,
+    segments: np.ndarray | None,
+) -> dict[tuple[str, str], tuple[np.ndarray, int | None, int]]:
+    """(group_by, group) -> (campaign indicator, segment or None, column of ``by_segment``)."""
+    everyone = np.ones(data.n_campaigns)
+    out: dict[tuple[str, str], tuple[np.ndarray, int | None, int]] = {("all", "all"): (everyone, None, 0)}
+    for group_by, label, member in campaign_groups(data, feature_specs):
+        out[(group_by, label)] = (member, None, 0)
+    # The segment rows of an estimate table come in the order of segment_order(segments).
+    labels = list(dict.fromkeys(keys.loc[keys["group_by"] == "segment", "group"]))
+    if labels:
+        if segments is None:
+            raise ValueError("segments: the table has segment rows; pass the segments it was made with")
+        order = segment_order(np.asarray(segments))
+        if len(order) != len(labels):
+            raise ValueError(f"segments: {len(order)} segments and waiting, but the table has {len(labels)}")
+        for column, (label, segment) in enumerate(zip(labels, order, strict=True)):
+            out[("segment", label)] = (everyone, segment, column)
+    return out
+
+
+def with_truth(table: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``truth``, ``truth_std_error``, ``error`` (estimate - truth), ``relative_error``
+    (error / |truth|) and ``covered`` (truth inside the interval) for the target's estimators; the
+    ``logged`` rows (the logging policy's value) get no truth."""
+    merged = table.merge(truth, on=["scope", "group_by", "group"], how="left")
+    logged = merged["estimator"] == "logged"
+    merged.loc[logged, ["truth", "truth_std_error"]] = np.nan
+    merged["error"] = merged["estimate"] - merged["truth"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        merged["relative_error"] = merged["error"] / merged["truth"].abs()
+    covered = (merged["low"] <= merged["truth"]) & (merged["truth"] <= merged["high"])
+    merged["covered"] = covered.where(merged["truth"].notna() & merged["low"].notna())
+    return merged
