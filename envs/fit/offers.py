@@ -74,15 +74,25 @@ OFFER_COLUMNS: tuple[OfferColumn, ...] = (
     OfferColumn("goal", "choice", "", "decision", "the campaign's goal", choices=GOALS),
     OfferColumn("order_value", "float", "USD", "decision", "average order value (revenue per conversion)", 0),
     OfferColumn(
-        "category_share", "float", "share", "decision", "influencer's category mix at the brand's category",
-        0, 1,
+        "category_share",
+        "float",
+        "share",
+        "decision",
+        "influencer's category mix at the brand's category",
+        0,
+        1,
     ),  # fmt: skip
     OfferColumn(
         "fit", "float", "share", "decision", "brand fit from observables (0.6 category + 0.4 audience)", 0, 1
     ),
     OfferColumn(
-        "overlap_factor", "float", "share", "decision",
-        "share of the reach new given earlier hires of the campaign in the segment (1 when none)", 1e-9, 1,
+        "overlap_factor",
+        "float",
+        "share",
+        "decision",
+        "share of the reach new given earlier hires of the campaign in the segment (1 when none)",
+        1e-9,
+        1,
     ),  # fmt: skip
     OfferColumn("segment", "int", "", "decision", "segment of the influencer (as the logger saw it)", 0),
     OfferColumn("accepted", "flag", "", "decision", "1 if the influencer accepted, else 0", 0, 1),
@@ -154,9 +164,9 @@ def validate_offers(
             f"{source}: row {row}, column 'influencer_id': '{out['influencer_id'].iloc[row]}' is not in the "
             f"pool ({len(unknown)} offers name influencers outside the pool)"
         )
-    refused_with_outcome = (out["accepted"].to_numpy() == 0) & (out[list(OUTCOME_COLUMNS)].to_numpy() != 0).any(
-        axis=1
-    )
+    refused_with_outcome = (out["accepted"].to_numpy() == 0) & (
+        out[list(OUTCOME_COLUMNS)].to_numpy() != 0
+    ).any(axis=1)
     if refused_with_outcome.any():
         row = int(np.flatnonzero(refused_with_outcome)[0])
         raise OffersValidationError(
@@ -170,9 +180,7 @@ def _check_column(values: pd.Series, column: OfferColumn, source: str) -> pd.Ser
     name = column.name
 
     def fail(row: int, what: str) -> None:
-        raise OffersValidationError(
-            f"{source}: row {row}, column '{name}': {what}, got {values.iloc[row]!r}"
-        )
+        raise OffersValidationError(f"{source}: row {row}, column '{name}': {what}, got {values.iloc[row]!r}")
 
     if column.kind in ("id", "choice"):
         text = values.astype(str).str.strip()
@@ -197,7 +205,9 @@ def _check_column(values: pd.Series, column: OfferColumn, source: str) -> pd.Ser
         fail(int(np.flatnonzero(numbers < column.lower)[0]), f"expected a value >= {column.lower:g}")
     if column.upper is not None and (numbers > column.upper).any():
         fail(int(np.flatnonzero(numbers > column.upper)[0]), f"expected a value <= {column.upper:g}")
-    return pd.Series(numbers.astype(np.int64) if column.kind in ("int", "flag") else numbers, index=values.index)
+    return pd.Series(
+        numbers.astype(np.int64) if column.kind in ("int", "flag") else numbers, index=values.index
+    )
 
 
 def read_offers_csv(path: str | Path, pool: InfluencerPool) -> pd.DataFrame:

@@ -1,0 +1,614 @@
+"""Maximum-likelihood estimates of the outcome parameters from logged offers (statsmodels GLMs).
+
+:func:`fit_market` fits six blocks of the outcome model of :mod:`envs.outcomes`, each a GLM whose known
+factors enter as offsets, so a block estimates only what the logs identify:
+
+* ``acceptance`` (every offer, Binomial/logit): accepted ~ 1 + ln(offer ratio) + (category share - pivot)
+  + load + month dummies; the month with most offers is the reference (its shift held at the default),
+  months with fewer than ``min_obs`` offers enter the offset at their default shift;
+* ``reach`` (accepted offers, Poisson quasi-likelihood, standard errors clustered by influencer):
+  reach ~ platform + platform x ln(F/10k) + price residual, offset ln(1 - fake share) + ln F
+  + ln overlap + reach_post_sd^2/2. The hidden response quality q (log-sd s, correlation r with the price
+  noise) is partly priced: E[q | price residual z] = exp(s r z - (s r)^2 / 2), so the price residual's
+  coefficient is s x r and corrects the selection on price a value-per-dollar logger makes;
+* ``engagement`` (accepted, Poisson, clustered): engagements ~ 1 + load + price residual, offset
+  ln E[true ER | observed] + ln audience + ln month multiplier + ln(0.7 + 0.6 fit)
+  + engagement_post_sd^2/2 (the audience of per-view platforms uses the fitted reach rate: two steps);
+* ``clicks`` (accepted with reach > 0, Poisson): clicks ~ 1 + E[ln(ER / typical) | observed], offset
+  ln reach + ln(click_fit_base + fit); conditioning on the realised reach removes q;
+* ``conversions`` (accepted with reach > 0, Poisson): conversions ~ 1 + ln(F/10k) + E[ln(ER/typical)],
+  offset ln reach + ln(0.2 + 1.6 fit) + ln month multiplier;
+* ``price`` (accepted, least squares): ln(cost / (offer ratio x list price)) ~ 1 + [Nov or Dec].
+
+A term is estimated only when at least ``min_obs`` rows inform it, its column varies, and it is not
+collinear with the terms before it; otherwise it stays at its default inside the offset and every
+parameter that depends on it is reported ``identified=False`` (never guessed). Parameters the logs cannot
+identify at all are listed with the reason in :data:`NOT_ESTIMATED`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+
+from envs.calibration import MONTHS, PLATFORMS, Calibration
+from envs.fit.offers import OfferObservables, offer_observables, validate_offers
+from envs.outcomes import reach_rate
+
+if TYPE_CHECKING:
+    from envs.fit.result import MarketFit
+
+logger = logging.getLogger(__name__)
+
+#: Columns of :attr:`MarketFit.parameters`, in order.
+PARAMETER_COLUMNS: tuple[str, ...] = (
+    "parameter", "estimate", "std_error", "ci_low", "ci_high", "default", "n_obs", "identified",
+)  # fmt: skip
+
+#: Outcome parameters listed but never estimated, with the reason (all kept at their defaults).
+NOT_ESTIMATED: dict[str, str] = {
+    "reach_post_sd": (
+        "confounded with the unpriced part of the hidden quality (both are log-normal noise on reach); "
+        "held at its default, and response_quality_sd is fitted given it"
+    ),
+    "engagement_post_sd": "not separable from the unpriced hidden quality (Poisson quasi-likelihood)",
+    "engagement_fit_slope": "enters as (base + slope x fit) with the sponsored multiplier; held at default",
+    "conversion_fit_slope": "enters as (base + slope x fit), scale confounded with conversion_rate; held",
+}
+
+Z95 = 1.959963984540054
+
+
+class MarketFitError(ValueError):
+    """The fit failed (a likelihood that does not converge); the message names the block and parameter."""
+
+
+# ------------------------------------------------------------------------------ parameter specs
+@dataclasses.dataclass(frozen=True)
+class _Parameter:
+    """One reported parameter: where it goes in the calibration and how it follows from coefficients."""
+
+    name: str
+    field: str
+    slots: tuple[int, ...] | None  # indices of a tuple field, None for a scalar field
+    value: Callable[[Mapping[str, float]], float]  # from the block's coefficients (link scale)
+    needs: tuple[str, ...]  # coefficients that must be identified
+    positive: bool = False  # interval on the log scale
+    note: str = ""  # said of the parameter when fitted (an assumption it rests on)
+
+
+def parameter_field(name: str) -> tuple[str, tuple[int, ...] | None]:
+    """Calibration field and tuple slots of a parameter name such as ``reach_rate_at_10k[tiktok]``,
+    ``acceptance_month_shift[Nov]`` or ``holiday_price_premium`` (Nov and Dec of ``price_month_premium``)."""
+    if name == "holiday_price_premium":
+        return "price_month_premium", (10, 11)
+    if "[" not in name:
+        return name, None
+    field, label = name[:-1].split("[")
+    labels = MONTHS if field == "acceptance_month_shift" else PLATFORMS
+    return field, (labels.index(label),)
+
+
+def _get(cal: Calibration, name: str) -> float:
+    field, slots = parameter_field(name)
+    value = getattr(cal, field)
+    return float(value if slots is None else value[slots[0]])
+
+
+def _with_values(cal: Calibration, values: Mapping[str, float]) -> Calibration:
+    """``cal`` with parameters set (built with :meth:`Calibration.replace`, so validated)."""
+    changes: dict[str, Any] = {}
+    for name, value in values.items():
+        field, slots = parameter_field(name)
+        if slots is None:
+            changes[field] = float(value)
+            continue
+        current = list(changes.get(field, getattr(cal, field)))
+        for slot in slots:
+            current[slot] = float(value)
+        changes[field] = tuple(current)
+    return cal.replace(**changes) if changes else cal
+
+
+# --------------------------------------------------------------------------------------- blocks
+@dataclasses.dataclass(frozen=True)
+class _Term:
+    name: str
+    column: np.ndarray
+    default: float  # coefficient on the link scale, used in the offset when not estimated
+    dummy: bool = False
+
+
+@dataclasses.dataclass
+class BlockFit:
+    """One GLM's result: coefficients on the link scale (estimated or held) and the covariance of the
+    estimated ones.
+
+    Attributes
+    ----------
+    name : str
+        Block name (``"acceptance"``, ``"reach"``, ...).
+    coef : dict[str, float]
+        Every term's coefficient (estimates where identified, defaults elsewhere).
+    estimated : list[str]
+        Names of the estimated terms, in the order of ``cov``.
+    cov : numpy.ndarray
+        Covariance of the estimated terms.
+    n_obs : dict[str, int]
+        Rows informing each term.
+    parameters : list[_Parameter]
+        The reported parameters computed from this block.
+    """
+
+    name: str
+    coef: dict[str, float]
+    estimated: list[str]
+    cov: np.ndarray
+    n_obs: dict[str, int]
+    parameters: list[_Parameter]
+
+
+def _identifiable(terms: Sequence[_Term], rows: int, min_obs: int, held: set[str]) -> tuple[list[int], dict]:
+    """Indices of the terms that can be estimated, and the rows informing each term."""
+    n_obs = {t.name: int(np.count_nonzero(t.column)) if t.dummy else rows for t in terms}
+    keep: list[int] = []
+    columns: list[np.ndarray] = []
+    for k, t in enumerate(terms):
+        if t.name in held or n_obs[t.name] < min_obs or rows < min_obs:
+            continue
+        col = np.asarray(t.column, dtype=float)
+        if (
+            not t.dummy
+            and t.name != "const"
+            and float(np.std(col)) < 1e-6 * max(1.0, float(np.abs(col).max()))
+        ):
+            continue
+        trial = np.column_stack([*columns, col])
+        gram = trial.T @ trial
+        scale = np.sqrt(np.diag(gram))
+        if (
+            np.any(scale == 0)
+            or np.linalg.matrix_rank(gram / np.outer(scale, scale), tol=1e-8) < len(columns) + 1
+        ):
+            continue
+        keep.append(k)
+        columns.append(col)
+    return keep, n_obs
+
+
+def _fit_block(
+    name: str,
+    family: Any,
+    y: np.ndarray,
+    terms: Sequence[_Term],
+    offset: np.ndarray,
+    min_obs: int,
+    held: set[str],
+    parameters: list[_Parameter],
+    groups: np.ndarray | None = None,
+    residual_variance: float | None = None,
+) -> BlockFit:
+    """Fit one GLM (``family`` None: least squares) with the identifiable terms; the others enter the offset
+    at their defaults. With ``residual_variance`` (least squares only) the residual variance is reported
+    as coefficient ``resid_var`` (default ``residual_variance``), its variance clustered by ``groups``."""
+    rows = len(y)
+    keep, n_obs = _identifiable(terms, rows, min_obs, held)
+    if family is not None and rows and float(np.sum(y)) < 1:
+        keep = []
+    coef = {t.name: t.default for t in terms}
+    if residual_variance is not None:
+        coef["resid_var"] = residual_variance
+        n_obs["resid_var"] = rows
+    fixed = [t for k, t in enumerate(terms) if k not in keep]
+    full_offset = offset + sum((t.default * t.column for t in fixed), np.zeros(rows))
+    if not keep:
+        return BlockFit(name, coef, [], np.zeros((0, 0)), n_obs, parameters)
+    design = np.column_stack([terms[k].column for k in keep]).astype(float)
+    estimated = [terms[k].name for k in keep]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if family is None:
+            kw: dict[str, Any] = (
+                {} if groups is None else {"cov_type": "cluster", "cov_kwds": {"groups": groups}}
+            )
+            result = sm.OLS(y - full_offset, design).fit(**kw)
+        else:
+            model = sm.GLM(y, design, family=family, offset=full_offset)
+            start = np.array([terms[k].default for k in keep])
+            kwargs: dict[str, Any] = {"cov_type": "nonrobust"}
+            if groups is not None:
+                kwargs = {"cov_type": "cluster", "cov_kwds": {"groups": groups}}
+            result = model.fit(start_params=start, maxiter=100, **kwargs)
+            if not result.converged:
+                worst = estimated[int(np.argmax(np.abs(result.params - start)))]
+                raise MarketFitError(
+                    f"{name} likelihood did not converge in 100 iterations (parameter '{worst}' runs away: "
+                    "too little variation in the logs, or perfect separation)"
+                )
+    params = np.asarray(result.params, dtype=float)
+    cov = np.asarray(result.cov_params(), dtype=float).reshape(len(keep), len(keep))
+    bad = ~np.isfinite(np.diag(cov)) | ~np.isfinite(params)
+    if bad.any():
+        raise MarketFitError(
+            f"{name} likelihood: parameter '{estimated[int(np.flatnonzero(bad)[0])]}' has no finite "
+            "estimate or standard error (the logs do not separate it from the others)"
+        )
+    coef.update(zip(estimated, params.tolist(), strict=True))
+    if residual_variance is not None and family is None:
+        resid = np.asarray(result.resid, dtype=float)
+        v = float(np.sum(resid**2) / max(rows - len(keep), 1))
+        per_group = (
+            np.bincount(pd.factorize(groups)[0], weights=resid**2 - v) if groups is not None else resid**2 - v
+        )
+        cov = np.block(
+            [
+                [cov, np.zeros((len(keep), 1))],
+                [np.zeros((1, len(keep))), np.array([[np.sum(per_group**2) / rows**2]])],
+            ]
+        )
+        coef["resid_var"] = v
+        estimated = [*estimated, "resid_var"]
+    return BlockFit(name, coef, estimated, cov, n_obs, parameters)
+
+
+# ----------------------------------------------------------------------------------- the fit
+@dataclasses.dataclass(frozen=True)
+class FitInputs:
+    """What every block reads: validated offers, the pool's observables per offer and the calibration whose
+    values serve as defaults (``base`` with the caller's ``fixed`` values)."""
+
+    offers: pd.DataFrame
+    obs: OfferObservables
+    cal: Calibration
+    min_obs: int
+    held: frozenset[str]
+
+    def held_terms(self, block: str) -> list[str]:
+        """Terms of ``block`` whose parameter the caller fixed."""
+        return [term for name, (b, term) in _TERM_OF.items() if b == block and name in self.held]
+
+
+def _acceptance_block(d: FitInputs) -> BlockFit:
+    cal, off = d.cal, d.offers
+    month = off["month"].to_numpy()
+    counts = np.bincount(month, minlength=12)
+    # Reference: the month with most offers among those whose default shift is 0 (a normal month).
+    normal = np.asarray(cal.acceptance_month_shift) == 0
+    ref = int(np.argmax(np.where(normal, counts, -1))) if normal.any() else int(np.argmax(counts))
+    terms = [
+        _Term("const", np.ones(len(off)), cal.acceptance_intercept),
+        _Term("log_offer_ratio", np.log(off["offer_ratio"].to_numpy()), cal.acceptance_offer_slope),
+        _Term(
+            "category",
+            off["category_share"].to_numpy() - cal.acceptance_category_pivot,
+            cal.acceptance_category_slope,
+        ),
+        _Term("load", off["sponsored_load"].to_numpy(dtype=float), cal.acceptance_load_slope),
+    ]
+    shifts = cal.acceptance_month_shift
+    month_terms = [_Term(f"month_{m}", (month == m).astype(float), shifts[m], dummy=True) for m in range(12)]
+    held = set(d.held_terms("acceptance")) | {f"month_{ref}"}
+    params = [
+        _Parameter("acceptance_intercept", "acceptance_intercept", None, lambda c: c["const"], ("const",)),
+        _Parameter(
+            "acceptance_offer_slope",
+            "acceptance_offer_slope",
+            None,
+            lambda c: c["log_offer_ratio"],
+            ("log_offer_ratio",),
+        ),  # fmt: skip
+        _Parameter(
+            "acceptance_category_slope",
+            "acceptance_category_slope",
+            None,
+            lambda c: c["category"],
+            ("category",),
+        ),  # fmt: skip
+        _Parameter("acceptance_load_slope", "acceptance_load_slope", None, lambda c: c["load"], ("load",)),
+    ]
+    for m in range(12):
+        key = f"month_{m}"
+        params.append(
+            _Parameter(
+                f"acceptance_month_shift[{MONTHS[m]}]",
+                "acceptance_month_shift",
+                (m,),
+                _coefficient(key),
+                (key,),
+            )  # fmt: skip
+        )
+    y = off["accepted"].to_numpy(dtype=float)
+    return _fit_block(
+        "acceptance", sm.families.Binomial(), y, terms + month_terms, np.zeros(len(off)), d.min_obs, held,
+        params,
+    )  # fmt: skip
+
+
+def _price_loading_default(cal: Calibration) -> float:
+    return cal.response_quality_sd * cal.price_quality_correlation
+
+
+def _coefficient(name: str) -> Callable[[Mapping[str, float]], float]:
+    """The parameter equal to coefficient ``name``."""
+
+    def value(c: Mapping[str, float]) -> float:
+        return c[name]
+
+    return value
+
+
+def _reach_rate(name: str, reach_post_sd: float) -> Callable[[Mapping[str, float]], float]:
+    """Reach rate at 10k from its log-scale coefficient ``name``: exp(coefficient + sd^2 / 2), undoing the
+    mean of the hidden log quality."""
+
+    def value(c: Mapping[str, float]) -> float:
+        return math.exp(c[name] + _quality_variance(c, reach_post_sd) / 2)
+
+    return value
+
+
+def _quality_variance(c: Mapping[str, float], reach_post_sd: float) -> float:
+    """sd^2 of the hidden log quality: its priced part (price loading^2) plus the residual variance of
+    ln reach beyond the post noise (held at ``reach_post_sd``)."""
+    return max(c["resid_var"] - reach_post_sd**2, 0.0) + c["price_z"] ** 2
+
+
+def _reach_block(d: FitInputs) -> tuple[BlockFit, np.ndarray]:
+    """The reach block (least squares on ln reach, the Gaussian likelihood of the log-normal reach), and
+    the rows it used: accepted offers with an uncensored price and a reach of at least 5 (rounding)."""
+    cal, off, obs = d.cal, d.offers, d.obs
+    reach = off["reach"].to_numpy(dtype=float)
+    accepted = (off["accepted"].to_numpy() == 1) & (reach >= 5)
+    rows = accepted & np.isfinite(obs.price_z)
+    use_z = rows.sum() >= d.min_obs
+    if not use_z:
+        rows = accepted
+    z = np.where(np.isfinite(obs.price_z), obs.price_z, 0.0)[rows]
+    b0 = _price_loading_default(cal)
+    sd0, post = cal.response_quality_sd, cal.reach_post_sd
+    platform, lf = obs.platform[rows], obs.log_followers[rows]
+    terms: list[_Term] = []
+    for p, name in enumerate(PLATFORMS):
+        is_p = (platform == p).astype(float)
+        terms.append(_Term(f"rate_{name}", is_p, math.log(cal.reach_rate_at_10k[p]) - sd0**2 / 2, dummy=True))
+    for p, name in enumerate(PLATFORMS):
+        is_p = (platform == p).astype(float)
+        terms.append(_Term(f"slope_{name}", is_p * lf, cal.reach_rate_slope[p], dummy=True))
+    terms.append(_Term("price_z", z, b0))
+    held = set(d.held_terms("reach")) | (set() if use_z else {"price_z"})
+    offset = (
+        np.log(np.clip(1.0 - obs.fake_share[rows], 1e-6, None))
+        + np.log(obs.followers[rows])
+        + np.log(off["overlap_factor"].to_numpy()[rows])
+    )
+    params = []
+    for name in PLATFORMS:
+        r, s = f"rate_{name}", f"slope_{name}"
+        params.append(
+            _Parameter(
+                f"reach_rate_at_10k[{name}]",
+                "reach_rate_at_10k",
+                (PLATFORMS.index(name),),
+                _reach_rate(r, post),
+                (r, "resid_var"),
+                positive=True,
+            )  # fmt: skip
+        )
+        params.append(
+            _Parameter(
+                f"reach_rate_slope[{name}]",
+                "reach_rate_slope",
+                (PLATFORMS.index(name),),
+                _coefficient(s),
+                (s,),
+            )  # fmt: skip
+        )
+    params += [
+        _Parameter("response_quality_sd", "response_quality_sd", None,
+                   lambda c: math.sqrt(_quality_variance(c, post)), ("resid_var",), positive=True,
+                   note=f"fitted given reach_post_sd held at {post:g}"),
+        _Parameter("price_quality_correlation", "price_quality_correlation", None,
+                   lambda c: c["price_z"] / max(math.sqrt(_quality_variance(c, post)), 1e-12),
+                   ("price_z", "resid_var"), note=f"fitted given reach_post_sd held at {post:g}"),
+    ]  # fmt: skip
+    y = np.log(reach[rows])
+    resid_default = sd0**2 * (1 - cal.price_quality_correlation**2) + post**2
+    block = _fit_block("reach", None, y, terms, offset, d.min_obs, held, params,
+                       groups=obs.index[rows], residual_variance=resid_default)  # fmt: skip
+    return block, rows
+
+
+def _engagement_block(d: FitInputs, reach: BlockFit, rows: np.ndarray) -> BlockFit:
+    cal, off, obs = d.cal, d.offers, d.obs
+    fitted = _with_values(cal, _parameter_values(reach, only_identified=True))
+    platform, followers = obs.platform[rows], obs.followers[rows]
+    per_view = np.asarray(cal.engagement_per_view, dtype=bool)[platform]
+    audience = followers * np.where(per_view, reach_rate(followers, platform, fitted), 1.0)
+    month = off["month"].to_numpy()[rows]
+    fit = off["fit"].to_numpy()[rows]
+    b0 = reach.coef["price_z"]
+    offset = (
+        np.log(obs.true_engagement[rows])
+        + np.log(audience)
+        + np.log(cal.array("month_engagement")[month])
+        + np.log(cal.engagement_fit_base + cal.engagement_fit_slope * fit)
+        + cal.engagement_post_sd**2 / 2
+    )
+    z = np.where(np.isfinite(obs.price_z), obs.price_z, 0.0)[rows]
+    terms = [
+        _Term("const", np.ones(int(rows.sum())), math.log(cal.sponsored_engagement_multiplier) - b0**2 / 2),
+        _Term("load", off["sponsored_load"].to_numpy(dtype=float)[rows], -cal.engagement_fatigue),
+        _Term("price_z", z, b0),
+    ]
+    params = [
+        _Parameter("sponsored_engagement_multiplier", "sponsored_engagement_multiplier", None,
+                   lambda c: math.exp(c["const"] + c["price_z"] ** 2 / 2), ("const",), positive=True),
+        _Parameter("engagement_fatigue", "engagement_fatigue", None, lambda c: -c["load"], ("load",)),
+    ]  # fmt: skip
+    held = set(d.held_terms("engagement")) | ({"price_z"} if "price_z" not in reach.estimated else set())
+    y = off["engagements"].to_numpy(dtype=float)[rows]
+    # Negative-binomial weights for the log-normal heterogeneity (unpriced quality and post noise): a
+    # quasi-likelihood, consistent for the mean whatever alpha, efficient near the right one.
+    unpriced = max(reach.coef["resid_var"] - cal.reach_post_sd**2, 0.0)
+    alpha = math.expm1(unpriced + cal.engagement_post_sd**2)
+    return _fit_block("engagement", sm.families.NegativeBinomial(alpha=alpha), y, terms, offset, d.min_obs, held, params,
+                      groups=obs.index[rows])  # fmt: skip
+
+
+def _per_reach_blocks(d: FitInputs) -> tuple[BlockFit, BlockFit]:
+    """Clicks and conversions given the realised reach (which carries the hidden quality)."""
+    cal, off, obs = d.cal, d.offers, d.obs
+    rows = (off["accepted"].to_numpy() == 1) & (off["reach"].to_numpy() > 0)
+    log_reach = np.log(np.maximum(off["reach"].to_numpy(dtype=float)[rows], 1.0))
+    fit = off["fit"].to_numpy()[rows]
+    quality = obs.quality_mean[rows]
+    v = obs.quality_var
+    ones = np.ones(int(rows.sum()))
+    e1 = cal.click_engagement_exponent
+    clicks = _fit_block(
+        "clicks", sm.families.Poisson(), off["clicks"].to_numpy(dtype=float)[rows],
+        [_Term("const", ones, math.log(cal.click_rate) + e1**2 * v / 2),
+         _Term("quality", quality, e1)],
+        log_reach + np.log(cal.click_fit_base + fit), d.min_obs, set(d.held_terms("clicks")),
+        [_Parameter("click_rate", "click_rate", None,
+                    lambda c: math.exp(c["const"] - c["quality"] ** 2 * v / 2), ("const",), positive=True),
+         _Parameter("click_engagement_exponent", "click_engagement_exponent", None, lambda c: c["quality"],
+                    ("quality",))],
+        groups=obs.index[rows],
+    )  # fmt: skip
+    e2 = cal.conversion_engagement_exponent
+    month = off["month"].to_numpy()[rows]
+    conversions = _fit_block(
+        "conversions", sm.families.Poisson(), off["conversions"].to_numpy(dtype=float)[rows],
+        [_Term("const", ones, math.log(cal.conversion_rate) + e2**2 * v / 2),
+         _Term("log_followers", obs.log_followers[rows], cal.conversion_follower_exponent),
+         _Term("quality", quality, e2)],
+        log_reach + np.log(cal.conversion_fit_base + cal.conversion_fit_slope * fit)
+        + np.log(cal.array("month_conversion")[month]),
+        d.min_obs, set(d.held_terms("conversions")),
+        [_Parameter("conversion_rate", "conversion_rate", None,
+                    lambda c: math.exp(c["const"] - c["quality"] ** 2 * v / 2), ("const",), positive=True),
+         _Parameter("conversion_follower_exponent", "conversion_follower_exponent", None,
+                    lambda c: c["log_followers"], ("log_followers",)),
+         _Parameter("conversion_engagement_exponent", "conversion_engagement_exponent", None,
+                    lambda c: c["quality"], ("quality",))],
+        groups=obs.index[rows],
+    )  # fmt: skip
+    return clicks, conversions
+
+
+def _price_block(d: FitInputs) -> BlockFit:
+    cal, off, obs = d.cal, d.offers, d.obs
+    cost = off["cost"].to_numpy(dtype=float)
+    rows = (off["accepted"].to_numpy() == 1) & (cost > 0)
+    paid = cost[rows] / (off["offer_ratio"].to_numpy()[rows] * obs.price[rows])
+    holiday = np.isin(off["month"].to_numpy()[rows], (10, 11)).astype(float)
+    n_other = int(rows.sum() - holiday.sum())
+    terms = [
+        _Term("const", np.ones(int(rows.sum())), 0.0),
+        _Term("holiday", holiday, math.log(cal.price_month_premium[10])),
+    ]
+    held = set(d.held_terms("price")) | ({"holiday"} if n_other < d.min_obs else set())
+    params = [
+        _Parameter("holiday_price_premium", "price_month_premium", (10, 11),
+                   lambda c: math.exp(c["holiday"]), ("holiday",), positive=True),
+    ]  # fmt: skip
+    return _fit_block("price", None, np.log(paid), terms, np.zeros(int(rows.sum())), d.min_obs, held, params)
+
+
+#: Which block and term each fixable parameter is estimated through.
+_TERM_OF: dict[str, tuple[str, str]] = {
+    "acceptance_intercept": ("acceptance", "const"),
+    "acceptance_offer_slope": ("acceptance", "log_offer_ratio"),
+    "acceptance_category_slope": ("acceptance", "category"),
+    "acceptance_load_slope": ("acceptance", "load"),
+    **{f"acceptance_month_shift[{MONTHS[m]}]": ("acceptance", f"month_{m}") for m in range(12)},
+    **{f"reach_rate_at_10k[{p}]": ("reach", f"rate_{p}") for p in PLATFORMS},
+    **{f"reach_rate_slope[{p}]": ("reach", f"slope_{p}") for p in PLATFORMS},
+    "price_quality_correlation": ("reach", "price_z"),
+    "sponsored_engagement_multiplier": ("engagement", "const"),
+    "engagement_fatigue": ("engagement", "load"),
+    "click_rate": ("clicks", "const"),
+    "click_engagement_exponent": ("clicks", "quality"),
+    "conversion_rate": ("conversions", "const"),
+    "conversion_follower_exponent": ("conversions", "log_followers"),
+    "conversion_engagement_exponent": ("conversions", "quality"),
+    "holiday_price_premium": ("price", "holiday"),
+}
+#: Every parameter :func:`fit_market` can estimate.
+ESTIMABLE: tuple[str, ...] = tuple(_TERM_OF)
+
+
+def _parameter_values(block: BlockFit, *, only_identified: bool) -> dict[str, float]:
+    out = {}
+    for p in block.parameters:
+        if only_identified and not all(n in block.estimated for n in p.needs):
+            continue
+        out[p.name] = p.value(block.coef)
+    return out
+
+
+def fit_market(
+    offers: pd.DataFrame,
+    pool: Any,
+    base: Calibration | None = None,
+    *,
+    min_obs: int = 50,
+    fixed: Mapping[str, float] | None = None,
+) -> MarketFit:
+    """Maximum-likelihood estimates of the outcome parameters from logged offers.
+
+    Parameters
+    ----------
+    offers : pandas.DataFrame
+        The offers table (see :data:`envs.fit.offers.OFFER_COLUMNS`); validated here.
+    pool : InfluencerPool
+        The influencers the offers name (observable features: platform, followers, observed engagement
+        rate, list price, fake share).
+    base : Calibration
+        Defaults for everything not estimated (the published defaults if None).
+    min_obs : int
+        Fewest rows (offers, or accepted offers for outcome parameters; offers in the month for a month
+        shift) for a parameter to be estimated; below it the parameter is reported unidentified.
+    fixed : mapping of parameter name to value, optional
+        Parameters held at a value instead of estimated (names as in :data:`ESTIMABLE`).
+
+    Returns
+    -------
+    MarketFit
+        Estimates, covariance and the fitted calibration.
+
+    Raises
+    ------
+    OffersValidationError
+        Bad offers (one line naming column, row and value).
+    MarketFitError
+        A likelihood that does not converge (names the block and the parameter).
+    """
+    from envs.fit.result import MarketFit
+
+    base = base or Calibration()
+    fixed = dict(fixed or {})
+    unknown = sorted(set(fixed) - set(ESTIMABLE))
+    if unknown:
+        raise ValueError(f"fixed: unknown parameter '{unknown[0]}' (expected one of {', '.join(ESTIMABLE)})")
+    if isinstance(min_obs, bool) or not isinstance(min_obs, int) or min_obs < 1:
+        raise ValueError(f"min_obs: expected a whole number >= 1, got {min_obs!r}")
+    clean = validate_offers(offers, pool)
+    cal = _with_values(base, fixed)
+    d = FitInputs(clean, offer_observables(clean, pool, cal), cal, min_obs, frozenset(fixed))
+    acceptance = _acceptance_block(d)
+    reach, reach_rows = _reach_block(d)
+    engagement = _engagement_block(d, reach, reach_rows)
+    clicks, conversions = _per_reach_blocks(d)
+    price = _price_block(d)
+    blocks = (acceptance, reach, engagement, clicks, conversions, price)
+    return MarketFit.from_blocks(blocks, base=base, fixed=fixed, n_offers=len(clean), min_obs=min_obs)
