@@ -327,7 +327,8 @@ class LogisticBandit(BaseAgent):
         mask = info.get("action_mask") if isinstance(info, dict) else None
         if mask is None:
             assert self.env is not None
-            mask = self.env.unwrapped.action_masks()
+            unwrapped: Any = self.env.unwrapped
+            mask = unwrapped.action_masks()
         return np.asarray(mask, dtype=bool)
 
     def _select_action(self, observation: np.ndarray, info: dict[str, Any]) -> int:
@@ -366,7 +367,8 @@ class LogisticBandit(BaseAgent):
     # ------------------------------------------------------------------ environment
     def set_env(self, env: gym.Env) -> None:
         """Learn on ``env`` from now on (same spaces)."""
-        if env.observation_space.shape != (self.n_features,) or int(env.action_space.n) != self.n_actions:
+        n_actions = env.action_space.n if isinstance(env.action_space, spaces.Discrete) else None
+        if env.observation_space.shape != (self.n_features,) or n_actions != self.n_actions:
             raise ValueError(
                 f"env spaces {env.observation_space}, {env.action_space} do not match the bandit's "
                 f"({self.n_features} features, {self.n_actions} actions)"
@@ -431,7 +433,7 @@ class LogisticBandit(BaseAgent):
         bandit = cls.__new__(cls)
         params = dict(data["params"])
         shapes = data["spaces"]
-        stand_in = gym.Env()
+        stand_in: Any = gym.Env()
         stand_in.observation_space = spaces.Box(-np.inf, np.inf, (shapes["n_features"],), np.float32)
         stand_in.action_space = spaces.Discrete(shapes["n_actions"])
         stand_in.wait_action = shapes["wait_action"]

@@ -339,9 +339,9 @@ class BaseAgent:
     def logger(self) -> Logger:
         """The Stable-Baselines3 logger (no outputs unless ``verbose >= 1`` or set with :meth:`set_logger`)."""
         if self._logger is None:
-            from stable_baselines3.common.logger import HumanOutputFormat, Logger
+            from stable_baselines3.common.logger import HumanOutputFormat, KVWriter, Logger
 
-            outputs = [HumanOutputFormat(sys.stdout)] if self.verbose >= 1 else []
+            outputs: list[KVWriter] = [HumanOutputFormat(sys.stdout)] if self.verbose >= 1 else []
             self._logger = Logger(folder=None, output_formats=outputs)
         return self._logger
 

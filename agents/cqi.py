@@ -132,10 +132,11 @@ def _float_or_str(x: float) -> float | str:
     return x if math.isfinite(x) else repr(x)
 
 
-def _floats(values: Any) -> list:
+def _floats(values: Any) -> Any:
+    """``values`` as JSON-ready floats: a float (or string) for a scalar, nested lists otherwise."""
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim == 0:
-        return _float_or_str(arr)  # type: ignore[return-value]
+        return _float_or_str(float(arr))
     if np.isfinite(arr).all():
         return arr.tolist()
     return [_floats(v) for v in arr]
@@ -459,7 +460,7 @@ class CQI(BaseAgent):
         for f in self._unbounded_features:
             if math.isfinite(leaf.low[f]) and math.isfinite(leaf.high[f]):
                 continue
-            interval = self._grid_interval(leaf, f)
+            interval = self._grid_interval(leaf, int(f))
             if interval is None:
                 continue
             old_lo, old_hi = leaf.built_low[f], leaf.built_high[f]
@@ -479,6 +480,12 @@ class CQI(BaseAgent):
         self._set_fresh_candidates(leaf, feature, np.concatenate(grids), keep)
 
     # ------------------------------------------------------------------ tree walking
+
+    def _stats(self, node: int) -> _Leaf:
+        """The learning state of leaf ``node`` (internal nodes have none)."""
+        stats = self._leaves[node]
+        assert stats is not None, f"node {node} is not a leaf"
+        return stats
 
     def _leaf_of(self, x: Sequence[float]) -> int:
         feature, threshold, left, right = self._feature, self._threshold, self._left, self._right
@@ -570,7 +577,7 @@ class CQI(BaseAgent):
         if terminated:
             y = float(reward)
         else:
-            y = float(reward) + self.gamma * float(self._leaves[self._leaf_of(x_next.tolist())].q.max())
+            y = float(reward) + self.gamma * float(self._stats(self._leaf_of(x_next.tolist())).q.max())
         leaf, path = self._path_of(x.tolist())
         self.num_timesteps += 1
         return self._learn_transition(leaf, path, x, a, y)
@@ -591,7 +598,7 @@ class CQI(BaseAgent):
             visits[other] *= d
             product *= v
 
-        stats = self._leaves[leaf]
+        stats = self._stats(leaf)
         q = stats.q
         q[a] += alpha * (y - q[a])
         if observe(
@@ -628,7 +635,7 @@ class CQI(BaseAgent):
         return False
 
     def _split(self, node: int, best: int, score: float) -> None:
-        stats = self._leaves[node]
+        stats = self._stats(node)
         f = int(stats.cand_feature[best])
         value = float(stats.cand_value[best])  # the candidate's own value (defect 1: not a midpoint)
         depth = self._node_depth[node] + 1
@@ -679,7 +686,7 @@ class CQI(BaseAgent):
         x = np.asarray(observation, dtype=np.float64)
         leaf, path = self._path_of(x.tolist())
         product = float(np.prod([self._visits[taken] for taken, _ in path])) if path else 1.0
-        stats = self._leaves[leaf]
+        stats = self._stats(leaf)
         gain = stats.cand_q.max(axis=0)
         if self.split_score == "paper":
             gain = gain - stats.cand_q[int(stats.q.argmax())]
@@ -714,7 +721,7 @@ class CQI(BaseAgent):
         if eps > 0.0 and self._rng.random() < eps:
             a = int(self._rng.integers(self.n_actions))
         else:
-            a = int(self._leaves[leaf].q.argmax())  # type: ignore[union-attr]  # a leaf has statistics
+            a = int(self._stats(leaf).q.argmax())
         return a + self._action_start
 
     def _process_transition(
@@ -735,7 +742,7 @@ class CQI(BaseAgent):
             y = reward
         else:
             next_leaf, next_path = self._path_of(x_next.tolist())
-            y = reward + self.gamma * float(self._leaves[next_leaf].q.max())  # type: ignore[union-attr]
+            y = reward + self.gamma * float(self._stats(next_leaf).q.max())
         split = self._learn_transition(leaf, path, x, action - self._action_start, y)
         # The next step starts from next_observation: reuse its conversion and path unless the episode
         # ended (a reset observation comes next) or the tree split (paths may have changed).
@@ -851,12 +858,12 @@ class CQI(BaseAgent):
                 f"got {np.shape(observation)}"
             )
         if single:
-            leaf = self._leaves[self._leaf_of(obs[0].tolist())]
-            actions = np.array([leaf.q.argmax()], dtype=np.int64)
+            stats = self._stats(self._leaf_of(obs[0].tolist()))
+            actions = np.array([stats.q.argmax()], dtype=np.int64)
         else:
             actions = self._q_matrix().argmax(axis=1)[self._leaf_index_batch(obs)]
         if not deterministic and self.exploration_rate > 0.0:
-            explore = self._rng.random(actions.shape[0]) < self.exploration_rate
+            explore = self._rng.random(int(actions.shape[0])) < self.exploration_rate
             n_explore = int(explore.sum())
             if n_explore:
                 actions[explore] = self._rng.integers(self.n_actions, size=n_explore)
@@ -1089,9 +1096,9 @@ class CQI(BaseAgent):
         act_space = spaces.Discrete(int(data["action_space"]["n"]), start=int(data["action_space"]["start"]))
         agent = cls.__new__(cls)
         # The constructor's own checks validate the saved hyperparameters; the spaces stand in for an env.
-        stand_in = SimpleNamespace(observation_space=obs_space, action_space=act_space)
+        stand_in: Any = SimpleNamespace(observation_space=obs_space, action_space=act_space)
         try:
-            cls.__init__(agent, stand_in, **data["params"])  # type: ignore[misc]
+            cls.__init__(agent, stand_in, **data["params"])
         except TypeError as err:
             raise ValueError(f"{source}: bad CQI parameters ({err})") from err
         agent.env = None

@@ -112,10 +112,10 @@ class FixedSegmentPolicy(HeuristicPolicy):
     def __init__(self, env: gym.Env | None, segment: int, *, seed: int | None = None) -> None:
         super().__init__(env, seed=seed)
         self.segment = check_int("segment", segment, 0)
-        if env is not None and self.segment >= env.unwrapped.n_segments:
-            raise ValueError(
-                f"segment: expected a segment in [0, {env.unwrapped.n_segments - 1}], got {segment!r}"
-            )
+        unwrapped: Any = None if env is None else env.unwrapped  # an influmatch env: it has n_segments
+        n_segments = None if unwrapped is None else int(unwrapped.n_segments)
+        if n_segments is not None and self.segment >= n_segments:
+            raise ValueError(f"segment: expected a segment in [0, {n_segments - 1}], got {segment!r}")
 
     def get_params(self) -> dict[str, Any]:
         return {"segment": self.segment, "seed": self.seed}

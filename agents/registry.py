@@ -13,6 +13,7 @@ from typing import Any
 import gymnasium as gym
 
 from agents.bandit import LogisticBandit
+from agents.base import Agent
 from agents.cqi import CQI
 from agents.heuristics import (
     BestFitPolicy,
@@ -43,7 +44,7 @@ __all__ = [
 SB3_AGENTS: tuple[str, ...] = ALGORITHMS
 
 #: Every agent name and its class, except the fixed-segment policies (:data:`SEGMENT_AGENT_PATTERN`).
-_CLASSES: dict[str, type] = {
+_CLASSES: dict[str, type[Agent]] = {
     "cqi": CQI,
     **dict.fromkeys(SB3_AGENTS, SB3Agent),
     "logistic_bandit": LogisticBandit,
@@ -89,7 +90,7 @@ def _segment_of(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def agent_class(name: str) -> type:
+def agent_class(name: str) -> type[Agent]:
     """The class of agent ``name`` (:class:`~agents.sb3.SB3Agent` for the SB3 algorithms)."""
     check_agent_name(name)
     return _CLASSES.get(name, FixedSegmentPolicy)
@@ -100,7 +101,7 @@ def hyperparameter_names(name: str) -> list[str]:
     cls = agent_class(name)
     if cls is SB3Agent:
         return sb3_hyperparameter_names(name)
-    return sorted(set(inspect.signature(cls.__init__).parameters) - _NOT_HYPERPARAMETERS)
+    return sorted(set(inspect.signature(cls).parameters) - _NOT_HYPERPARAMETERS)
 
 
 def check_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> None:
@@ -134,8 +135,12 @@ def make_agent(name: str, env: gym.Env, seed: int | None = None, **hyperparamete
         return make_sb3(name, env, seed=seed, **hyperparameters)
     segment = _segment_of(name)
     if segment is None:
-        return cls(env, seed=seed, **hyperparameters)
-    n_segments = int(env.unwrapped.n_segments)
+        constructor: Any = (
+            cls  # every class of the table but SB3Agent takes (env, *, seed, **hyperparameters)
+        )
+        return constructor(env, seed=seed, **hyperparameters)
+    unwrapped: Any = env.unwrapped  # a segment policy needs an influmatch env: it has n_segments
+    n_segments = int(unwrapped.n_segments)
     if segment >= n_segments:
         raise ValueError(f"unknown agent {name!r}: this environment has segments 0..{n_segments - 1}")
     return FixedSegmentPolicy(env, segment, seed=seed)

@@ -70,10 +70,13 @@ import sys
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
 
 __all__ = [
     "ALGORITHMS",
@@ -149,7 +152,7 @@ _META_VERSION = 1
 _RESERVED = {"self", "policy", "env", "seed", "device", "_init_setup_model"}
 
 
-def _algorithm_class(name: str) -> type:
+def _algorithm_class(name: str) -> type[BaseAlgorithm]:
     if name == "ppo":
         from stable_baselines3 import PPO
 
@@ -171,7 +174,7 @@ def _algorithm_class(name: str) -> type:
 
 def sb3_hyperparameter_names(name: str) -> list[str]:
     """Every hyperparameter :func:`make_sb3` accepts for algorithm ``name``, sorted."""
-    params = inspect.signature(_algorithm_class(name).__init__).parameters
+    params = inspect.signature(_algorithm_class(name)).parameters
     return sorted((set(params) - _RESERVED) | set(WRAPPER_DEFAULTS))
 
 
@@ -303,9 +306,18 @@ class SB3Agent:
 
     # ------------------------------------------------------------------ protocol
     def learn(
-        self, total_timesteps: int, callback: Any = None, progress_bar: bool = False, **kwargs: Any
+        self,
+        total_timesteps: int,
+        callback: Any = None,
+        log_interval: int | None = None,
+        tb_log_name: str | None = None,
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
     ) -> SB3Agent:
         """``model.learn`` (SB3 callbacks, logger and progress bar as they are); returns ``self``.
+
+        ``log_interval`` and ``tb_log_name`` default (``None``) to the algorithm's own defaults (e.g.
+        PPO logs every rollout, DQN every 4 episodes).
 
         Without a logger of the user's (``set_logger``) or a TensorBoard folder, the agent gets SB3's
         ``Logger`` writing to stdout when ``verbose >= 1`` and nowhere otherwise: SB3's own default
@@ -313,11 +325,18 @@ class SB3Agent:
         if self.model.get_env() is None:
             raise ValueError(f"this {self.algorithm} agent has no env: load it with load(path, env=...)")
         if not getattr(self.model, "_custom_logger", False) and self.model.tensorboard_log is None:
-            from stable_baselines3.common.logger import HumanOutputFormat, Logger
+            from stable_baselines3.common.logger import HumanOutputFormat, KVWriter, Logger
 
-            outputs = [HumanOutputFormat(sys.stdout)] if self.model.verbose >= 1 else []
+            outputs: list[KVWriter] = [HumanOutputFormat(sys.stdout)] if self.model.verbose >= 1 else []
             self.model.set_logger(Logger(folder=None, output_formats=outputs))
-        self.model.learn(total_timesteps, callback=callback, progress_bar=progress_bar, **kwargs)
+        defaults = {"log_interval": log_interval, "tb_log_name": tb_log_name}
+        self.model.learn(
+            total_timesteps,
+            callback=callback,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+            **{key: value for key, value in defaults.items() if value is not None},
+        )
         return self
 
     def predict(
