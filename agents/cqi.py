@@ -7,6 +7,12 @@ The tree starts as one leaf and only grows when a split would raise the estimate
 the greedy policy by more than a threshold that decays while nothing is split. The result is a small
 tree whose internal nodes test one observation feature against a value and whose leaves hold one
 Q-value per action, so the policy reads as a handful of if/else rules (see :meth:`CQI.export_text`).
+
+Why one module of about 1,200 lines: the class docstring is the algorithm's specification (about 140
+lines), and the update, the candidate grids, the tree walk and the JSON form all read and write one
+private layout (:class:`_Leaf` and the node lists of :class:`CQI`); splitting them would spread that
+layout over several modules. The compiled inner loop is in :mod:`agents._cqi_kernel`, the interaction
+loop in :mod:`agents.base`.
 """
 
 from __future__ import annotations
@@ -252,8 +258,9 @@ class CQI(BaseAgent):
     split_score : {"paper", "parent_q"}, default "paper"
         Which reading of the split score to use (see step 5 above).
     seed : int or None, default None
-        Seed of the agent's only random stream (``numpy.random.Generator``), also passed to the first
-        ``env.reset``. Same seed, same env: same tree. Global random state is never touched.
+        Seed of the agent's random stream (``numpy.random.Generator``) and, through an independent
+        child stream (:func:`agents.seeding.seed_streams`), of the first ``env.reset``. Same seed, same
+        env: same tree. Global random state is never touched.
     verbose : int, default 0
         0: no output; 1 or more: the Stable-Baselines3 logger also prints its table to stdout every
         ``log_interval`` episodes.
@@ -278,8 +285,10 @@ class CQI(BaseAgent):
 
     Notes
     -----
-    :meth:`learn` runs the epsilon-greedy interaction loop and calls the update of steps 1-6 once per
-    environment step; :meth:`update` exposes that update for transitions gathered elsewhere.
+    :meth:`learn` is the interaction loop of :class:`agents.base.BaseAgent`: the tree acts
+    epsilon-greedily (:meth:`_select_action`) and the update of steps 1-6 runs once per environment
+    step (:meth:`_process_transition`); :meth:`update` exposes that update for transitions gathered
+    elsewhere.
     ``learn`` takes a plain ``gymnasium.Env``; Stable-Baselines3 vectorised envs are not accepted.
     ``get_env()`` returns a one-env ``DummyVecEnv`` view of it for SB3 callbacks. Each episode is one
     "rollout" for the callbacks' ``on_rollout_start`` / ``on_rollout_end``.
