@@ -27,8 +27,9 @@ import dataclasses
 import itertools
 import re
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -101,7 +102,7 @@ class ExperimentConfig:
         else:
             seeds = tuple(
                 check.count(s, f"seeds[{i}]", minimum=0)
-                for i, s in enumerate(check.list(seeds_value, "seeds"))
+                for i, s in enumerate(check.nonempty_list(seeds_value, "seeds"))
             )
             if len(set(seeds)) != len(seeds):
                 raise ConfigError(f"{source}: seeds: each seed may appear once, got {list(seeds)}")
@@ -193,7 +194,7 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The config in its YAML form (for ``sweep.yaml`` beside the results)."""
-        agents = {}
+        agents: dict[str, dict[str, Any]] = {}
         for entry in self.agents:
             agents[entry.name] = {"hyperparameters": entry.hyperparameters}
             if entry.grid:
@@ -235,10 +236,12 @@ class _Check:
     def __init__(self, source: str) -> None:
         self.source = source
 
-    def fail(self, where: str, what: str) -> None:
+    def fail(self, where: str, what: str) -> NoReturn:
         raise ConfigError(f"{self.source}: {where}: {what}")
 
-    def mapping(self, value: Any, where: str, allowed: set | None, required: set = frozenset()) -> Mapping:
+    def mapping(
+        self, value: Any, where: str, allowed: set | None, required: AbstractSet[str] = frozenset()
+    ) -> Mapping:
         if not isinstance(value, Mapping):
             self.fail(where, f"expected a mapping, got {type(value).__name__}")
         if allowed is not None:
@@ -253,7 +256,7 @@ class _Check:
                 self.fail(key, "missing (required)")
         return value
 
-    def list(self, value: Any, where: str) -> list:
+    def nonempty_list(self, value: Any, where: str) -> list:
         if not isinstance(value, list) or not value:
             self.fail(where, f"expected a non-empty list, got {value!r}")
         return value
@@ -271,5 +274,5 @@ class _Check:
     def grid(self, value: Any, where: str) -> dict[str, list]:
         grid = self.mapping(value, where, None)
         for key, values in grid.items():
-            self.list(values, f"{where}.{key}")
+            self.nonempty_list(values, f"{where}.{key}")
         return {str(k): list(v) for k, v in grid.items()}

@@ -79,7 +79,9 @@ class EvaluationResult:
         return len(self.returns)
 
     @classmethod
-    def from_returns(cls, returns: Sequence[float], random_return: float, oracle_return: float):
+    def from_returns(
+        cls, returns: Sequence[float] | np.ndarray, random_return: float, oracle_return: float
+    ) -> EvaluationResult:
         values = np.asarray(returns, dtype=np.float64)
         n = len(values)
         std = float(values.std(ddof=1)) if n > 1 else 0.0
@@ -95,7 +97,7 @@ class EvaluationResult:
         )
 
     def to_dict(self, include_returns: bool = True) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "mean_return": self.mean_return,
             "std_return": self.std_return,
             "std_error": self.std_error,

@@ -46,7 +46,7 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,7 @@ __all__ = [
     "RUN_FILES",
     "RunSpec",
     "env_options",
+    "evaluate_runs",
     "library_versions",
     "load_run",
     "make_env",
@@ -97,7 +98,7 @@ _VERSIONED = (
 
 
 def _is_count(value: Any, minimum: int) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= minimum
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and bool(value >= minimum)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +156,7 @@ class RunSpec:
             object.__setattr__(self, field, copy.deepcopy(dict(value)))
         check_env_options(list(self.env), "env")
         try:
-            check_hyperparameters(self.agent, self.hyperparameters)
+            check_hyperparameters(self.agent, dict(self.hyperparameters))
         except ValueError as err:
             raise ValueError(f"hyperparameters: {err}") from None
         object.__setattr__(self, "seed", int(self.seed))
@@ -460,7 +461,7 @@ def _train_and_write(
     folder: Path,
     progress_bar: bool,
 ) -> dict:
-    unwrapped = train_env.unwrapped
+    unwrapped: Any = train_env.unwrapped  # an InfluencerMatchingEnv (calibration, feature and action names)
     model_file = model_filename(spec.agent)
     write_json(
         folder / "config.json",
@@ -493,6 +494,8 @@ def _train_and_write(
     _write_csv(folder / "eval.csv", recorder.eval_rows)
     agent.save(folder / model_file)
     final = recorder.last
+    if final is None:  # pragma: no cover - finish() always evaluates
+        raise RuntimeError("the run recorded no evaluation")
     summary: dict[str, Any] = {
         "agent": spec.agent,
         "seed": spec.seed,
@@ -534,3 +537,37 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
         raise ValueError(f"{run_dir}: not a run folder (no {config['model_file']})")
     spec = RunSpec.from_dict(config["spec"], source=str(run_dir / "config.json"))
     return {"spec": spec, "config": config, "summary": summary}
+
+
+def evaluate_runs(run_dirs: Sequence[str | Path], episodes: int | None = None) -> list[dict]:
+    """Re-evaluate saved runs on the fixed evaluation campaigns of their own configs (``--episodes``
+    changes how many, the first ones staying the same); runs sharing a config share the evaluation
+    environment and the reference returns. One row per run folder: agent, seed, timesteps, and the
+    fresh evaluation (:meth:`experiments.evaluation.EvaluationResult.to_dict`)."""
+    from agents import load_agent
+
+    runs = [(Path(d), load_run(d)) for d in run_dirs]  # every folder is checked before any work
+    envs: dict[str, gym.Env] = {}
+    evaluators: dict[tuple, Evaluator] = {}
+    rows = []
+    for run_dir, info in runs:
+        spec, config = info["spec"], info["config"]
+        env_key = json.dumps(config["env_options"], sort_keys=True)
+        if env_key not in envs:
+            envs[env_key] = make_env(spec)
+        n_episodes = episodes or spec.eval_episodes
+        key = (env_key, config["seeds"]["eval_seed"], n_episodes)
+        if key not in evaluators:
+            evaluators[key] = Evaluator(envs[env_key], config["seeds"]["eval_seed"], n_episodes)
+        agent = load_agent(spec.agent, run_dir / config["model_file"])
+        result = evaluators[key].evaluate(agent)
+        rows.append(
+            {
+                "run": str(run_dir),
+                "agent": spec.agent,
+                "seed": spec.seed,
+                "timesteps": info["summary"].get("timesteps", spec.timesteps),
+                **result.to_dict(include_returns=False),
+            }
+        )
+    return rows

@@ -1,5 +1,9 @@
 """Statistics of a sweep: interquartile means with bootstrap intervals, probability of improvement, curves.
 
+(This module is over 600 lines because it is one pipeline over one table of runs: reading run folders,
+the IQM and bootstrap estimates, the probability of improvement and the learning curves share the
+seeding and method keys that make every number reproducible.)
+
 Following Agarwal et al., "Deep Reinforcement Learning at the Edge of the Statistical Precipice"
 (NeurIPS 2021), the final score of a method (an agent with one env/hyperparameter variant) is the
 *interquartile mean* (IQM) of its runs' final normalised scores (0 = random policy, 1 = myopic oracle),
@@ -134,7 +138,8 @@ def _run_config(run_dir: Path) -> tuple[dict[str, Any], str | None]:
     ``env``).
     """
     config = _read_json(run_dir / "config.json")
-    spec = config.get("spec") if isinstance(config.get("spec"), dict) else {}
+    raw_spec = config.get("spec")
+    spec: dict[str, Any] = raw_spec if isinstance(raw_spec, dict) else {}
     hyper = config.get("hyperparameters", spec.get("hyperparameters"))
     env = config.get("env", spec.get("env"))
     env_key = json.dumps(env, sort_keys=True, default=str) if isinstance(env, dict) else None
@@ -151,7 +156,8 @@ def _complete_runs(frame: pd.DataFrame, run_dirs: list[Path]) -> pd.DataFrame:
     frame["variant"] = frame["variant"].fillna(DEFAULT_VARIANT).astype(str)
     frame["agent"] = frame["agent"].astype(str)
     frame["run_id"] = frame["run_id"].astype(str)
-    thresholds, envs = [], []
+    thresholds: list[float] = []
+    envs: list[str | None] = []
     for (_, row), run_dir in zip(frame.iterrows(), run_dirs, strict=True):
         hyper, env_key = _run_config(run_dir)
         value = _number(row["split_threshold"])
@@ -161,7 +167,9 @@ def _complete_runs(frame: pd.DataFrame, run_dirs: list[Path]) -> pd.DataFrame:
         envs.append(env_key)
     frame["split_threshold"] = thresholds
     frame["normalized_score"] = pd.to_numeric(frame["normalized_score"], errors="coerce")
-    frame = frame[list(RUN_COLUMNS)].assign(run_dir=[str(p) for p in run_dirs], env=envs)
+    frame = frame[list(RUN_COLUMNS)].assign(
+        run_dir=[str(p) for p in run_dirs], env=pd.Series(envs, index=frame.index, dtype=object)
+    )
     return frame.sort_values(["agent", "variant", "seed", "run_id"], kind="stable").reset_index(drop=True)
 
 
@@ -262,7 +270,9 @@ def iqm(scores: Sequence[float] | np.ndarray) -> float:
     return float(metrics.aggregate_iqm(values))
 
 
-def probability_of_improvement(scores_x: Sequence[float], scores_y: Sequence[float]) -> float:
+def probability_of_improvement(
+    scores_x: Sequence[float] | np.ndarray, scores_y: Sequence[float] | np.ndarray
+) -> float:
     """P(X > Y) + P(X = Y) / 2 for a random run of X and one of Y (rliable's estimate)."""
     x = np.asarray(scores_x, dtype=float).reshape(-1, 1)
     y = np.asarray(scores_y, dtype=float).reshape(-1, 1)
@@ -465,11 +475,11 @@ def improvement_pairs(
         m: runs[(runs["agent"] == m[0]) & (runs["variant"] == m[1])]["normalized_score"].to_numpy(dtype=float)
         for m in _methods(runs)
     }
-    envs = {}
+    envs: dict[tuple[str, str], str | None] = {}
     if "env" in runs.columns:
         for (agent, variant), group in runs.groupby(["agent", "variant"], sort=True):
             known = group["env"].dropna().unique()
-            envs[(agent, variant)] = known[0] if len(known) == 1 else None
+            envs[(str(agent), str(variant))] = str(known[0]) if len(known) == 1 else None
     rows = []
     for first, second in _comparable(_methods(runs), envs):
         x, y = (first, second) if iqm(scores[first]) >= iqm(scores[second]) else (second, first)

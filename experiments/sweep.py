@@ -221,7 +221,7 @@ def _write_segments(config: ExperimentConfig, out_dir: Path) -> None:
     from experiments.segments import write_segment_files
 
     first = plan(config)[0].spec
-    env = make_env(first).unwrapped
+    env: Any = make_env(first).unwrapped  # an InfluencerMatchingEnv (pool, segmenter)
     tmp = Path(tempfile.mkdtemp(prefix=".segments.", suffix=".partial", dir=out_dir))
     write_segment_files(env.pool.to_frame(), env.segmenter, tmp)
     shutil.rmtree(seg_dir, ignore_errors=True)

@@ -6,6 +6,7 @@ synthetic data are shaped like the calibrated market, whose shares come from
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -115,9 +116,7 @@ def benchmark_retrieval(
         index = SegmentIndex(n_lists, random_state=random_state, probe_by=ranking).fit(X)
         build_seconds = time.perf_counter() - start
         for n_probe in n_probes:
-            seconds, (_, indices) = _best_time(
-                lambda index=index, n_probe=n_probe: index.search(queries, k, n_probe), repeats
-            )
+            seconds, (_, indices) = _best_time(functools.partial(index.search, queries, k, n_probe), repeats)
             rows.append(
                 {
                     "probe_by": ranking,
@@ -211,14 +210,12 @@ def benchmark_cop_kmeans(
         init, _ = kmeans_plusplus(X, n_clusters, random_state=random_state + run)
         ours = ConstrainedKMeans(n_clusters, init=init, n_init=1, max_iter=max_iter, tol=tol)
         with one_blas_thread():  # (its blocks stay below OpenBLAS's threading size anyway)
-            seconds, _ = _best_time(
-                lambda ours=ours: ours.fit(X, must_link=must_link, cannot_link=cannot_link), repeats
-            )
-            our_seconds += seconds
+            fit = functools.partial(ours.fit, X, must_link=must_link, cannot_link=cannot_link)
+            our_seconds += _best_time(fit, repeats)[0]
         reference = KMeans(n_clusters, init=init, n_init=1, max_iter=max_iter, tol=tol, algorithm="lloyd")
         with threadpool_limits(limits=1, user_api="openmp"):  # the same one core as ours
-            reference_seconds += _best_time(lambda reference=reference: reference.fit(X), repeats)[0]
-        threaded_seconds += _best_time(lambda reference=reference: reference.fit(X), repeats)[0]
+            reference_seconds += _best_time(functools.partial(reference.fit, X), repeats)[0]
+        threaded_seconds += _best_time(functools.partial(reference.fit, X), repeats)[0]
         our_iterations += int(ours.n_iter_)
         reference_iterations += int(reference.n_iter_)
         violations += sum(constraint_violations(ours.labels_, must_link, cannot_link))

@@ -8,11 +8,11 @@ same). Runs sharing a config share the evaluation environment and the reference 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from experiments.cli import run_module
 from experiments.files import positive_int
+from experiments.runner import evaluate_runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,39 +22,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--episodes", type=positive_int, help="evaluation campaigns (default: each run's own eval_episodes)"
     )
-
-
-def evaluate_runs(run_dirs: list[Path], episodes: int | None = None) -> list[dict]:
-    """One row per run folder: agent, seed, timesteps, and the fresh evaluation."""
-    from agents.registry import load_agent
-    from experiments.evaluation import Evaluator
-    from experiments.runner import load_run, make_env
-
-    runs = [(Path(d), load_run(d)) for d in run_dirs]  # every folder is checked before any work
-    envs: dict[str, object] = {}
-    evaluators: dict[tuple, Evaluator] = {}
-    rows = []
-    for run_dir, info in runs:
-        spec, config = info["spec"], info["config"]
-        env_key = json.dumps(config["env_options"], sort_keys=True)
-        if env_key not in envs:
-            envs[env_key] = make_env(spec)
-        n_episodes = episodes or spec.eval_episodes
-        key = (env_key, config["seeds"]["eval_seed"], n_episodes)
-        if key not in evaluators:
-            evaluators[key] = Evaluator(envs[env_key], config["seeds"]["eval_seed"], n_episodes)
-        agent = load_agent(spec.agent, run_dir / config["model_file"])
-        result = evaluators[key].evaluate(agent)
-        rows.append(
-            {
-                "run": str(run_dir),
-                "agent": spec.agent,
-                "seed": spec.seed,
-                "timesteps": info["summary"].get("timesteps", spec.timesteps),
-                **result.to_dict(include_returns=False),
-            }
-        )
-    return rows
 
 
 def format_table(rows: list[dict]) -> str:

@@ -110,24 +110,26 @@ def format_table(table: pd.DataFrame) -> str:
     header = ["scope", "estimator", "estimate", "interval", "ess"]
     if has_truth:
         header += ["truth", "error", "rel. error", "covered"]
-    lines = []
-    for row in table.itertuples(index=False):
+    lines: list[list[str]] = []
+    for record in table.to_dict("records"):
+        row = {str(key): value for key, value in record.items()}
+        ess = float(row["ess"])
         cells = [
-            row.scope.replace("_", " "),
-            row.estimator,
-            f"{row.estimate:.4g}",
-            f"[{row.low:.4g}, {row.high:.4g}]",
-            "" if math.isnan(row.ess) else (f"{row.ess:,.0f}" if row.ess >= 10 else f"{row.ess:.2g}"),
+            str(row["scope"]).replace("_", " "),
+            str(row["estimator"]),
+            f"{row['estimate']:.4g}",
+            f"[{row['low']:.4g}, {row['high']:.4g}]",
+            "" if math.isnan(ess) else (f"{ess:,.0f}" if ess >= 10 else f"{ess:.2g}"),
         ]
         if has_truth:
-            if math.isnan(row.truth):
+            if math.isnan(float(row["truth"])):
                 cells += ["", "", "", ""]
             else:
                 cells += [
-                    f"{row.truth:.4g}",
-                    f"{row.error:+.3g}",
-                    f"{row.relative_error:+.1%}",
-                    "yes" if row.covered else "no",
+                    f"{row['truth']:.4g}",
+                    f"{row['error']:+.3g}",
+                    f"{row['relative_error']:+.1%}",
+                    "yes" if row["covered"] else "no",
                 ]
         lines.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]

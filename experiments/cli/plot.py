@@ -106,7 +106,7 @@ def _tree_source(path: Path, kind: str) -> tuple[Path, str | None]:
 def _iqm_only(runs: pd.DataFrame) -> pd.DataFrame:
     """IQM per method without intervals (enough to pick the best CQI setting)."""
     rows = [
-        {"agent": a, "variant": v, "iqm": stats.iqm(g["normalized_score"])}
+        {"agent": a, "variant": v, "iqm": stats.iqm(g["normalized_score"].to_numpy())}
         for (a, v), g in runs.groupby(["agent", "variant"], sort=True)
     ]
     return pd.DataFrame(rows)
@@ -143,8 +143,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     runs = _runs(paths, kinds)
-    with tempfile.TemporaryDirectory(prefix="influmatch-plot-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="influmatch-plot-") as tmp_name:
+        tmp = Path(tmp_name)
         if kind == "curves":
             curves = stats.learning_curves(runs)
             if curves.empty:

@@ -64,7 +64,7 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -148,7 +148,7 @@ def campaign_groups(
         columns = [j for j in find(specs, field) if specs[j].kind == "one_hot"]
         if not columns:
             continue
-        which = data.context[np.ix_(first, columns)].argmax(axis=1)
+        which = data.context[np.ix_(first, np.asarray(columns))].argmax(axis=1)
         for position, j in enumerate(columns):
             member = which == position
             if member.any():
@@ -237,7 +237,11 @@ class Inputs:
         self.data, self.target_probs, self.segments = data, target_probs, segments
         self.w = importance_weights(data, target_probs, config.clip)
         self.r = data.reward
-        self.q_hat = self.q_used = self.dm_rows = self.dr_rows = None
+        self.q_hat: np.ndarray | None = None
+        self.q_used: np.ndarray | None = None
+        self.q_logged: np.ndarray | None = None
+        self.dm_rows: np.ndarray | None = None
+        self.dr_rows: np.ndarray | None = None
         if q_hat is not None:
             if np.shape(q_hat) != (n, A):
                 raise ValueError(f"q_hat: expected shape {(n, A)}, got {np.shape(q_hat)}")
@@ -255,7 +259,8 @@ class Inputs:
         self.rho_prev = np.hstack([np.ones((C, 1)), rho[:, :-1]])
         self.r_pad = data.padded(self.r)
         self.has_fqe = fqe is not None
-        self.v_first = self.dr_campaign = None
+        self.v_first: np.ndarray | None = None
+        self.dr_campaign: np.ndarray | None = None
         if fqe is not None:
             q_logged, v_hat = fqe
             self.v_first = v_hat[data.campaign_first_rows()]
@@ -268,6 +273,7 @@ class Inputs:
         """0/1 per decision: the logged action is of the group's segment (None: every action counts)."""
         if group.segment is None:
             return None
+        assert self.segments is not None, "a segment group needs the segments of the actions"
         return (self.segments[self.data.action] == group.segment).astype(np.float64)
 
     def kept_rows(self, group: Group) -> np.ndarray:
@@ -284,13 +290,16 @@ class Inputs:
 
     def dm_part(self, group: Group) -> np.ndarray:
         """DM value of every decision (of the group's segment's actions only, if any)."""
+        assert self.dm_rows is not None and self.q_used is not None, "DM needs a reward model"
         if group.segment is None:
             return self.dm_rows
+        assert self.segments is not None, "a segment group needs the segments of the actions"
         in_segment = self.segments[None, :] == group.segment
         return (self.target_probs * np.where(in_segment, self.q_used, 0.0)).sum(axis=1)
 
     def dr_part(self, group: Group) -> np.ndarray:
         """DR value of every decision (of the group's segment's actions only, if any)."""
+        assert self.dr_rows is not None and self.q_logged is not None, "DR needs a reward model"
         row_filter = self.row_filter(group)
         if row_filter is None:
             return self.dr_rows
@@ -567,5 +576,5 @@ class _quiet_nan_warnings:
         warnings.simplefilter("ignore", RuntimeWarning)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self._ctx.__exit__(*exc)

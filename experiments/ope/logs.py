@@ -1,5 +1,8 @@
 """Logged matches: the file format, reading, writing and validation.
 
+(This module is over 600 lines because the format's specification, its docstring below, and the
+validator that enforces it column by column are kept side by side: a change to one shows in the other.)
+
 A log records, for every decision a match policy made, what it saw, what it did, how likely it was to do
 that, and what happened. :func:`read_logs` validates such a file into a :class:`LoggedData`;
 :func:`experiments.ope.generation.generate_logs` makes one in the simulator from any agent made
@@ -252,6 +255,10 @@ class LoggedData:
     def per_campaign(self, values: np.ndarray) -> np.ndarray:
         """Sum of per-decision ``values`` over each campaign, shape (C,)."""
         return np.bincount(self.campaign, weights=values, minlength=self.n_campaigns)
+
+    def file_row(self, i: int) -> int:
+        """Data row in the file of decision ``i`` (for messages)."""
+        return int(self.row[i]) if self.row is not None else int(i)
 
     def campaign_first_rows(self) -> np.ndarray:
         """Index of every campaign's first decision (step 0)."""

@@ -164,6 +164,7 @@ class StochasticPolicy:
 
     def _greedy(self, obs: np.ndarray, masks: np.ndarray, envs: Sequence[Any] | None) -> np.ndarray:
         if self.reads_env_state:
+            assert envs is not None, "probabilities() refuses a policy reading the env without envs"
             return np.array(
                 [
                     int(self._bind(env).predict(o, deterministic=True)[0])
@@ -243,7 +244,8 @@ def policy_source(spec: str) -> PolicySource:
             raise ValueError(f"{config_path}: not valid JSON ({err.msg} at line {err.lineno})") from None
         if not isinstance(config, dict):
             raise ValueError(f"{config_path}: expected a run config (a JSON object)")
-        run_spec = config.get("spec") if isinstance(config.get("spec"), dict) else config
+        raw_spec = config.get("spec")
+        run_spec: dict[str, Any] = raw_spec if isinstance(raw_spec, dict) else config
         if not isinstance(run_spec.get("agent"), str):
             raise ValueError(f"{config_path}: agent: expected the agent's name")
         name = check_agent_name(run_spec["agent"])

@@ -65,7 +65,7 @@ def replay_expected_rewards(env: Any, data: LoggedData) -> np.ndarray:
             if not np.allclose(obs, data.context[i], rtol=1e-6, atol=1e-7):
                 j = int(np.flatnonzero(~np.isclose(obs, data.context[i], rtol=1e-6, atol=1e-7))[0])
                 raise TruthError(
-                    f"{data.source}: row {data.row[i]}, column '{data.feature_names[j]}': the simulator "
+                    f"{data.source}: row {data.file_row(i)}, column '{data.feature_names[j]}': the simulator "
                     f"gives {obs[j]:.6g}, the logs {data.context[i, j]:.6g}; were the logs made with "
                     "these environment options?"
                 )
@@ -73,12 +73,12 @@ def replay_expected_rewards(env: Any, data: LoggedData) -> np.ndarray:
             obs, reward, terminated, truncated, _ = sim.step(int(data.action[i]))
             if not math.isclose(reward, data.reward[i], rel_tol=1e-6, abs_tol=1e-9):
                 raise TruthError(
-                    f"{data.source}: row {data.row[i]}, column 'reward': the simulator gives {reward:.6g}, "
+                    f"{data.source}: row {data.file_row(i)}, column 'reward': the simulator gives {reward:.6g}, "
                     f"the logs {data.reward[i]:.6g}"
                 )
             if (terminated or truncated) != (i == starts[c + 1] - 1):
                 raise TruthError(
-                    f"{data.source}: row {data.row[i]}: the simulated campaign "
+                    f"{data.source}: row {data.file_row(i)}: the simulated campaign "
                     f"{'ends' if terminated or truncated else 'goes on'} here, the logged one does not"
                 )
     return q
@@ -150,6 +150,7 @@ def truth_table(
     out = []
     for scope, group_by, group in keys.itertuples(index=False):
         member, segment, column = members[(group_by, group)]
+        campaign_value: np.ndarray | None
         if segment is None:
             row_value = per_row.sum(axis=1)
             campaign_value = simulated["value"]

@@ -34,6 +34,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.layout_engine import ConstrainedLayoutEngine  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
 from experiments.ope.config import SCOPES  # noqa: E402
@@ -115,7 +116,8 @@ def plot_segment_map(
     ax.set_ylabel("principal component 2")
     legend = ax.legend(title="segment (share)", fontsize=8, title_fontsize=9, markerscale=3, loc="best")
     for handle in legend.legend_handles:
-        handle.set_alpha(1.0)
+        if handle is not None:
+            handle.set_alpha(1.0)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, out_png)
@@ -228,7 +230,7 @@ def method_styles(methods: list[tuple[str, str]]) -> dict[tuple[str, str], dict]
             # Later variants are darker shades of the agent's colour, with another line style.
             shade = base * (1.0 - 0.5 * i / max(len(variants), 2)) if len(variants) > 1 else base
             styles[(agent, variant)] = {
-                "color": matplotlib.colors.to_hex(shade),
+                "color": matplotlib.colors.to_hex((float(shade[0]), float(shade[1]), float(shade[2]))),
                 "linestyle": _LINESTYLES[i % len(_LINESTYLES)],
             }
     return styles
@@ -417,7 +419,9 @@ def plot_final_scores(final_csv: Path, out_png: Path, *, runs_csv: Path | None =
         fontsize=10,
     )
     ax.grid(axis="x", alpha=0.3)
-    fig.get_layout_engine().set(w_pad=0.3)
+    engine = fig.get_layout_engine()
+    if isinstance(engine, ConstrainedLayoutEngine):
+        engine.set(w_pad=0.3)
     return save_figure(fig, out_png)
 
 

@@ -1,5 +1,8 @@
 """The HTML report of a sweep: one self-contained page a product team can read (``influmatch report``).
 
+(This module is over 600 lines because it is one page: each section's wording, the recommendation it
+explains and the caveats beside it read together, top to bottom, as the page does.)
+
 The page answers the sweep's question ("which match policy should we ship?") from the data: the best
 deployable policy by interquartile mean (IQM) of the final normalised score, with its 95 % confidence
 interval and its probability of improvement over the runner-up (the oracle reads hidden truth and is
@@ -24,6 +27,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -396,7 +400,7 @@ def _rules_html(rules: list[Rule]) -> str:
 
 
 def _segments_table(profiles: pd.DataFrame) -> str:
-    columns = [
+    columns: list[tuple[str, str, Callable[[Any], str]]] = [
         ("segment", "segment", lambda v: f"{int(v)}"),
         ("name", "name", str),
         ("size", "influencers", lambda v: f"{int(v):,}"),
@@ -599,7 +603,7 @@ def _cqi_rules(run: pd.Series, final: pd.DataFrame) -> list[str]:
         return [intro, _missing(f"The tree of this run cannot be read: {str(err).splitlines()[0]}")]
     # Every seed draws its own market, so segment names come from the run's own actions, never from the
     # sweep's segments/ (the first run's market).
-    names = segment_names_from(n.action for n in nodes if n.is_leaf)
+    names = segment_names_from(n.action for n in nodes if n.action is not None)
     parts = [intro, _rules_html(tree_rules(nodes, names))]
     text_path = Path(run["run_dir"]) / "tree.txt"
     if text_path.is_file():

@@ -180,9 +180,9 @@ def read_cqi_tree(run_dir: Path) -> list[TreeNode]:
         ):
             raise ValueError(f"{text_path}: does not describe the tree of {model_path.name}")
         for text_node, i in zip(named, order, strict=True):
-            if text_node.is_leaf:
+            if text_node.action is not None:
                 action_names.setdefault(greedy[i], text_node.action)
-            else:
+            elif text_node.feature is not None:
                 feature_names.setdefault(int(raw[i]["feature"]), text_node.feature)
     by_name = {spec.name: spec for spec in specs}
     nodes = []
@@ -259,7 +259,7 @@ def plot_cqi_tree(
     """
     nodes = read_cqi_tree(run_dir)
     by_id = {n.id: n for n in nodes}
-    names = segment_names_from((n.action for n in nodes if n.is_leaf), profiles_csv)
+    names = segment_names_from((n.action for n in nodes if n.action is not None), profiles_csv)
     reachable = {rule.leaf: rule.reachable for rule in tree_rules(nodes, names)}
     position, n_leaves, depth = _tree_layout(by_id)
     column, row, header = 2.9, 0.62, 1.0
@@ -270,7 +270,7 @@ def plot_cqi_tree(
     segment_colours = figures.segment_colours(max([*names, 0]) + 1)
     for node in nodes:
         x, y = position[node.id]
-        if not node.is_leaf:
+        if node.action is None:
             # A yes/no feature asks "does the brand sell beauty?" (yes: the right child, value 1);
             # any other asks about the left child ("less than 42 % of the budget is left?").
             feature = node.test_feature
@@ -305,7 +305,7 @@ def plot_cqi_tree(
             continue
         parsed = action_segment(node.action)
         colour = segment_colours[parsed[0] % len(segment_colours)] if parsed else (0.6, 0.6, 0.6)
-        face = 0.75 + 0.25 * np.asarray(matplotlib.colors.to_rgb(colour))  # opaque: lines stay behind
+        face: Any = 0.75 + 0.25 * np.asarray(matplotlib.colors.to_rgb(colour))  # opaque: lines stay behind
         text = f"{short_action(node.action)}\nQ = {node.q:.3g} $k"
         ink = "black"
         if not reachable.get(node.id, True):

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from experiments.bench import benchmarks as bench
@@ -10,6 +11,7 @@ from experiments.cli import main
 KEYS = {"name", "value", "unit", "reference", "reference_value", "ratio", "goal", "passed"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["outcome_sampling", "env_steps", "cop_kmeans"])
 def test_quick_benchmarks_give_consistent_records(name):
     results = bench.run_benchmarks([name], quick=True)
@@ -20,6 +22,7 @@ def test_quick_benchmarks_give_consistent_records(name):
     assert results["machine"]["cores"] >= 1 and results["quick"] is True
 
 
+@pytest.mark.slow
 def test_env_scaling_reports_reset_and_step_times_per_pool_size():
     (rec,) = bench.run_benchmarks(["env_scaling"], quick=True)["benchmarks"]
     sizes = [row["n_influencers"] for row in rec["table"]]
@@ -29,6 +32,7 @@ def test_env_scaling_reports_reset_and_step_times_per_pool_size():
     assert rec["ratio"] == pytest.approx(rec["reference_value"] / rec["value"])
 
 
+@pytest.mark.slow
 def test_parallel_capacity_is_a_speed_up_of_two_processes():
     assert 0.5 < bench.parallel_capacity(500_000) < 2.6
 
@@ -44,3 +48,18 @@ def test_cli_writes_the_json_and_names_bad_input(tmp_path, capsys):
     assert "unknown benchmark 'warp_drive'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()  # nothing created for a refused command
     assert main(["bench", "--quick", "--out", str(tmp_path / "b.txt")]) == 2
+
+
+def test_synthetic_fit_data_follows_the_calibrated_shares():
+    """The retrieval benchmark's influencers take their primary category with the calibration's shares
+    (one home for them), and the embeddings are a category mix plus square-rooted audience shares."""
+    from envs.calibration import Calibration
+    from experiments.bench.matching import synthetic_fit_data
+
+    cal = Calibration()
+    X, queries = synthetic_fit_data(20_000, 50, np.random.default_rng(0))
+    assert X.shape == (20_000, 24) and queries.shape[0] == 50
+    np.testing.assert_allclose(X[:, :12].sum(axis=1), 1.0)
+    np.testing.assert_allclose((X[:, 12:] ** 2).sum(axis=1), 1.0)
+    primary_share = np.bincount(X[:, :12].argmax(axis=1), minlength=12) / len(X)
+    np.testing.assert_allclose(primary_share, cal.probabilities("influencer_category_mix"), atol=0.03)

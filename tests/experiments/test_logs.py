@@ -268,6 +268,7 @@ def test_log_command_writes_logs_and_metadata(tmp_path, capsys):
     assert out.read_bytes() == first
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "extra, message",
     [

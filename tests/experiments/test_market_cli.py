@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from experiments.cli import main
 
@@ -31,6 +32,7 @@ def test_market_reads_a_user_pool(tmp_path, small_pool, capsys):
     assert len(written) == len(small_pool) and "category_beauty" in written.columns
 
 
+@pytest.mark.slow
 def test_bad_pool_gives_one_line_and_exit_2(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -258,10 +259,32 @@ def test_ope_bad_input_is_one_line_and_exit_2(cqi_run, env, uniform, tmp_path, c
         assert main(["ope", *argv, "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "o" / "estimates.csv").exists()
+
+
+@pytest.mark.slow
+def test_ope_module_runs_as_a_command(cqi_run, tmp_path):
+    """``python -m experiments.cli.ope``: bad input is one line on stderr and exit code 2."""
+    argv = ["--logs", str(tmp_path / "none.csv"), "--policy", str(cqi_run), "--out", str(tmp_path / "o")]
     result = subprocess.run(
-        [sys.executable, "-m", "experiments.cli.ope", *cases[0][0], "--out", str(tmp_path / "o")],
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", "experiments.cli.ope", *argv], capture_output=True, text=True
     )
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert not (tmp_path / "o" / "estimates.csv").exists()
+    assert "none.csv: no such file" in result.stderr
+
+
+def test_breakdown_finds_brand_and_goal_by_their_spec_not_their_name(env, uniform):
+    """Renaming every context feature (a new env version could) leaves the breakdown as it was: the
+    brand and goal columns are found by their spec's field, not by their names."""
+    data = _data(env, uniform, 20, seed=7)
+    probs = target_probabilities(uniform, data)
+    config = OPEConfig(n_bootstrap=20)
+    before = estimate(data, probs, config=config, breakdown=True)
+    specs = tuple(dataclasses.replace(spec, name=f"x{i}") for i, spec in enumerate(env.feature_specs))
+    frame = data.to_frame().rename(
+        columns=dict(zip(data.feature_names, (f.name for f in specs), strict=True))
+    )
+    renamed = LoggedData.from_frame(frame, [f.name for f in specs], env.action_names)
+    after = estimate(renamed, probs, config=config, breakdown=True, feature_specs=specs)
+    pd.testing.assert_frame_equal(before, after)
+    assert {"brand", "goal"} <= set(after.group_by)

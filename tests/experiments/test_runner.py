@@ -98,6 +98,7 @@ def test_same_seed_gives_identical_files_timing_aside(cqi_runs):
     assert (root / "a" / "model.json").read_bytes() == (root / "b" / "model.json").read_bytes()
 
 
+@pytest.mark.slow
 def test_sb3_runs_are_reproducible_and_take_exactly_the_budget(tmp_path):
     a = run(spec("ppo", timesteps=300, hyperparameters=PPO_QUICK, eval_every=150), tmp_path / "a")
     b = run(spec("ppo", timesteps=300, hyperparameters=PPO_QUICK, eval_every=150), tmp_path / "b")
@@ -213,6 +214,7 @@ def test_train_and_evaluate_commands_end_to_end(tmp_path, capsys):
     assert " 3\n" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

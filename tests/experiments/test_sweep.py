@@ -59,6 +59,7 @@ def finished(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_sweep_writes_every_run_and_file(finished):
     config = tiny_config()
     planned = plan(config)
@@ -77,6 +78,7 @@ def test_sweep_writes_every_run_and_file(finished):
     assert not list((finished / "runs").glob("*.partial"))
 
 
+@pytest.mark.slow
 def test_report_and_plots_from_a_real_sweep(finished, tmp_path):
     from experiments.cli import main
 
@@ -87,6 +89,7 @@ def test_report_and_plots_from_a_real_sweep(finished, tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_same_config_same_files(finished, tmp_path):
     again = tmp_path / "again"
     run_sweep(tiny_config(), again, n_jobs=1, progress=False)
@@ -95,11 +98,13 @@ def test_same_config_same_files(finished, tmp_path):
         assert without_timing(a) == without_timing(b), r.run_id
 
 
+@pytest.mark.slow
 def test_a_folder_with_another_sweep_is_refused(finished):
     with pytest.raises(ValueError, match="holds a different sweep"):
         run_sweep(tiny_config(timesteps=500), finished, n_jobs=1, progress=False)
 
 
+@pytest.mark.slow
 def test_resuming_a_finished_sweep_runs_nothing(finished):
     before = {p: p.stat().st_mtime_ns for p in (finished / "runs").rglob("*") if p.is_file()}
     run_sweep(tiny_config(), finished, n_jobs=1, progress=False)
@@ -107,6 +112,7 @@ def test_resuming_a_finished_sweep_runs_nothing(finished):
     assert before == after
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_and_keeps_finished_runs(tmp_path):
     config_path = tmp_path / "tiny.yaml"
     config_path.write_text(yaml.safe_dump({**TINY, "timesteps": 1500, "seeds": 3}))
@@ -149,6 +155,7 @@ def test_killed_sweep_resumes_and_keeps_finished_runs(tmp_path):
     assert len(pd.read_csv(out / "results.csv")) == len(planned)
 
 
+@pytest.mark.slow
 def test_ray_backend_runs_a_tiny_sweep_on_a_local_instance(tmp_path):
     pytest.importorskip("ray")
     config = tiny_config(agents={"cqi": {}, "random": {}}, seeds=1)
