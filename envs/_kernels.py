@@ -1,13 +1,17 @@
 """Compiled inner loops of :class:`envs.matching_env.InfluencerMatchingEnv` (numba).
 
-Two kernels keep the environment's per-step work independent of the pool size and its reset to one
-pass over the pool:
+They keep the environment's per-step work independent of the pool size and its reset to one pass over
+the pool. Once per campaign:
 
-* :func:`campaign_values` and :func:`rank_segments` (once per campaign): every influencer's brand fit and
-  estimated value per dollar; for each segment the best ``depth`` influencers who could be hired at the
-  most permissive offer level, from which the ranked prefix of every (segment, offer level) pair is cut;
-* :func:`week_view` (once per week): each hire action's candidate, the first valid entry of its prefix,
-  then the action mask, the exact expected outcome terms of every candidate and the observation.
+* :func:`campaign_values`: every influencer's brand fit and estimated value per dollar;
+* :func:`rank_segments`: for each segment the best ``depth`` influencers who could be hired at all
+  (whatever their price), from which
+* :func:`cut_prefixes` cuts the ranked prefix of every (segment, offer level) pair (again whenever
+  prices drop, in January).
+
+Once per week, :func:`week_view`: the load our hires added decays, each hire action's candidate is the
+first valid entry of its prefix (cut again or refilled when it runs out), then the action mask, the exact
+expected outcome terms of every candidate, the expected rewards and the observation's per-week features.
 
 Numbers here follow :mod:`envs.outcomes` term by term (the environment's ``expected_outcomes`` computes
 the same terms with numpy, and the tests hold the two to 1e-12). Everything random stays in Python with
@@ -293,48 +297,73 @@ def week_view(
     """Choose this week's candidates, then describe them: mask, outcome terms, expected rewards and the
     observation's per-week features.
 
-    A candidate is the first entry of its prefix that is valid this week (in the pool, not hired, list
-    price payable at the level). Prefixes only lose entries within a campaign, so an empty result from
-    an incomplete prefix means it ran out: it is cut again from the segment's ranked list
-    (:func:`_cut_one`), and if that has nothing left, refilled from the pool (:func:`_refill`)."""
-    n_segments, n_levels, prefix_len = prefix.shape
+    First the load our hires added decays by ``load_decay`` (the environment passes
+    :func:`envs.outcomes.load_decay_factor` of one week, 1 when no time passed). A candidate is the first
+    entry of its prefix that is valid this week (in the pool, not hired, list price payable at the
+    level); an incomplete prefix that ran out is cut again or refilled (:func:`_choose_again`)."""
     for h in range(n_hired):
         hired_load[h] *= load_decay
     thresholds = _thresholds(budget_left, levels, month_table[MONTH_PREMIUM, month])
     if choose:
+        n_segments, n_levels = candidate.shape
         for s in range(n_segments):
             for k in range(n_levels):
                 chosen = _first_valid(prefix[s, k], join, leave, hired, price, thresholds[k], week)
-                if chosen < 0 and not complete[s, k]:
-                    # Ran out: cut again from the ranked list, which holds more than the prefix ...
-                    _cut_one(
-                        s, k, ranked, n_eligible, price, leave, hired, week, thresholds[k], prefix, complete
-                    )
-                    chosen = _first_valid(prefix[s, k], join, leave, hired, price, thresholds[k], week)
-                if chosen < 0 and not complete[s, k]:
-                    # ... and when that ran out too, from the members the level can pay.
-                    lo, hi = _refill(s, k, thresholds[k], by_price, segment_start, sorted_price,
-                                     value_per_dollar, join, leave, hired, week, never, prefix,
-                                     complete)  # fmt: skip
-                    chosen = _first_valid(prefix[s, k], join, leave, hired, price, thresholds[k], week)
-                    if chosen < 0 and not complete[s, k]:
-                        # Every ranked entry joins later: take the best valid one now without caching.
-                        best_key = -np.inf
-                        for j in range(lo, hi):
-                            i = by_price[j]
-                            if _valid_now(join[i], leave[i], hired[i], week):
-                                if chosen < 0 or _ranks_before(value_per_dollar[i], i, best_key, chosen):
-                                    chosen, best_key = i, value_per_dollar[i]
+                if chosen < 0 and not complete[s, k]:  # rare: the prefix ran out (a call passing many
+                    # arrays costs their reference counts, so the common case stays inline)
+                    chosen = _choose_again(s, k, thresholds[k], week, never, ranked, n_eligible, prefix,
+                                           complete, join, leave, hired, price, value_per_dollar, by_price,
+                                           segment_start, sorted_price)  # fmt: skip
                 candidate[s, k] = chosen
+    _outcome_terms(month, n_hired, consts, category_share, load, fit, rates, hired_index, hired_segment,
+                   candidate, terms, expected, mask, price, levels, log_levels, month_table, reach_value,
+                   mix_unit)  # fmt: skip
+    _observe(budget_left, weeks_left_share, observed_month, n_hired, load_sum, load_count, consts,
+             value_per_dollar, hired_segment, hired_load, hires, candidate, observation)  # fmt: skip
 
+
+@nb.njit(cache=True)
+def _choose_again(s, k, threshold, week, never, ranked, n_eligible, prefix, complete, join, leave, hired,
+                  price, value_per_dollar, by_price, segment_start, sorted_price):  # fmt: skip
+    """The candidate of hire action (s, k) when its prefix has no valid entry but is incomplete, or -1.
+
+    Prefixes only lose entries within a campaign, so an empty result from an incomplete prefix means it
+    ran out: it is cut again from the segment's ranked list (:func:`_cut_one`), and if that has nothing
+    left, refilled from the pool (:func:`_refill`)."""
+    # Ran out: cut again from the ranked list, which holds more than the prefix ...
+    _cut_one(s, k, ranked, n_eligible, price, leave, hired, week, threshold, prefix, complete)
+    chosen = _first_valid(prefix[s, k], join, leave, hired, price, threshold, week)
+    if chosen >= 0 or complete[s, k]:
+        return chosen
+    # ... and when that ran out too, from the members the level can pay.
+    lo, hi = _refill(s, k, threshold, by_price, segment_start, sorted_price, value_per_dollar, join, leave,
+                     hired, week, never, prefix, complete)  # fmt: skip
+    chosen = _first_valid(prefix[s, k], join, leave, hired, price, threshold, week)
+    if chosen >= 0 or complete[s, k]:
+        return chosen
+    # Every ranked entry joins later: take the best valid one now without caching.
+    best_key = -np.inf
+    for j in range(lo, hi):
+        i = by_price[j]
+        if _valid_now(join[i], leave[i], hired[i], week):
+            if chosen < 0 or _ranks_before(value_per_dollar[i], i, best_key, chosen):
+                chosen, best_key = i, value_per_dollar[i]
+    return chosen
+
+
+@nb.njit(cache=True, inline="always")
+def _outcome_terms(month, n_hired, consts, category_share, load, fit, rates, hired_index, hired_segment,
+                   candidate, terms, expected, mask, price, levels, log_levels, month_table, reach_value,
+                   mix_unit):  # fmt: skip
+    """The mask, the expected outcome terms (columns of ``terms``) and the expected reward of every
+    hire action's candidate this week, term by term as :mod:`envs.outcomes`."""
+    n_segments, n_levels = candidate.shape
     noise_reach, noise_engagement = consts[C_REACH_NOISE_MEAN], consts[C_ENGAGEMENT_NOISE_MEAN]
-    lo, hi = consts[C_OVERLAP_LO], consts[C_OVERLAP_HI]
     goal = int(consts[C_GOAL])
     shift = month_table[MONTH_SHIFT, month]
     month_engagement = month_table[MONTH_ENGAGEMENT, month]
     month_conversion = month_table[MONTH_CONVERSION, month]
     premium = month_table[MONTH_PREMIUM, month]
-    n_mix = mix_unit.shape[1]
     expected[:] = 0.0
     mask[:] = False
     mask[-1] = True
@@ -354,16 +383,7 @@ def week_view(
                 + shift
             )
             p = 1.0 / (1.0 + np.exp(-logit))
-            overlap = 1.0
-            for h in range(n_hired):
-                if hired_segment[h] != s:
-                    continue
-                j = hired_index[h]
-                cos = 0.0
-                for c in range(n_mix):
-                    cos += mix_unit[i, c] * mix_unit[j, c]
-                cos = min(max(cos, 0.0), 1.0)
-                overlap *= 1.0 - (lo + (hi - lo) * cos)
+            overlap = _overlap(i, s, n_hired, hired_index, hired_segment, mix_unit, consts)
             f = fit[i]
             reach_mean = rates[0, i] * overlap
             engagement_mean = (
@@ -392,11 +412,36 @@ def week_view(
                 value = reach_mean * noise_reach * conversions_per_reach * consts[C_ORDER_VALUE]
             expected[a] = p * (value - cost) / 1000.0
 
+
+@nb.njit(cache=True, inline="always")
+def _overlap(i, s, n_hired, hired_index, hired_segment, mix_unit, consts):
+    """Share of candidate i's reach that is new given the earlier hires of segment s (as
+    :func:`envs.outcomes.overlap_factor`: each removes lo + (hi - lo) x the cosine of the category mixes)."""
+    lo, hi = consts[C_OVERLAP_LO], consts[C_OVERLAP_HI]
+    overlap = 1.0
+    for h in range(n_hired):
+        if hired_segment[h] != s:
+            continue
+        j = hired_index[h]
+        cos = 0.0
+        for c in range(mix_unit.shape[1]):
+            cos += mix_unit[i, c] * mix_unit[j, c]
+        cos = min(max(cos, 0.0), 1.0)
+        overlap *= 1.0 - (lo + (hi - lo) * cos)
+    return overlap
+
+
+@nb.njit(cache=True, inline="always")
+def _observe(budget_left, weeks_left_share, observed_month, n_hired, load_sum, load_count, consts,
+             value_per_dollar, hired_segment, hired_load, hires, candidate, observation):  # fmt: skip
+    """The observation's per-week features (layout: :func:`envs.observation.observation_specs`): budget and
+    weeks left, month, and per segment the best candidate's value per dollar, hires, mean sponsored load
+    (background plus what our hires added) and whether anything is affordable."""
     budget = consts[C_BUDGET]
     observation[16] = budget_left / budget if budget > 0 else 0.0
     observation[17] = weeks_left_share
     observation[18] = observed_month
-    for s in range(n_segments):
+    for s in range(candidate.shape[0]):
         best = candidate[s, 0]  # the lowest offer level is the most permissive: its candidate ranks best
         load_s = load_sum[s]
         for h in range(n_hired):

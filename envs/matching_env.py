@@ -109,7 +109,7 @@ class _State:
     prefix: np.ndarray  # (S, K, PREFIX) best "could still be valid" influencers per action, -1 = empty
     complete: np.ndarray  # (S, K) the prefix holds every influencer that could still be valid
     candidate: np.ndarray  # (S, K) influencer each hire action approaches now, -1 = invalid action
-    terms: np.ndarray  # (S * K, 7) this week's outcome terms per hire action (columns: envs._kernels)
+    terms: np.ndarray  # (S * K, N_TERMS) this week's outcome terms per hire action (columns: envs._kernels)
     expected: np.ndarray  # (S * K + 1,) this week's expected reward per action
     mask: np.ndarray  # (S * K + 1,) this week's valid actions
     hires: np.ndarray  # (S,) hires per segment

@@ -13,6 +13,7 @@ rate, list price, fake share) are not repeated in the table: they come from the
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -283,7 +284,8 @@ def offer_observables(offers: pd.DataFrame, pool: InfluencerPool, base: Calibrat
     measurement error; X is normal in the generator).
 
     The price residual ``price_z`` comes from a least-squares fit over the pool of ln(price) on the
-    platform, the platform's ln(followers / 10k) and W, so it does not assume the calibrated price level.
+    platform, the platform's ln(followers / 10k) and the observed ln(ER / typical ER), so it does not
+    assume the calibrated price level.
     """
     index = pd.Index(pool.influencer_id).get_indexer(offers["influencer_id"])
     followers = pool.followers.astype(float)
@@ -298,7 +300,8 @@ def offer_observables(offers: pd.DataFrame, pool: InfluencerPool, base: Calibrat
     quality_mean = w.mean() + shrink * (w - w.mean())
     quality_var = shrink * noise_var
     log_f = np.log(followers / 1e4)
-    price_z = _price_residual(pool, log_f, w, base)
+    # The market prices the observed rate as it is seen (inflation included).
+    price_z = _price_residual(pool, log_f, np.log(pool.engagement_rate / typical), base)
     return OfferObservables(
         index=index,
         platform=pool.platform[index].astype(np.int64),
@@ -314,8 +317,8 @@ def offer_observables(offers: pd.DataFrame, pool: InfluencerPool, base: Calibrat
 
 
 def _price_residual(pool: InfluencerPool, log_f: np.ndarray, w: np.ndarray, base: Calibration) -> np.ndarray:
-    """Standardised residual of ln(list price) on platform dummies, platform x ln(F/10k) and W (NaN at the
-    price floor, and everywhere when the pool is too small to fit)."""
+    """Standardised residual of ln(list price) on platform dummies, platform x ln(F/10k) and ``w``, the
+    observed ln(ER / typical ER) (NaN at the price floor, and everywhere when the pool is too small)."""
     n_platforms = int(pool.platform.max()) + 1
     dummies = np.eye(n_platforms)[pool.platform]
     design = np.column_stack([dummies, dummies * log_f[:, None], w])
@@ -323,6 +326,19 @@ def _price_residual(pool: InfluencerPool, log_f: np.ndarray, w: np.ndarray, base
     z = np.full(len(pool), np.nan)
     if free.sum() <= design.shape[1] + 2:
         return z
+    log_price = np.log(pool.price)
+    # Pass 1 on every unfloored price; pass 2 only where the floor almost never binds (predicted price
+    # 2.5 residual sd above it), so the truncation at the floor does not bend the coefficients.
+    coef, *_ = np.linalg.lstsq(design[free], log_price[free], rcond=None)
+    sd = float(np.std((log_price - design @ coef)[free]))
+    clear = free & (design @ coef > math.log(base.min_price) + 2.5 * sd)
+    if clear.sum() > design.shape[1] + 2:
+        coef, *_ = np.linalg.lstsq(design[clear], log_price[clear], rcond=None)
+        sd = float(np.std((log_price - design @ coef)[clear]))
+    resid = log_price - design @ coef
+    if sd > 0:
+        z[free] = resid[free] / sd
+    return z
     log_price = np.log(pool.price)
     coef, *_ = np.linalg.lstsq(design[free], log_price[free], rcond=None)
     resid = log_price - design @ coef

@@ -1,0 +1,263 @@
+"""The market fit (issue 14): parameter recovery on offers logged from the real env, the calibration
+file's round trip, predictive checks that flag a misspecified market, and one-line errors."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from envs.calibration import Calibration
+from envs.fit import (
+    OFFER_COLUMN_NAMES,
+    PARAMETER_COLUMNS,
+    MarketFit,
+    OffersValidationError,
+    fit_market,
+    predictive_checks,
+    read_offers_csv,
+    simulate_offers,
+)
+from envs.fit.likelihoods import parameter_field
+from envs.matching_env import InfluencerMatchingEnv
+
+#: A market unlike the defaults: acceptance intercept and offer slope, click and conversion rates moved
+#: by 25 % or more (the defaults are -0.9, 2.0, 0.02 and 0.002).
+TRUTH = Calibration().replace(
+    acceptance_intercept=-0.4, acceptance_offer_slope=1.0, click_rate=0.03, conversion_rate=0.003
+)
+MOVED = ("acceptance_intercept", "acceptance_offer_slope", "click_rate", "conversion_rate")
+
+
+def truth_of(cal: Calibration, name: str) -> float:
+    field, slots = parameter_field(name)
+    value = getattr(cal, field)
+    return float(value if slots is None else value[slots[0]])
+
+
+def recovery_table(fit: MarketFit, truth: Calibration) -> pd.DataFrame:
+    """Identified parameters with the truth, the distance in standard errors and the interval's verdicts."""
+    table = fit.parameters[fit.parameters["identified"]].copy()
+    table["truth"] = [truth_of(truth, n) for n in table["parameter"]]
+    # Deterministic parts (the price premium is exact in the simulator) have a zero standard error.
+    slack = 1e-9 * np.maximum(table["truth"].abs(), 1.0)
+    table["within_3se"] = (table["estimate"] - table["truth"]).abs() <= 3 * table["std_error"] + slack
+    table["covered"] = (table["ci_low"] - slack <= table["truth"]) & (table["truth"] <= table["ci_high"] + slack)
+    table["default_outside"] = (table["default"] < table["ci_low"]) | (table["default"] > table["ci_high"])
+    return table
+
+
+def assert_recovered(fit: MarketFit, truth: Calibration) -> None:
+    table = recovery_table(fit, truth).set_index("parameter")
+    assert set(MOVED) <= set(table.index), "a moved parameter is not identified"
+    off = table.loc[~table["within_3se"], ["truth", "estimate", "std_error"]]
+    assert off.empty, f"estimates more than 3 s.e. from the truth:\n{off}"
+    moved = table.loc[list(MOVED)]
+    assert moved["covered"].all(), f"95 % intervals missing the truth:\n{moved}"
+    assert moved["default_outside"].all(), f"defaults inside the 95 % interval:\n{moved}"
+    # Across all identified parameters the 95 % intervals cover about 95 % of the truths.
+    assert table["covered"].mean() >= 0.85
+
+
+@pytest.fixture(scope="module")
+def uniform_logs() -> tuple[pd.DataFrame, object]:
+    return simulate_offers(TRUTH, 2_000, 400, logger_policy="uniform", seed=1, market_seed=3)
+
+
+@pytest.fixture(scope="module")
+def greedy_logs() -> tuple[pd.DataFrame, object]:
+    return simulate_offers(TRUTH, 2_000, 400, logger_policy="epsilon_greedy", epsilon=0.3, seed=2, market_seed=4)
+
+
+@pytest.fixture(scope="module")
+def uniform_fit(uniform_logs) -> MarketFit:
+    offers, pool = uniform_logs
+    return fit_market(offers, pool)
+
+
+# ------------------------------------------------------------------------------------ recovery
+def test_simulated_offers_follow_the_table_spec(uniform_logs) -> None:
+    offers, pool = uniform_logs
+    assert tuple(offers.columns) == OFFER_COLUMN_NAMES
+    assert len(offers) > 4_000
+    refused = offers["accepted"] == 0
+    assert (offers.loc[refused, ["reach", "clicks", "cost", "revenue"]] == 0).all().all()
+    assert set(offers["influencer_id"]) <= set(pool.influencer_id)
+    assert offers["offer_ratio"].nunique() == 3 and offers["month"].between(0, 11).all()
+    # Acceptance in the simulated market is higher than at the defaults (intercept -0.4 vs -0.9).
+    assert 0.25 < offers["accepted"].mean() < 0.6
+
+
+def test_recovery_uniform_logger(uniform_fit) -> None:
+    assert_recovered(uniform_fit, TRUTH)
+
+
+def test_recovery_epsilon_greedy_logger(greedy_logs) -> None:
+    offers, pool = greedy_logs
+    assert_recovered(fit_market(offers, pool), TRUTH)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("logger_policy", ["uniform", "epsilon_greedy"])
+def test_recovery_3000_campaigns(logger_policy: str) -> None:
+    offers, pool = simulate_offers(TRUTH, 2_000, 3_000, logger_policy=logger_policy, epsilon=0.3, seed=21)
+    assert_recovered(fit_market(offers, pool), TRUTH)
+
+
+def test_parameters_table_and_covariance(uniform_fit) -> None:
+    table = uniform_fit.parameters
+    assert tuple(table.columns) == PARAMETER_COLUMNS
+    assert table["parameter"].is_unique
+    identified = table[table["identified"]]
+    assert (identified["std_error"] >= 0).all() and (identified["ci_low"] <= identified["ci_high"]).all()
+    unidentified = table[~table["identified"]]
+    assert unidentified["std_error"].isna().all()
+    assert {"reach_post_sd", "engagement_post_sd"} <= set(unidentified["parameter"])
+    cov = uniform_fit.covariance
+    assert list(cov.index) == list(cov.columns) == identified["parameter"].tolist()
+    assert np.allclose(np.sqrt(np.diag(cov.to_numpy())), identified["std_error"].to_numpy(), rtol=1e-6)
+
+
+def test_calibration_carries_the_estimates(uniform_fit) -> None:
+    cal = uniform_fit.calibration
+    est = uniform_fit.parameters.set_index("parameter")["estimate"]
+    assert cal.click_rate == pytest.approx(est["click_rate"])
+    assert cal.acceptance_offer_slope == pytest.approx(est["acceptance_offer_slope"])
+    assert cal.reach_rate_at_10k[1] == pytest.approx(est["reach_rate_at_10k[tiktok]"])
+    assert cal.engagement_post_sd == Calibration().engagement_post_sd  # unidentified: the default
+
+
+def test_draw_calibrations_spread_matches_the_standard_errors(uniform_fit) -> None:
+    draws = uniform_fit.draw_calibrations(400, np.random.default_rng(5))
+    assert all(isinstance(c, Calibration) for c in draws)
+    row = uniform_fit.estimate("acceptance_offer_slope")
+    slopes = np.array([c.acceptance_offer_slope for c in draws])
+    assert slopes.mean() == pytest.approx(row["estimate"], abs=4 * row["std_error"] / np.sqrt(400))
+    assert slopes.std() == pytest.approx(row["std_error"], rel=0.15)
+    assert len({c.engagement_post_sd for c in draws}) == 1
+
+
+# ---------------------------------------------------------------------------------- files
+def test_calibration_yaml_round_trip(uniform_fit, tmp_path) -> None:
+    paths = uniform_fit.write(tmp_path / "fit")
+    loaded = Calibration.from_yaml(paths["calibration"])
+    assert loaded == uniform_fit.calibration
+    text = paths["calibration"].read_text()
+    assert "# click_rate: fitted" in text and "# engagement_post_sd: default-unidentified" in text
+    table = pd.read_csv(paths["parameters"])
+    assert tuple(table.columns) == PARAMETER_COLUMNS and len(table) == len(uniform_fit.parameters)
+    cov = pd.read_csv(paths["covariance"], index_col="parameter")
+    assert cov.shape == uniform_fit.covariance.shape
+    env = InfluencerMatchingEnv(n_influencers=300, calibration=paths["calibration"], churn_rate=0.0)
+    assert env.calibration == uniform_fit.calibration
+
+
+def test_read_offers_csv_round_trip(uniform_logs, tmp_path) -> None:
+    offers, pool = uniform_logs
+    path = tmp_path / "offers.csv"
+    offers.to_csv(path, index=False)
+    back = read_offers_csv(path, pool)
+    assert len(back) == len(offers)
+    assert np.array_equal(back["accepted"].to_numpy(), offers["accepted"].to_numpy())
+
+
+# ------------------------------------------------------------------------ predictive checks
+def test_predictive_checks_pass_a_well_specified_market(uniform_logs, uniform_fit) -> None:
+    offers, pool = uniform_logs
+    checks = predictive_checks(uniform_fit, offers, pool, np.random.default_rng(3), n_sims=200)
+    assert {"overall", "segment", "offer level"} == set(checks["group"])
+    flagged = checks["verdict"].str.startswith("logged")
+    assert flagged.mean() <= 0.10, checks[flagged]
+    overall = checks[checks["group"] == "overall"]
+    assert (overall["verdict"] == "consistent").all(), overall
+    assert (checks["simulated_low"] <= checks["simulated_high"]).all()
+
+
+def test_predictive_checks_flag_a_misspecified_conversion_exponent() -> None:
+    truth = Calibration().replace(conversion_follower_exponent=-0.55)
+    offers, pool = simulate_offers(truth, 2_000, 300, seed=4, market_seed=5)
+    wrong = fit_market(offers, pool, fixed={"conversion_follower_exponent": -0.25})
+    assert not wrong.estimate("conversion_follower_exponent")["identified"]
+    checks = predictive_checks(wrong, offers, pool, np.random.default_rng(0), n_sims=200)
+    conv = checks[(checks["group"] == "segment") & (checks["statistic"] == "conversions")]
+    assert conv["verdict"].str.startswith("logged").sum() >= 2, conv
+
+
+# --------------------------------------------------------------------------- identification
+def test_no_holiday_offers_leaves_the_holiday_parameters_unidentified(uniform_logs) -> None:
+    offers, pool = uniform_logs
+    fit = fit_market(offers[~offers["month"].isin([10, 11])], pool)
+    table = fit.parameters.set_index("parameter")
+    for name in ("holiday_price_premium", "acceptance_month_shift[Nov]", "acceptance_month_shift[Dec]"):
+        assert not table.loc[name, "identified"] and table.loc[name, "n_obs"] == 0
+    assert fit.calibration.price_month_premium == Calibration().price_month_premium
+    assert "fewer than min_obs" in fit.notes["holiday_price_premium"]
+    assert "default-unidentified" in _yaml_line(fit, "holiday_price_premium")
+
+
+def _yaml_line(fit: MarketFit, name: str) -> str:
+    return next(c for c in (fit._comment(r) for r in fit.parameters.itertuples(index=False)) if c.startswith(name))
+
+
+def test_a_constant_offer_ratio_leaves_the_offer_slope_unidentified(uniform_logs) -> None:
+    offers, pool = uniform_logs
+    fit = fit_market(offers[offers["offer_ratio"] == 1.0], pool)
+    row = fit.estimate("acceptance_offer_slope")
+    assert not row["identified"] and row["estimate"] == Calibration().acceptance_offer_slope
+    assert fit.estimate("acceptance_intercept")["identified"]
+
+
+def test_fixed_parameters_are_held(uniform_logs) -> None:
+    offers, pool = uniform_logs
+    fit = fit_market(offers, pool, fixed={"click_rate": 0.05})
+    assert fit.calibration.click_rate == 0.05 and not fit.estimate("click_rate")["identified"]
+    assert fit.estimate("click_engagement_exponent")["identified"]
+    with pytest.raises(ValueError, match="fixed: unknown parameter 'click_speed'"):
+        fit_market(offers, pool, fixed={"click_speed": 1.0})
+
+
+# ------------------------------------------------------------------------------ bad input
+def test_ids_outside_the_pool_are_named(uniform_logs) -> None:
+    offers, pool = uniform_logs
+    bad = offers.copy()
+    bad.loc[7, "influencer_id"] = "nobody"
+    with pytest.raises(OffersValidationError, match=r"row 7, column 'influencer_id': 'nobody' is not in the pool"):
+        fit_market(bad, pool)
+
+
+def test_missing_outcome_columns_are_named(uniform_logs) -> None:
+    offers, pool = uniform_logs
+    with pytest.raises(OffersValidationError, match="missing outcome columns clicks, revenue") as err:
+        fit_market(offers.drop(columns=["clicks", "revenue"]), pool)
+    assert "\n" not in str(err.value)
+
+
+def test_too_few_rows_and_bad_values_are_one_line(uniform_logs) -> None:
+    offers, pool = uniform_logs
+    with pytest.raises(OffersValidationError, match="3 offers, expected at least 10"):
+        fit_market(offers.head(3), pool)
+    bad = offers.copy()
+    bad["month"] = bad["month"].astype(object)
+    bad.loc[4, "month"] = "June"
+    with pytest.raises(OffersValidationError, match=r"row 4, column 'month': expected a number, got 'June'"):
+        fit_market(bad, pool)
+    bad = offers.copy()
+    bad.loc[2, "goal"] = "fame"
+    with pytest.raises(OffersValidationError, match=r"row 2, column 'goal': expected one of awareness"):
+        fit_market(bad, pool)
+
+
+# ---------------------------------------------------------------------------------- speed
+@pytest.mark.slow
+def test_100k_offers_fit_within_10_seconds(uniform_logs) -> None:
+    offers, pool = uniform_logs
+    rng = np.random.default_rng(0)
+    big = offers.iloc[rng.integers(0, len(offers), 100_000)].reset_index(drop=True)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        fit_market(big, pool)
+        times.append(time.perf_counter() - start)
+    assert float(np.median(times)) <= 10.0
