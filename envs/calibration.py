@@ -1,7 +1,8 @@
 """Every number of the simulated influencer market, with its source.
 
-One frozen dataclass, :class:`Calibration`, holds all parameters of ``shared/CALIBRATION.md``. Each field
-carries a comment with its kind and source:
+One frozen dataclass, :class:`Calibration`, holds every parameter of the market; ``docs/calibration.md``
+lists each field with its default and source, and each field here carries a comment with its kind and
+source:
 
 * ``IND`` industry report or vendor benchmark (an order of magnitude),
 * ``ACA`` peer-reviewed work,
@@ -67,7 +68,7 @@ class Calibration:
     # Tier edges in followers: nano <10k, micro <100k, mid <500k, macro <1M, mega. Later x Fohr 2021 (IND).
     # The default lives with the tier names in matching.features; segment names use these edges too.
     tier_edges: tuple[float, ...] = TIER_EDGES
-    # Smallest account in the market (both modes truncate ln followers here). CALIBRATION.md.
+    # Smallest account in the market (both published follower fits truncate at 1,000; FIT).
     min_followers: float = 1_000.0
     # "population" mode: ln followers ~ N(3.72, 2.76) truncated at 1,000; reproduces 81.5 % nano,
     # 14.4 % 10k-50k and 0.1 % above 1M. FIT to HypeAuditor 2026 tier shares (IND).
@@ -97,7 +98,7 @@ class Calibration:
     # (per view). FIT Kim et al. posts 2018-19; IMH 2021 (IND).
     engagement_at_10k_2019: tuple[float, ...] = (0.030, 0.060, 0.020)
     # Which platforms quote engagement per view (tiktok, youtube) rather than per follower (instagram):
-    # their expected engagements are ER x views, with views = followers x reach rate. CALIBRATION.md.
+    # their expected engagements are ER x views, with views = followers x reach rate. IMH 2021 (IND).
     engagement_per_view: tuple[bool, ...] = (False, True, True)
     # Slope of ln ER on ln followers. FIT Kim et al. (instagram); IMH 2021 (tiktok, youtube; IND).
     engagement_slope_2019: tuple[float, ...] = (-0.124, -0.15, -0.25)
@@ -125,7 +126,7 @@ class Calibration:
     # minter.io, brightbean (IND).
     reach_rate_at_10k: tuple[float, ...] = (0.30, 0.30, 0.20)
     reach_rate_slope: tuple[float, ...] = (-0.08, -0.05, -0.12)
-    # Post-to-post spread of reach: reach x exp(0.4 z). CALIBRATION.md (IND).
+    # Post-to-post spread of reach: reach x exp(0.4 z). minter.io, brightbean (IND).
     reach_post_sd: float = 0.4
     # List price per post at 10k followers: instagram $100, tiktok $60, youtube $250 ($10-20 per 1k IG,
     # $20-25 per 1k YT). WebFX rule, Hashtag Pay Me 2023 (IND).
@@ -161,7 +162,7 @@ class Calibration:
     audience_female_tilt: float = 0.25
     audience_female_categories: tuple[str, ...] = ("beauty", "fashion", "family")
     audience_male_categories: tuple[str, ...] = ("gaming", "tech")
-    # Dirichlet concentration of an influencer's audience around its category-tilted base (CALIBRATION.md).
+    # Dirichlet concentration of an influencer's audience around its category-tilted base (ASM).
     audience_concentration: float = 20.0
     # Sponsored load of a new influencer: Gamma(shape, scale), in sponsored posts of recent weight (ASM).
     sponsored_load_gamma: tuple[float, ...] = (1.0, 1.0)
@@ -193,7 +194,8 @@ class Calibration:
     platform_reach_value_multiplier: tuple[float, ...] = (1.0, 1.0, 1.67)
 
     # --------------------------------------------------------------------------- outcome of a match
-    # Brand fit = 0.6 category share + 0.4 Bhattacharyya overlap of audiences (CALIBRATION.md).
+    # Brand fit = 0.6 category share + 0.4 Bhattacharyya overlap of audiences (ASM; the defaults live in
+    # matching.features, whose brand-fit embedding uses them too).
     fit_category_weight: float = BRAND_FIT_CATEGORY_WEIGHT
     fit_audience_weight: float = BRAND_FIT_AUDIENCE_WEIGHT
     # Acceptance: logistic(-0.9 + 2.0 ln(offer ratio) + 1.2 (category share - 0.3) - 0.15 load + month

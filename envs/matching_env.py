@@ -142,15 +142,20 @@ class InfluencerMatchingEnv(gym.Env):
     price, category mix, audience, sponsored load, and the tier's average fake share); the outcome is
     drawn from the hidden truth (true engagement, actual fake share). The influencer accepts or refuses
     (a refusal costs nothing but the week); an accepted deal produces reach, engagements, clicks and
-    conversions, as in :mod:`envs.outcomes`, calibrated to the figures in ``shared/CALIBRATION.md``.
+    conversions, as in :mod:`envs.outcomes`, with the numbers of ``docs/calibration.md`` (the fields of
+    :class:`~envs.calibration.Calibration`).
 
     Dynamics within a campaign: acceptance, engagement, conversions and prices follow the calendar month
-    (November and December: more refusals, +12 % prices, more conversions); a hire's unique reach shrinks
-    by 10-40 % for every earlier hire in the same segment (audience overlap); the pool churns weekly
-    (``churn_rate`` of influencers leave and as many newcomers join, segmented by the fitted model);
-    a hired influencer's sponsored load rises by 1 (halving every 14 days) and its followers fall by
-    0.19 % (reputation burn). The background sponsored load of other influencers is stationary.
-    With ``persistent_market=True`` loads and followers carry over from one campaign to the next.
+    (November and December: more refusals (``acceptance_month_shift``), +12 % prices
+    (``price_month_premium``), more conversions (``month_conversion``)); a hire's unique reach shrinks by
+    10-40 % (``overlap_range``) for every earlier hire in the same segment (audience overlap); the pool
+    churns weekly (``churn_rate`` of influencers leave and as many newcomers join, segmented by the fitted
+    model); a hired influencer's sponsored load rises by 1, halving every 14 days
+    (``load_half_life_days``), and its followers fall by 0.19 % (``reputation_burn``). These updates are
+    :func:`envs.outcomes.load_decay_factor`, :data:`envs.outcomes.SPONSORED_POST_LOAD` and
+    :func:`envs.outcomes.burn_followers`. The background sponsored load of other influencers is
+    stationary. With ``persistent_market=True`` loads and followers carry over from one campaign to the
+    next.
 
     ## Action Space
 

@@ -4,7 +4,7 @@ Every function works on numpy arrays that broadcast together (one element per ma
 million matches costs a handful of array operations. Money is in USD here; the environment reports
 rewards in thousands of dollars.
 
-The model (``shared/CALIBRATION.md``, "Outcome of one match"), for brand b, influencer i, month m and
+The model (``docs/calibration.md``, "Outcome of one match"), for brand b, influencer i, month m and
 offer = ratio x list price, with fit = 0.6 category_mix[i, c_b] + 0.4 sum(sqrt(audience_i * target_b)):
 
 * acceptance: P = logistic(-0.9 + 2 ln ratio + 1.2 (category_mix[i, c_b] - 0.3) - 0.15 load + shift[m]);

@@ -1,6 +1,6 @@
 """The influencer pool: a struct of numpy arrays, generated from the calibration or read from a CSV.
 
-The CSV contract (``shared/DESIGN.md``, "Files a user brings"):
+The CSV contract (the files a user brings):
 
 * required columns ``influencer_id`` (unique), ``platform`` (instagram, tiktok, youtube), ``followers``
   (integer >= 1), ``engagement_rate`` (0 < x < 1, as observed), ``primary_category`` (one of

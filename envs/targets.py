@@ -1,7 +1,7 @@
 """The published figures the simulated market must reproduce, and how far a pool is from each.
 
-:func:`calibration_table` measures every target of ``shared/CALIBRATION.md`` ("Targets the generator
-must reproduce") on simulated data and returns one row per target: the published figure, the
+:func:`calibration_table` measures every target of ``docs/calibration.md`` ("Targets the generator
+reproduces") on simulated data and returns one row per target: the published figure, the
 tolerance, the simulated value and whether it is inside the tolerance.
 """
 

@@ -156,13 +156,24 @@ class BlockFit:
     parameters: list[_Parameter]
 
 
-def _identifiable(terms: Sequence[_Term], rows: int, min_obs: int, held: set[str]) -> tuple[list[int], dict]:
-    """Indices of the terms that can be estimated, and the rows informing each term."""
+def _identifiable(
+    terms: Sequence[_Term],
+    rows: int,
+    min_obs: int,
+    held: set[str],
+    groups: np.ndarray | None,
+    min_groups: int,
+) -> tuple[list[int], dict]:
+    """Indices of the terms that can be estimated, and the rows informing each term. With ``groups``
+    (influencers), a term also needs ``min_groups`` distinct influencers among the rows informing it:
+    an influencer's hidden quality is shared by all its offers, so only many influencers average it out."""
     n_obs = {t.name: int(np.count_nonzero(t.column)) if t.dummy else rows for t in terms}
     keep: list[int] = []
     columns: list[np.ndarray] = []
     for k, t in enumerate(terms):
         if t.name in held or n_obs[t.name] < min_obs or rows < min_obs:
+            continue
+        if groups is not None and len(np.unique(groups[np.asarray(t.column) != 0])) < min_groups:
             continue
         col = np.asarray(t.column, dtype=float)
         if (
@@ -195,12 +206,13 @@ def _fit_block(
     parameters: list[_Parameter],
     groups: np.ndarray | None = None,
     residual_variance: float | None = None,
+    min_groups: int = 0,
 ) -> BlockFit:
     """Fit one GLM (``family`` None: least squares) with the identifiable terms; the others enter the offset
     at their defaults. With ``residual_variance`` (least squares only) the residual variance is reported
     as coefficient ``resid_var`` (default ``residual_variance``), its variance clustered by ``groups``."""
     rows = len(y)
-    keep, n_obs = _identifiable(terms, rows, min_obs, held)
+    keep, n_obs = _identifiable(terms, rows, min_obs, held, groups, min_groups)
     if family is not None and rows and float(np.sum(y)) < 1:
         keep = []
     coef = {t.name: t.default for t in terms}
@@ -270,6 +282,7 @@ class FitInputs:
     cal: Calibration
     min_obs: int
     held: frozenset[str]
+    min_influencers: int
 
     def held_terms(self, block: str) -> list[str]:
         """Terms of ``block`` whose parameter the caller fixed."""
@@ -422,7 +435,7 @@ def _reach_block(d: FitInputs) -> tuple[BlockFit, np.ndarray]:
     y = np.log(reach[rows])
     resid_default = sd0**2 * (1 - cal.price_quality_correlation**2) + post**2
     block = _fit_block("reach", None, y, terms, offset, d.min_obs, held, params,
-                       groups=obs.index[rows], residual_variance=resid_default)  # fmt: skip
+                       groups=obs.index[rows], residual_variance=resid_default, min_groups=d.min_influencers)  # fmt: skip
     return block, rows
 
 
@@ -460,7 +473,7 @@ def _engagement_block(d: FitInputs, reach: BlockFit, rows: np.ndarray) -> BlockF
     unpriced = max(reach.coef["resid_var"] - cal.reach_post_sd**2, 0.0)
     alpha = math.expm1(unpriced + cal.engagement_post_sd**2)
     return _fit_block("engagement", sm.families.NegativeBinomial(alpha=alpha), y, terms, offset, d.min_obs, held, params,
-                      groups=obs.index[rows])  # fmt: skip
+                      groups=obs.index[rows], min_groups=d.min_influencers)  # fmt: skip
 
 
 def _per_reach_blocks(d: FitInputs) -> tuple[BlockFit, BlockFit]:
@@ -514,7 +527,7 @@ def _price_block(d: FitInputs) -> BlockFit:
     n_other = int(rows.sum() - holiday.sum())
     terms = [
         _Term("const", np.ones(int(rows.sum())), 0.0),
-        _Term("holiday", holiday, math.log(cal.price_month_premium[10])),
+        _Term("holiday", holiday, math.log(cal.price_month_premium[10]), dummy=True),
     ]
     held = set(d.held_terms("price")) | ({"holiday"} if n_other < d.min_obs else set())
     params = [
@@ -562,6 +575,7 @@ def fit_market(
     base: Calibration | None = None,
     *,
     min_obs: int = 50,
+    min_influencers: int = 150,
     fixed: Mapping[str, float] | None = None,
 ) -> MarketFit:
     """Maximum-likelihood estimates of the outcome parameters from logged offers.
@@ -578,6 +592,10 @@ def fit_market(
     min_obs : int
         Fewest rows (offers, or accepted offers for outcome parameters; offers in the month for a month
         shift) for a parameter to be estimated; below it the parameter is reported unidentified.
+    min_influencers : int
+        Fewest distinct influencers among the accepted offers informing a reach or engagement parameter
+        (their hidden quality is shared by all of an influencer's offers: a logger that keeps hiring the
+        same few influencers identifies these parameters only with that quality, not apart from it).
     fixed : mapping of parameter name to value, optional
         Parameters held at a value instead of estimated (names as in :data:`ESTIMABLE`).
 
@@ -604,7 +622,7 @@ def fit_market(
         raise ValueError(f"min_obs: expected a whole number >= 1, got {min_obs!r}")
     clean = validate_offers(offers, pool)
     cal = _with_values(base, fixed)
-    d = FitInputs(clean, offer_observables(clean, pool, cal), cal, min_obs, frozenset(fixed))
+    d = FitInputs(clean, offer_observables(clean, pool, cal), cal, min_obs, frozenset(fixed), min_influencers)
     acceptance = _acceptance_block(d)
     reach, reach_rows = _reach_block(d)
     engagement = _engagement_block(d, reach, reach_rows)

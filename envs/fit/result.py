@@ -181,8 +181,8 @@ class MarketFit:
         name = str(row.parameter)
         if bool(row.identified):
             note = self.notes.get(name, "fitted")
-        extra = f"; {note.removeprefix('fitted, ')}" if note != "fitted" else ""
-        return f"{name}: fitted {row.estimate:.6g} ± {row.std_error:.3g} (n_obs {row.n_obs}{extra})"
+            extra = f"; {note.removeprefix('fitted, ')}" if note != "fitted" else ""
+            return f"{name}: fitted {row.estimate:.6g} ± {row.std_error:.3g} (n_obs {row.n_obs}{extra})"
         return f"{name}: default-unidentified at {row.estimate:.6g} ({self.notes.get(name, '')})"
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
@@ -244,6 +244,11 @@ def _note(
         return f"{row['n_obs']} rows inform it, fewer than min_obs={min_obs}"
     if p.name.startswith("acceptance_month_shift"):
         return "reference month of the acceptance shifts (held at its default) or collinear"
+    if block.name in ("reach", "engagement"):
+        return (
+            f"{block.name} block: fewer than min_influencers distinct influencers inform it (their hidden "
+            "quality would not average out), or its regressor does not vary or is collinear"
+        )
     return f"{block.name} block: its regressor does not vary in the logs or is collinear with the others"
 
 

@@ -44,7 +44,9 @@ def recovery_table(fit: MarketFit, truth: Calibration) -> pd.DataFrame:
     # Deterministic parts (the price premium is exact in the simulator) have a zero standard error.
     slack = 1e-9 * np.maximum(table["truth"].abs(), 1.0)
     table["within_3se"] = (table["estimate"] - table["truth"]).abs() <= 3 * table["std_error"] + slack
-    table["covered"] = (table["ci_low"] - slack <= table["truth"]) & (table["truth"] <= table["ci_high"] + slack)
+    table["covered"] = (table["ci_low"] - slack <= table["truth"]) & (
+        table["truth"] <= table["ci_high"] + slack
+    )
     table["default_outside"] = (table["default"] < table["ci_low"]) | (table["default"] > table["ci_high"])
     return table
 
@@ -68,7 +70,9 @@ def uniform_logs() -> tuple[pd.DataFrame, object]:
 
 @pytest.fixture(scope="module")
 def greedy_logs() -> tuple[pd.DataFrame, object]:
-    return simulate_offers(TRUTH, 2_000, 400, logger_policy="epsilon_greedy", epsilon=0.3, seed=2, market_seed=4)
+    return simulate_offers(
+        TRUTH, 2_000, 400, logger_policy="epsilon_greedy", epsilon=0.3, seed=2, market_seed=4
+    )
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +202,9 @@ def test_no_holiday_offers_leaves_the_holiday_parameters_unidentified(uniform_lo
 
 
 def _yaml_line(fit: MarketFit, name: str) -> str:
-    return next(c for c in (fit._comment(r) for r in fit.parameters.itertuples(index=False)) if c.startswith(name))
+    return next(
+        c for c in (fit._comment(r) for r in fit.parameters.itertuples(index=False)) if c.startswith(name)
+    )
 
 
 def test_a_constant_offer_ratio_leaves_the_offer_slope_unidentified(uniform_logs) -> None:
@@ -223,7 +229,9 @@ def test_ids_outside_the_pool_are_named(uniform_logs) -> None:
     offers, pool = uniform_logs
     bad = offers.copy()
     bad.loc[7, "influencer_id"] = "nobody"
-    with pytest.raises(OffersValidationError, match=r"row 7, column 'influencer_id': 'nobody' is not in the pool"):
+    with pytest.raises(
+        OffersValidationError, match=r"row 7, column 'influencer_id': 'nobody' is not in the pool"
+    ):
         fit_market(bad, pool)
 
 
