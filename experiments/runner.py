@@ -66,7 +66,6 @@ from experiments.files import write_json, write_text_atomic
 from experiments.options import check_env_options
 
 __all__ = [
-    "RUN_FILES",
     "RunSpec",
     "env_options",
     "evaluate_runs",
@@ -78,9 +77,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Files every finished run folder holds (besides the model file and, for CQI, ``tree.txt``).
-RUN_FILES = ("config.json", "progress.csv", "eval.csv", "summary.json")
 
 _RUN_FORMAT = "influmatch.run"
 _RUN_VERSION = 1

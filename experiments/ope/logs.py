@@ -72,7 +72,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-import logging
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -98,8 +97,6 @@ __all__ = [
     "read_metadata",
     "write_logs",
 ]
-
-logger = logging.getLogger(__name__)
 
 CAMPAIGN, STEP, ACTION, ACTION_NAME, PROPENSITY, REWARD = (
     "campaign_id",
