@@ -26,7 +26,7 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import yaml
@@ -258,7 +258,9 @@ class Calibration:
         try:
             check_tier_edges(self.tier_edges)
         except ValueError:
-            raise CalibrationError("calibration field 'tier_edges': expected 4 increasing follower counts") from None
+            raise CalibrationError(
+                "calibration field 'tier_edges': expected 4 increasing follower counts"
+            ) from None
         if len(self.budget_bin_edges) != len(self.budget_bin_shares) + 1:
             raise CalibrationError("calibration field 'budget_bin_edges': expected one more edge than shares")
         if list(self.budget_bin_edges) != sorted(self.budget_bin_edges) or self.budget_bin_edges[0] <= 0:
@@ -338,7 +340,13 @@ class Calibration:
         shares = np.asarray(getattr(self, name), dtype=float)
         return shares / shares.sum()
 
-    def draw(self, name: str, rng: np.random.Generator, size: int | None = None) -> np.ndarray | int:
+    @overload
+    def draw(self, name: str, rng: np.random.Generator, size: None = None) -> np.intp: ...
+
+    @overload
+    def draw(self, name: str, rng: np.random.Generator, size: int) -> np.ndarray: ...
+
+    def draw(self, name: str, rng: np.random.Generator, size: int | None = None) -> np.ndarray | np.intp:
         """Category indices drawn with the probabilities of share field ``name`` (inverse CDF: one
         uniform per draw, much cheaper than ``Generator.choice`` with ``p=`` for small draws)."""
         cache = self.__dict__.setdefault("_cdfs", {})
@@ -447,7 +455,11 @@ _SHARE_FIELDS: tuple[str, ...] = (
     "budget_bin_shares",
 )  # fmt: skip
 #: Fields of probabilities or shares, each value in [0, 1].
-_UNIT_INTERVAL_FIELDS: tuple[str, ...] = ("fraud_probability_by_tier", "fake_share_fraud_range", "overlap_range")
+_UNIT_INTERVAL_FIELDS: tuple[str, ...] = (
+    "fraud_probability_by_tier",
+    "fake_share_fraud_range",
+    "overlap_range",
+)
 #: Scalar fields that must be positive.
 _POSITIVE_FIELDS: tuple[str, ...] = (
     "min_followers", "population_log_followers_sd", "marketplace_log_followers_sd", "marketplace_tail_start",

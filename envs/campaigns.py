@@ -126,8 +126,9 @@ def sample_campaign(rng: np.random.Generator, calibration: Calibration | None = 
                     start_month=start_month, value_per_engagement=vpe, value_per_1k_reach=v1k)  # fmt: skip
 
 
-def month_of_week(start_month: int | np.ndarray, week: int | np.ndarray) -> int | np.ndarray:
-    """Calendar month (0-11) of campaign week ``week`` (weeks start at 0 on the 1st of ``start_month``)."""
+def month_of_week(start_month: int | np.ndarray, week: int | np.ndarray) -> np.ndarray:
+    """Calendar month (0-11) of campaign week ``week`` (weeks start at 0 on the 1st of ``start_month``),
+    as an array of the broadcast shape (0-d for scalars)."""
     return (np.asarray(start_month) + (np.asarray(week) * 7 // DAYS_PER_MONTH).astype(int)) % 12
 
 

@@ -402,14 +402,10 @@ class InfluencerMatchingEnv(gym.Env):
                 raise ValueError("options['campaign']: expected an envs.campaigns.Campaign")
 
         true_rates, value_coef, load = market.true_rates, market.value_coef, pool.sponsored_load
-        followers = extra_load = None
+        followers: np.ndarray | None = None
+        extra_load: np.ndarray | None = None
         if self.persistent_market:
-            previous = self._state
-            if previous is not None:
-                decay = load_decay_factor(previous.week * DAYS_PER_STEP, cal)
-                followers, extra_load = previous.followers, previous.extra_load * decay
-            else:
-                followers, extra_load = pool.followers.astype(float), np.zeros(len(pool))
+            followers, extra_load = self._carried_over()
             load = load + extra_load
             true_rates = self._true_rates(pool, followers, load)
             value_coef = self._value_per_dollar_coefficients(
@@ -455,8 +451,8 @@ class InfluencerMatchingEnv(gym.Env):
         )
         # The brand's view of every influencer, once per campaign: its fit, the estimated value per dollar
         # (the ranking key) and the best few of each segment.
-        scale = value_scale(goal, month0, campaign.order_value, campaign.value_per_engagement,
-                            campaign.value_per_1k_reach, cal)  # fmt: skip
+        scale = value_scale(goal, month0, float(campaign.order_value), float(campaign.value_per_engagement),
+                            float(campaign.value_per_1k_reach), cal)  # fmt: skip
         _kernels.campaign_values(st.category_share, market.sqrt_audience @ np.sqrt(campaign.target_audience),
                                  self._fit_weights, value_coef[goal, 0], value_coef[goal, 1], scale, st.fit,
                                  st.value_per_dollar)  # fmt: skip
@@ -464,7 +460,16 @@ class InfluencerMatchingEnv(gym.Env):
                                self._never, st.ranked, st.n_eligible)  # fmt: skip
         self._cut_prefixes(st)
         self._refresh(st)
-        return st.observation.copy(), self._info(None)
+        return st.observation.copy(), self._info(st, None)
+
+    def _carried_over(self) -> tuple[np.ndarray, np.ndarray]:
+        """Persistent market: everyone's followers and the sponsored load our hires added, as the last
+        campaign left them (the load decayed over its weeks); the pool's followers and no load at first."""
+        previous, pool = self._state, self._market.pool
+        if previous is None or previous.followers is None or previous.extra_load is None:
+            return pool.followers.astype(float), np.zeros(len(pool))
+        decay = load_decay_factor(previous.week * DAYS_PER_STEP, self.calibration)
+        return previous.followers, previous.extra_load * decay
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         st = self._require_state()
@@ -488,7 +493,7 @@ class InfluencerMatchingEnv(gym.Env):
         self._advance_week(st)
         truncated = st.week >= self.campaign_weeks
         terminated = not truncated and not st.mask[:-1].any()
-        return st.observation.copy(), reward, terminated, truncated, self._info(outcome)
+        return st.observation.copy(), reward, terminated, truncated, self._info(st, outcome)
 
     def action_masks(self) -> np.ndarray:
         """Valid actions (bool, one per action); waiting is always valid."""
@@ -503,7 +508,7 @@ class InfluencerMatchingEnv(gym.Env):
         """
         st = self._require_state()
         acts, terms = self._candidate_terms(st)
-        out = {key: np.zeros(self.action_space.n) for key in (*_EXPECTED_KEYS, "reward")}
+        out = {key: np.zeros(self.wait_action + 1) for key in (*_EXPECTED_KEYS, "reward")}
         for key in _EXPECTED_KEYS:
             out[key][acts] = terms[key]
         out["reward"][acts] = terms["reward"]
@@ -549,7 +554,7 @@ class InfluencerMatchingEnv(gym.Env):
         ``segment``. Heuristic policies use these; the hidden truth stays in :meth:`expected_outcomes`.
         """
         st = self._require_state()
-        n = self.action_space.n
+        n = self.wait_action + 1
         flat = st.candidate.ravel()
         acts = np.flatnonzero(flat >= 0)
         index, level = flat[acts], self._action_level[acts]
@@ -713,11 +718,12 @@ class InfluencerMatchingEnv(gym.Env):
         multiplies the load our hires added first (see :func:`envs._kernels.week_view`)."""
         week, weeks = st.week, self.campaign_weeks
         shown = min(week, weeks - 1)  # the week the observation describes
-        _kernels.week_view(
+        args = (
             choose, week, st.month_list[week], st.month_list[shown], st.budget_left, (weeks - week) / weeks,
             len(st.hired_index), load_decay, st.load_sum[shown], st.load_count[shown],
             *self._campaign_arrays(st), *self._market_arrays,
         )  # fmt: skip
+        _kernels.week_view(*args)
 
     @staticmethod
     def _campaign_arrays(st: _State) -> tuple:
@@ -836,18 +842,15 @@ class InfluencerMatchingEnv(gym.Env):
 
     def _campaign_features(self, campaign: Campaign) -> np.ndarray:
         """The observation with the campaign's constant features set (category, goal, log budget)."""
-        obs = np.zeros(self.observation_space.shape, dtype=np.float32)
+        obs = np.zeros(len(self.feature_specs), dtype=np.float32)
         obs[int(campaign.category)] = 1.0
         obs[12 + int(campaign.goal)] = 1.0
         obs[15] = math.log10(max(float(campaign.budget), 1.0))
         return obs
 
-    def _info(self, outcome: dict | None) -> dict:
-        return {
-            "outcome": outcome,
-            "action_mask": self._state.mask.copy(),
-            "expected_rewards": self._state.expected.copy(),
-        }
+    @staticmethod
+    def _info(st: _State, outcome: dict | None) -> dict:
+        return {"outcome": outcome, "action_mask": st.mask.copy(), "expected_rewards": st.expected.copy()}
 
 
 # ---------------------------------------------------------------------------------- helpers

@@ -377,9 +377,9 @@ def _frame_to_pool(
     check = _Checker(frame, source)
 
     ids = check.text("influencer_id")
-    dup = pd.Series(ids).duplicated(keep="first").to_numpy()
-    if dup.any():
-        row = int(np.flatnonzero(dup)[0])
+    repeated = pd.Series(ids).duplicated(keep="first").to_numpy()
+    if repeated.any():
+        row = int(np.flatnonzero(repeated)[0])
         first = int(np.flatnonzero(ids == ids[row])[0])
         check.fail(row, "influencer_id", f"duplicate id '{ids[row]}' (first seen at row {first})")
     platform = check.choice("platform", PLATFORMS)
@@ -401,14 +401,14 @@ def _frame_to_pool(
         )
     mix = check.share_group(CATEGORY_COLUMNS, "category")
     if mix is None:
-        mix = sample_category_mix(primary, rng, cal)
+        mix = sample_category_mix(primary, _given(rng), cal)
     audience = check.share_group(AUDIENCE_COLUMNS, "audience")
     if audience is None:
-        audience = sample_audience(primary, rng, cal)
+        audience = sample_audience(primary, _given(rng), cal)
     if "fake_share" in frame.columns:
         fake = check.number("fake_share", lower=0.0, upper=1.0, lower_inclusive=True, upper_inclusive=True)
     else:
-        fake = sample_fake_share(followers, rng, cal)
+        fake = sample_fake_share(followers, _given(rng), cal)
     if "true_engagement_rate" in frame.columns:
         true_er = check.number("true_engagement_rate", lower=0.0, upper=1.0)
     else:
@@ -416,16 +416,16 @@ def _frame_to_pool(
         # measurement noise of a 12-post mean (the fraud inflation is not undone: the market cannot see it).
         sd = cal.engagement_post_sd / np.sqrt(cal.observed_posts)
         lo, hi = cal.engagement_rate_bounds
-        true_er = np.clip(observed * np.exp(sd * rng.standard_normal(len(frame))), lo, hi)
+        true_er = np.clip(observed * np.exp(sd * _given(rng).standard_normal(len(frame))), lo, hi)
     if "sponsored_load" in frame.columns:
         load = check.number("sponsored_load", lower=0.0, lower_inclusive=True)
     else:
         shape, scale = cal.sponsored_load_gamma
-        load = rng.gamma(shape, scale, size=len(frame))
+        load = _given(rng).gamma(shape, scale, size=len(frame))
     if "response_quality" in frame.columns:
         quality = check.number("response_quality", lower=0.0)
     else:
-        quality = quality_given_price(followers, platform, observed, price, rng, cal)
+        quality = quality_given_price(followers, platform, observed, price, _given(rng), cal)
     return InfluencerPool(
         influencer_id=ids.astype(object),
         platform=platform.astype(np.int8),
@@ -440,6 +440,13 @@ def _frame_to_pool(
         sponsored_load=load,
         response_quality=quality,
     )
+
+
+def _given(rng: np.random.Generator | None) -> np.random.Generator:
+    """``rng`` where a missing column is sampled (a frame that needs sampling without one was refused)."""
+    if rng is None:
+        raise AssertionError("a column is sampled without a generator")
+    return rng
 
 
 class _Checker:
@@ -465,7 +472,7 @@ class _Checker:
 
     def choice(self, column: str, allowed: tuple[str, ...]) -> np.ndarray:
         text = self._raw(column).str.lower()
-        index = pd.Index(allowed).get_indexer(text)
+        index = pd.Index(allowed).get_indexer(pd.Index(text))
         bad = index < 0
         if bad.any():
             row = int(np.flatnonzero(bad)[0])

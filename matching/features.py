@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,7 +85,9 @@ def check_tier_edges(tier_edges: Sequence[float]) -> None:
     lower edges of micro, mid, macro and mega), in increasing order."""
     edges = list(tier_edges)
     if len(edges) != len(TIERS) - 1 or edges != sorted(edges):
-        raise ValueError(f"tier_edges: expected {len(TIERS) - 1} increasing follower counts, got {tier_edges!r}")
+        raise ValueError(
+            f"tier_edges: expected {len(TIERS) - 1} increasing follower counts, got {tier_edges!r}"
+        )
 
 
 def tier_index(followers: ArrayLike, tier_edges: Sequence[float] = TIER_EDGES) -> np.ndarray:
@@ -115,7 +118,8 @@ def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
         raise InfluencerFrameError(f"influencer frame is missing required column {missing[0]!r}")
 
 
-def _first_bad_row(frame: pd.DataFrame, bad: np.ndarray) -> object:
+def _first_bad_row(frame: pd.DataFrame, bad: np.ndarray) -> Any:
+    """The index label of the first row flagged in ``bad`` (a label of any type)."""
     return frame.index[int(np.flatnonzero(bad)[0])]
 
 
@@ -139,7 +143,7 @@ def _numeric_column(
 
 
 def _categorical_codes(frame: pd.DataFrame, column: str, allowed: tuple[str, ...]) -> np.ndarray:
-    codes = pd.Index(allowed).get_indexer(frame[column].astype(str)).astype(np.int64)
+    codes = pd.Index(allowed).get_indexer(pd.Index(frame[column].astype(str))).astype(np.int64)
     bad = codes < 0
     if bad.any():
         row = _first_bad_row(frame, bad)

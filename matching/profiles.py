@@ -46,7 +46,7 @@ def _shares(codes: np.ndarray, segment_codes: np.ndarray, n_segments: int, n_val
 def _codes(frame: pd.DataFrame, column: str, allowed: tuple[str, ...]) -> np.ndarray:
     if column not in frame.columns:
         raise InfluencerFrameError(f"influencer frame is missing required column {column!r}")
-    codes = pd.Index(allowed).get_indexer(frame[column].astype(str)).astype(np.int64)
+    codes = pd.Index(allowed).get_indexer(pd.Index(frame[column].astype(str))).astype(np.int64)
     if (codes < 0).any():
         row = frame.index[int(np.flatnonzero(codes < 0)[0])]
         raise InfluencerFrameError(

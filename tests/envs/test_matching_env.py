@@ -360,7 +360,9 @@ def test_a_hire_raises_its_segment_load_which_then_decays():
     factor = load_decay_factor(DAYS_PER_STEP, e.calibration)
     for week in range(1, 4):  # one week of decay per step, the first one included
         added = (obs[load_at[s]] - before[s]) * members[s]
-        assert added == pytest.approx(SPONSORED_POST_LOAD * factor**week, rel=2e-3), week  # float32 observation
+        assert added == pytest.approx(SPONSORED_POST_LOAD * factor**week, rel=2e-3), (
+            week
+        )  # float32 observation
         obs, _, term, trunc, info = e.step(e.wait_action)
         if term or trunc:
             break
