@@ -14,11 +14,12 @@ how much the teacher's choice matters there.
    same teaches nothing; one where a wrong action costs a lot dominates.
 3. A CART tree (:class:`sklearn.tree.DecisionTreeClassifier`, best-first growth to at most
    ``max_leaves`` leaves) is fitted to everything gathered so far, with those weights.
-4. The tree kept is the one whose own rollouts (the next iteration's data) earned the highest mean
-   return, as VIPER selects its policy.
+4. The tree kept is the one whose own rollouts (the next round's data) earned the highest mean
+   episode return, as VIPER selects its policy (the last tree when no round finished an episode).
 
 ``learn(total_timesteps)`` counts every environment step: ``total_timesteps`` is split evenly over the
-``n_iterations`` data-collection rounds. The tree acts on the observation only, so it is deployable even
+``n_iterations`` data-collection rounds (the loop, callbacks and logger are :class:`~agents.base.BaseAgent`'s;
+an episode may run across a round's end, its later steps then played by the new tree). The tree acts on the observation only, so it is deployable even
 when its teacher (the oracle) reads hidden truth. It respects ``action_masks``: when the leaf's choice is
 not valid it takes the valid action the leaf's teacher votes favour most. Saved as JSON (no pickle).
 """
@@ -34,6 +35,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from agents.base import BaseAgent
 
 __all__ = ["DistilledTree", "teacher_q_values"]
 
@@ -70,16 +73,17 @@ def _check_count(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-class DistilledTree:
+class DistilledTree(BaseAgent):
     """A CART tree of at most ``max_leaves`` leaves that imitates ``teacher`` (VIPER; module docstring).
 
     Parameters
     ----------
     env : gymnasium.Env
         The environment to collect states on (discrete actions, a flat Box observation).
-    teacher : object with ``predict(observation, deterministic=True)``
-        An SB3 model, a loaded run's agent, or in simulation the myopic oracle. Teachers that read the
-        environment's state (the oracle, the heuristics) are asked about the state being played.
+    teacher : object with ``predict(observation, deterministic=True)``, a run folder or a policy name
+        An SB3 model, a loaded run's agent (or its run folder), or in simulation the myopic oracle
+        (``"oracle"``, the default) or the planning oracle. Teachers that read the environment's state
+        (the oracles, the heuristics) are asked about the state being played.
     max_leaves : int, default 16
         Largest number of leaves (rules) of the tree.
     n_iterations : int, default 5
@@ -90,14 +94,13 @@ class DistilledTree:
     min_samples_leaf : int, default 5
         Fewest states a leaf may hold (keeps a leaf from fitting one odd state).
     seed : int or None
-        Seed of CART's tie-breaking and of the campaigns played (the same in every round, so the rounds'
-        returns compare trees on the same campaigns).
+        Seed of CART's tie-breaking and of the first environment reset.
     """
 
     def __init__(
         self,
         env: gym.Env | None,
-        teacher: Any = None,
+        teacher: Any = "oracle",
         *,
         max_leaves: int = 16,
         n_iterations: int = 5,
@@ -122,94 +125,105 @@ class DistilledTree:
         self.threshold_ = np.array([0.0])
         self.votes_ = np.full((1, max(self.n_actions, 1)), 1.0 / max(self.n_actions, 1))
         self.history_: list[dict[str, float]] = []
+        self._init_loop(env_seed=self.seed)
 
     # ------------------------------------------------------------------------------- learning
-    def learn(
+    # The loop is BaseAgent's; a round ends every ``_round_steps`` steps, when the tree is refitted.
+    def _on_learn_start(self) -> None:
+        if self.teacher is None:
+            raise ValueError("DistilledTree.learn: needs a teacher")
+        if not hasattr(self.teacher, "predict"):
+            from agents.registry import resolve_teacher
+
+            assert self.env is not None
+            self.teacher = resolve_teacher(self.teacher, self.env)
+        steps = self._total_timesteps - self._num_timesteps_at_start
+        if steps < self.n_iterations:
+            raise ValueError(
+                f"total_timesteps: expected at least n_iterations={self.n_iterations}, got {steps}"
+            )
+        self._round_steps = -(-steps // self.n_iterations)
+        self._round = 0
+        self._round_returns: list[float] = []
+        self._running_return = 0.0
+        self._best: tuple[float, dict[str, np.ndarray]] | None = None
+        self._candidate: dict[str, np.ndarray] | None = None
+        self._pending: tuple[np.ndarray, int, float] | None = None
+        self._data: tuple[list[np.ndarray], list[int], list[float]] = ([], [], [])
+        self.history_ = []
+
+    def _select_action(self, observation: np.ndarray, info: dict[str, Any]) -> int:
+        assert self.env is not None
+        mask = (
+            np.asarray(info["action_mask"], dtype=bool)
+            if "action_mask" in info
+            else _mask_of(self.env, self.n_actions)
+        )
+        teacher_action = int(
+            np.asarray(self.teacher.predict(observation, deterministic=True)[0]).reshape(-1)[0]
+        )
+        weight = 1.0
+        if self.q_weighting:
+            q = teacher_q_values(self.teacher, observation, self.env)
+            if q is not None:
+                valid = q[mask] if mask.any() else q
+                weight = float(valid.max() - valid.min())
+        self._pending = (np.asarray(observation, dtype=np.float64).reshape(-1), teacher_action, weight)
+        if self._round == 0:
+            return teacher_action
+        return int(self.predict(observation, action_masks=mask)[0])
+
+    def _process_transition(
         self,
-        total_timesteps: int,
-        callback: Any = None,
-        log_interval: int = 1,
-        tb_log_name: str = "DistilledTree",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> DistilledTree:
-        """Distil the teacher in ``total_timesteps`` environment steps (see the module docstring)."""
+        observation: np.ndarray,
+        action: int,
+        reward: float,
+        next_observation: np.ndarray,
+        terminated: bool,
+        truncated: bool,
+        info: dict[str, Any],
+    ) -> None:
+        assert self._pending is not None
+        for column, value in zip(self._data, self._pending, strict=True):
+            column.append(value)  # type: ignore[attr-defined]
+        self._running_return += reward
+        if terminated or truncated:
+            self._round_returns.append(self._running_return)
+            self._running_return = 0.0
+        if (self.num_timesteps - self._num_timesteps_at_start) % self._round_steps == 0:
+            self._end_round()
+
+    def _end_round(self) -> None:
+        """Score the tree this round played, then refit on everything gathered so far."""
+        if self._candidate is not None and self._round_returns:
+            score = float(np.mean(self._round_returns))
+            self.history_.append(
+                {"round": self._round, "mean_return": score, "n_leaves": _leaves(self._candidate)}
+            )
+            if self._best is None or score > self._best[0]:
+                self._best = (score, self._candidate)
+        self._round_returns = []
+        self._candidate = self._fit()
+        self._set_arrays(self._candidate)  # the next round plays this tree
+        self._round += 1
+
+    def _fit(self) -> dict[str, np.ndarray]:
         from sklearn.tree import DecisionTreeClassifier
 
-        total = _check_count("total_timesteps", total_timesteps, self.n_iterations)
-        if self.env is None or self.teacher is None:
-            raise ValueError("DistilledTree.learn: needs an env and a teacher")
-        per_round = total // self.n_iterations
-        # Every round plays the same campaigns in the same order (common random numbers), so the rounds'
-        # mean returns compare the trees on equal terms when the best one is picked.
-        self._campaign_seeds = np.random.default_rng(self.seed).integers(2**31 - 1, size=per_round + 1)
-        observations: list[np.ndarray] = []
-        labels: list[np.ndarray] = []
-        weights: list[np.ndarray] = []
-        best: tuple[float, dict[str, np.ndarray]] | None = None
-        candidate: dict[str, np.ndarray] | None = None
-        self.history_ = []
-        for round_ in range(self.n_iterations):
-            obs, act, wgt, returns = self._collect(per_round, use_teacher=round_ == 0)
-            observations.append(obs)
-            labels.append(act)
-            weights.append(wgt)
-            if candidate is not None and returns.size:
-                score = float(returns.mean())
-                self.history_.append({"round": round_, "mean_return": score, "n_leaves": _leaves(candidate)})
-                if best is None or score > best[0]:
-                    best = (score, candidate)
-            X, y, w = np.concatenate(observations), np.concatenate(labels), np.concatenate(weights)
-            tree = DecisionTreeClassifier(
-                max_leaf_nodes=self.max_leaves,
-                min_samples_leaf=self.min_samples_leaf,
-                random_state=self.seed,
-            )
-            tree.fit(X, y, sample_weight=w if w.sum() > 0 else None)
-            candidate = self._arrays_from(tree)
-            self._set_arrays(candidate)  # the next round plays this tree
-            if best is None and round_ == self.n_iterations - 1:
-                best = (float("nan"), candidate)
-        assert best is not None
-        self._set_arrays(best[1])
-        return self
-
-    def _collect(
-        self, n_steps: int, use_teacher: bool
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Play ``n_steps`` (teacher or current tree), labelling every state with the teacher's action."""
-        env = self.env
-        assert env is not None
-        obs_rows, actions, weights, returns = [], [], [], []
-        seeds = iter(self._campaign_seeds.tolist())
-        obs, _ = env.reset(seed=next(seeds))
-        episode_return = 0.0
-        for _ in range(n_steps):
-            mask = _mask_of(env, self.n_actions)
-            teacher_action = int(np.asarray(self.teacher.predict(obs, deterministic=True)[0]).reshape(-1)[0])
-            weight = 1.0
-            if self.q_weighting:
-                q = teacher_q_values(self.teacher, obs, env)
-                if q is not None:
-                    valid = q[mask] if mask.any() else q
-                    weight = float(valid.max() - valid.min())
-            obs_rows.append(np.asarray(obs, dtype=np.float64).reshape(-1))
-            actions.append(teacher_action)
-            weights.append(weight)
-            action = teacher_action if use_teacher else int(self.predict(obs, action_masks=mask)[0])
-            obs, reward, terminated, truncated, _ = env.step(action)
-            self.num_timesteps += 1
-            episode_return += float(reward)
-            if terminated or truncated:
-                returns.append(episode_return)
-                episode_return = 0.0
-                obs, _ = env.reset(seed=next(seeds))
-        return (
-            np.asarray(obs_rows),
-            np.asarray(actions, dtype=np.int64),
-            np.asarray(weights),
-            np.asarray(returns),
+        X, y, w = (np.asarray(column) for column in self._data)
+        tree = DecisionTreeClassifier(
+            max_leaf_nodes=self.max_leaves, min_samples_leaf=self.min_samples_leaf, random_state=self.seed
         )
+        tree.fit(X, y, sample_weight=w if w.sum() > 0 else None)
+        return self._arrays_from(tree)
+
+    def _on_learn_end(self) -> None:
+        if self._candidate is None and self._data[0]:  # stopped by a callback before a round ended
+            self._candidate = self._fit()
+        # The best-scoring tree; with a single round (or no finished episode), the last one fitted.
+        chosen = self._best[1] if self._best is not None else self._candidate
+        if chosen is not None:
+            self._set_arrays(chosen)
 
     def _arrays_from(self, tree: Any) -> dict[str, np.ndarray]:
         t = tree.tree_
@@ -341,6 +355,7 @@ class DistilledTree:
                 "min_samples_leaf": self.min_samples_leaf,
                 "seed": self.seed,
             },
+            "teacher": self.teacher if isinstance(self.teacher, str) else type(self.teacher).__name__,
             "n_actions": self.n_actions,
             "n_features": self.n_features,
             "num_timesteps": self.num_timesteps,

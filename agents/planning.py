@@ -26,12 +26,17 @@ return is a lower bound on the optimal policy's, not the optimum itself; report 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
-__all__ = ["action_values", "myopic_action", "rollout_return"]
+from agents._checks import check_seed
+from agents.references import EnvStatePolicy
+
+__all__ = ["PlanningOracle", "action_values", "myopic_action", "rollout_return"]
 
 
 def myopic_action(env: Any, allow_wait: bool = True) -> int:
@@ -89,7 +94,7 @@ def action_values(
         for r in range(n_rollouts):
             stream = np.random.SeedSequence([seed, r])
             for h, delay in enumerate(horizons):
-                clone = env.fork(np.random.Generator(np.random.PCG64(stream)))
+                clone = _fork(env, np.random.Generator(np.random.PCG64(stream)))
                 _, _, terminated, truncated, _ = clone.step(action)
                 returns[h, r] = 0.0 if terminated or truncated else rollout_return(clone, delay, allow_wait)
         for h in range(len(horizons)):
@@ -99,3 +104,91 @@ def action_values(
                 best_mean, best_se = mean, se
         values[action] = (float(expected[action]) + best_mean, best_se)
     return values
+
+
+def _fork(env: Any, rng: np.random.Generator) -> Any:
+    """An independent copy of ``env``'s campaign that draws from ``rng`` (the env's cheap ``fork`` when
+    it has one: the hidden market is shared, only the campaign's state is copied)."""
+    fork = getattr(env, "fork", None)
+    if fork is not None:
+        return fork(rng)
+    clone = copy.deepcopy(env)
+    clone.np_random = rng
+    return clone
+
+
+def _check_count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
+        raise ValueError(f"{name}: expected a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class PlanningOracle(EnvStatePolicy):
+    """The action with the highest planned value (module docstring): reads hidden truth, a reference.
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+        The influmatch environment whose current state it plans from.
+    allow_wait : bool, default True
+        Whether it may wait while a hire is valid (False: the same planner without timing).
+    n_rollouts : int, default 4
+        Sampled futures per action and horizon (the rollout budget, with ``n_candidates`` and
+        ``wait_horizons``: about ``(n_candidates + 1) * len(wait_horizons) * n_rollouts`` rollouts per
+        decision).
+    n_candidates : int, default 4
+        Hire actions valued per decision (the best by expected reward).
+    wait_horizons : sequence of int, default (0, 1, 3, 7)
+        Delays, in weeks, of the continuation policies ("wait d weeks, then act myopically").
+    seed : int or None
+        Seed of the rollouts' random streams (one per decision, drawn from this seed's stream).
+    """
+
+    def __init__(
+        self,
+        env: gym.Env | None,
+        *,
+        allow_wait: bool = True,
+        n_rollouts: int = 4,
+        n_candidates: int = 4,
+        wait_horizons: Sequence[int] = (0, 1, 3, 7),
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(env, seed=check_seed(seed))
+        if not isinstance(allow_wait, bool):
+            raise ValueError(f"allow_wait: expected true or false, got {allow_wait!r}")
+        self.allow_wait = allow_wait
+        self.n_rollouts = _check_count("n_rollouts", n_rollouts, 1)
+        self.n_candidates = _check_count("n_candidates", n_candidates, 1)
+        horizons = list(wait_horizons) if isinstance(wait_horizons, (list, tuple)) else None
+        if not horizons:
+            raise ValueError(f"wait_horizons: expected a non-empty list of weeks >= 0, got {wait_horizons!r}")
+        self.wait_horizons = tuple(_check_count("wait_horizons", h, 0) for h in horizons)
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "allow_wait": self.allow_wait,
+            "n_rollouts": self.n_rollouts,
+            "n_candidates": self.n_candidates,
+            "wait_horizons": list(self.wait_horizons),
+            "seed": self.seed,
+        }
+
+    def action_values(self, env: Any | None = None) -> dict[int, tuple[float, float]]:
+        """The planner's value (and its standard error) of each action it considers now."""
+        return action_values(
+            env if env is not None else self._unwrapped(),
+            allow_wait=self.allow_wait,
+            n_rollouts=self.n_rollouts,
+            n_candidates=self.n_candidates,
+            wait_horizons=self.wait_horizons,
+            seed=int(self._rng.integers(2**63 - 1)),
+        )
+
+    def _act(self, env: Any) -> int:
+        mask = env.action_masks()
+        if not mask[:-1].any():
+            return int(env.wait_action)
+        values = self.action_values(env)
+        # Highest value; ties to the lowest action index.
+        return min(values, key=lambda a: (-values[a][0], a))

@@ -174,6 +174,9 @@ class MyopicOracle(EnvStatePolicy):
     budget and to later weeks, so a planning policy can beat it.
     """
 
+    #: Its Q-values are the environment's hidden expected rewards (what a distilled tree weights by).
+    uses_expected_rewards = True
+
     def _act(self, env: Any) -> int:
         rewards = np.where(env.action_masks(), env.expected_rewards(), -np.inf)
         rewards[env.wait_action] = -np.inf

@@ -15,6 +15,7 @@ import gymnasium as gym
 from agents.bandit import LogisticBandit
 from agents.base import Agent
 from agents.cqi import CQI
+from agents.distill import DistilledTree
 from agents.heuristics import (
     BestFitPolicy,
     BestValuePerDollarPolicy,
@@ -22,6 +23,7 @@ from agents.heuristics import (
     CheapestPerFollowerPolicy,
     FixedSegmentPolicy,
 )
+from agents.planning import PlanningOracle
 from agents.references import EnvStatePolicy, MyopicOracle, RandomPolicy
 from agents.sb3 import ALGORITHMS, SB3Agent, make_sb3, sb3_hyperparameter_names
 
@@ -50,6 +52,8 @@ _CLASSES: dict[str, type[Agent]] = {
     "logistic_bandit": LogisticBandit,
     "random": RandomPolicy,
     "oracle": MyopicOracle,
+    "planning_oracle": PlanningOracle,
+    "distilled_tree": DistilledTree,
     "cheapest_per_follower": CheapestPerFollowerPolicy,
     "best_fit": BestFitPolicy,
     "biggest_reach": BiggestReachPolicy,
@@ -161,3 +165,36 @@ def load_agent(name: str, path: str | Path, env: gym.Env | None = None) -> Any:
     if name in SB3_AGENTS and agent.algorithm != name:
         raise ValueError(f"{path}: holds an '{agent.algorithm}' model, not '{name}'")
     return agent
+
+
+def resolve_teacher(teacher: Any, env: gym.Env) -> Any:
+    """The teacher a :class:`~agents.distill.DistilledTree` imitates, acting on ``env``.
+
+    ``teacher`` is an object with ``predict``, a run folder (its ``config.json`` names the agent, its
+    model file holds it), or the name of a policy that needs no training (``oracle``,
+    ``planning_oracle``, a heuristic, ``segment_<k>``)."""
+    import json
+
+    if hasattr(teacher, "predict"):
+        return teacher.with_env(env) if isinstance(teacher, EnvStatePolicy) else teacher
+    if not isinstance(teacher, (str, Path)):
+        raise ValueError(f"teacher: expected a run folder or a policy name, got {teacher!r}")
+    folder = Path(teacher)
+    if folder.is_dir():
+        config_path = folder / "config.json"
+        try:
+            name = json.loads(config_path.read_text(encoding="utf-8"))["agent"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"teacher: {config_path}: not a run folder's config ({err})") from None
+        check_agent_name(name)
+        return load_agent(name, folder / model_filename(name), env=env)
+    name = str(teacher)
+    if name in LEARNING_AGENTS:
+        raise ValueError(
+            f"teacher: '{name}' must be trained first: pass its run folder (influmatch train --agent {name} ...)"
+        )
+    try:
+        check_agent_name(name)
+    except ValueError:
+        raise ValueError(f"teacher: {name!r} is neither a run folder nor a policy name") from None
+    return make_agent(name, env)

@@ -14,7 +14,7 @@ from agents.registry import SB3_AGENTS, hyperparameter_names
 def test_agent_names():
     assert AGENT_NAMES == (
         "cqi", "ppo", "a2c", "dqn", "maskable_ppo", "logistic_bandit", "random", "oracle",
-        "cheapest_per_follower", "best_fit", "biggest_reach", "best_value_per_dollar",
+        "planning_oracle", "distilled_tree", "cheapest_per_follower", "best_fit", "biggest_reach", "best_value_per_dollar",
     )  # fmt: skip
     assert agent_names(3)[-3:] == ("segment_0", "segment_1", "segment_2")
     assert agents.SEGMENT_AGENT_PATTERN == "segment_<k>"
