@@ -25,12 +25,14 @@ def test_every_published_target_is_reproduced_at_100k(cal):
     assert failing.empty, failing.to_string()
 
 
+@pytest.mark.slow  # 100k-influencer pools
 def test_targets_hold_for_other_seeds(cal):
     for seed in (1, 2):
         table = calibration_table(np.random.default_rng(seed), cal, n=100_000)
         assert table["inside"].all(), table.to_string()
 
 
+@pytest.mark.slow  # 100k-influencer pools
 def test_marketplace_tail_and_sample_moments(cal):
     pool = InfluencerPool.generate(200_000, np.random.default_rng(3), cal, "marketplace")
     assert np.mean(pool.followers > 1e6) == pytest.approx(0.022, abs=0.003)
@@ -63,6 +65,7 @@ def test_observed_engagement_differs_from_true_but_tracks_it(small_pool):
     assert np.median(ratio) == pytest.approx(1.0, abs=0.05)
 
 
+@pytest.mark.slow  # 100k-influencer pools
 def test_fraud_group_is_more_common_in_bigger_tiers(cal):
     pool = InfluencerPool.generate(100_000, np.random.default_rng(5), cal, "marketplace")
     tiers = pool.tiers(cal)
