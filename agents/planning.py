@@ -36,7 +36,14 @@ import numpy as np
 from agents._checks import check_seed
 from agents.references import EnvStatePolicy
 
-__all__ = ["PlanningOracle", "action_values", "myopic_action", "rollout_return"]
+__all__ = [
+    "PlanningOracle",
+    "action_returns",
+    "action_values",
+    "myopic_action",
+    "planned_action",
+    "rollout_return",
+]
 
 
 def myopic_action(env: Any, allow_wait: bool = True) -> int:
@@ -67,7 +74,7 @@ def rollout_return(env: Any, delay: int, allow_wait: bool = True) -> float:
     return total
 
 
-def action_values(
+def action_returns(
     env: Any,
     *,
     allow_wait: bool = True,
@@ -75,11 +82,13 @@ def action_values(
     n_candidates: int = 4,
     wait_horizons: Sequence[int] = (0, 1, 3, 7),
     seed: int = 0,
-) -> dict[int, tuple[float, float]]:
-    """The planner's value of every action it considers in ``env``'s current state (``env`` unwrapped).
+) -> dict[int, np.ndarray]:
+    """Sampled planned values of every action the planner considers in ``env``'s current state.
 
-    Returns ``{action: (value, standard_error)}`` in thousands of USD: the exact expected reward of the
-    action plus the best horizon's mean continuation (its standard error over rollouts beside it)."""
+    Returns ``{action: values}`` with one value per rollout (thousands of USD): the exact expected
+    reward of the action plus that rollout's continuation under the action's best horizon (the one with
+    the highest mean). Rollout ``r`` shares its random stream across actions, so ``values[a] -
+    values[b]`` is a paired sample of the difference."""
     mask, expected = env.action_masks(), env.expected_rewards()
     hires = np.flatnonzero(mask[:-1])
     order = hires[np.lexsort((hires, -expected[hires]))][:n_candidates]
@@ -87,9 +96,8 @@ def action_values(
     if allow_wait or not actions:
         actions.append(int(env.wait_action))
     horizons = tuple(wait_horizons) if allow_wait else (0,)
-    values: dict[int, tuple[float, float]] = {}
+    out: dict[int, np.ndarray] = {}
     for action in actions:
-        best_mean, best_se = -np.inf, 0.0
         returns = np.empty((len(horizons), n_rollouts))
         for r in range(n_rollouts):
             stream = np.random.SeedSequence([seed, r])
@@ -97,13 +105,31 @@ def action_values(
                 clone = _fork(env, np.random.Generator(np.random.PCG64(stream)))
                 _, _, terminated, truncated, _ = clone.step(action)
                 returns[h, r] = 0.0 if terminated or truncated else rollout_return(clone, delay, allow_wait)
-        for h in range(len(horizons)):
-            mean = float(returns[h].mean())
-            if mean > best_mean:
-                se = float(returns[h].std(ddof=1) / np.sqrt(n_rollouts)) if n_rollouts > 1 else 0.0
-                best_mean, best_se = mean, se
-        values[action] = (float(expected[action]) + best_mean, best_se)
-    return values
+        best = int(np.argmax(returns.mean(axis=1)))
+        out[action] = float(expected[action]) + returns[best]
+    return out
+
+
+def action_values(env: Any, **kwargs: Any) -> dict[int, tuple[float, float]]:
+    """``{action: (mean planned value, its standard error)}`` from :func:`action_returns` (same keywords)."""
+    values = action_returns(env, **kwargs)
+    n = next(iter(values.values())).size
+    return {
+        a: (float(v.mean()), float(v.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0) for a, v in values.items()
+    }
+
+
+def planned_action(values: dict[int, np.ndarray], default: int, z: float = 1.0) -> int:
+    """The action to take given sampled planned values: the best by mean, but only if it beats
+    ``default`` (the myopic choice) by more than ``z`` standard errors of their paired difference;
+    otherwise ``default``. This keeps rollout noise from making the planner worse than the myopic
+    oracle it improves on."""
+    best = min(values, key=lambda a: (-float(values[a].mean()), a))
+    if best == default or default not in values:
+        return best
+    diff = values[best] - values[default]
+    se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
+    return best if float(diff.mean()) > z * se else default
 
 
 def _fork(env: Any, rng: np.random.Generator) -> Any:
@@ -140,6 +166,9 @@ class PlanningOracle(EnvStatePolicy):
         Hire actions valued per decision (the best by expected reward).
     wait_horizons : sequence of int, default (0, 1, 3, 7)
         Delays, in weeks, of the continuation policies ("wait d weeks, then act myopically").
+    min_advantage_z : float, default 1.0
+        It departs from the myopic choice only when the best action's paired advantage exceeds this
+        many standard errors (see :func:`planned_action`).
     seed : int or None
         Seed of the rollouts' random streams (one per decision, drawn from this seed's stream).
     """
@@ -152,9 +181,17 @@ class PlanningOracle(EnvStatePolicy):
         n_rollouts: int = 4,
         n_candidates: int = 4,
         wait_horizons: Sequence[int] = (0, 1, 3, 7),
+        min_advantage_z: float = 1.0,
         seed: int | None = None,
     ) -> None:
         super().__init__(env, seed=check_seed(seed))
+        if (
+            isinstance(min_advantage_z, bool)
+            or not isinstance(min_advantage_z, (int, float))
+            or not min_advantage_z >= 0
+        ):
+            raise ValueError(f"min_advantage_z: expected a number >= 0, got {min_advantage_z!r}")
+        self.min_advantage_z = float(min_advantage_z)
         if not isinstance(allow_wait, bool):
             raise ValueError(f"allow_wait: expected true or false, got {allow_wait!r}")
         self.allow_wait = allow_wait
@@ -171,12 +208,13 @@ class PlanningOracle(EnvStatePolicy):
             "n_rollouts": self.n_rollouts,
             "n_candidates": self.n_candidates,
             "wait_horizons": list(self.wait_horizons),
+            "min_advantage_z": self.min_advantage_z,
             "seed": self.seed,
         }
 
-    def action_values(self, env: Any | None = None) -> dict[int, tuple[float, float]]:
-        """The planner's value (and its standard error) of each action it considers now."""
-        return action_values(
+    def action_returns(self, env: Any | None = None) -> dict[int, np.ndarray]:
+        """The planner's sampled values of each action it considers now (see :func:`action_returns`)."""
+        return action_returns(
             env if env is not None else self._unwrapped(),
             allow_wait=self.allow_wait,
             n_rollouts=self.n_rollouts,
@@ -189,6 +227,6 @@ class PlanningOracle(EnvStatePolicy):
         mask = env.action_masks()
         if not mask[:-1].any():
             return int(env.wait_action)
-        values = self.action_values(env)
-        # Highest value; ties to the lowest action index.
-        return min(values, key=lambda a: (-values[a][0], a))
+        return planned_action(
+            self.action_returns(env), myopic_action(env, self.allow_wait), self.min_advantage_z
+        )
