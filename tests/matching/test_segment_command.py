@@ -1,4 +1,7 @@
-"""``influmatch segment`` (experiments/segment.py) and the segment figures (experiments/plots.py)."""
+"""``influmatch segment`` (experiments/cli/segment.py) and the segment figures (experiments/reporting/figures.py).
+
+These test the experiments layer and belong in tests/experiments; they stay here until its owner moves them.
+"""
 
 import json
 
@@ -7,7 +10,7 @@ import pandas as pd
 import pytest
 
 from experiments.cli import main
-from experiments.plots import plot_segment_map, plot_segment_profiles
+from experiments.reporting.figures import plot_segment_map, plot_segment_profiles
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 OUTPUTS = ("labels.csv", "profiles.csv", "segment_map.png", "segment_profiles.png", "config.json")
