@@ -34,23 +34,7 @@ def update_candidates(x, a, y, alpha, decay, greedy, baseline, cand_feature, can
         f = cand_feature[c]
         v = cand_value[c]
         side = 0 if x[f] < v else 1
-        old = cand_q[a, c, side]
-        new = old + alpha * (y - old)
-        cand_q[a, c, side] = new
-        first, second = cand_top[c, side, 0], cand_top[c, side, 1]
-        if a == cand_arg[c, side]:
-            if new >= second:
-                cand_top[c, side, 0] = new
-            else:
-                _recount(cand_q, c, side, cand_top, cand_arg)
-        elif new > first:
-            cand_top[c, side, 1] = first
-            cand_top[c, side, 0] = new
-            cand_arg[c, side] = a
-        elif new > second:
-            cand_top[c, side, 1] = new
-        elif old == second and new < old:  # a held second place and fell
-            _recount(cand_q, c, side, cand_top, cand_arg)
+        _learn_side(cand_q, cand_top, cand_arg, a, c, side, y, alpha)
         cand_visits[c, 0] *= decay
         cand_visits[c, 1] *= decay
         cand_visits[c, side] += rise
@@ -63,6 +47,92 @@ def update_candidates(x, a, y, alpha, decay, greedy, baseline, cand_feature, can
         if total > best_score:
             best, best_score = c, total
     return best, best_score
+
+
+@nb.njit(cache=True)
+def update_candidates_lcb(x, a, y, alpha, decay, greedy, baseline, z, cand_feature, cand_value, cand_q,
+                          cand_top, cand_arg, cand_visits, cand_n, cand_mse, seen_low, seen_high):  # fmt: skip
+    """:func:`update_candidates` for the conservative rule: the same update, plus per action and side
+    the number of updates ``cand_n`` and the running mean squared update ``cand_mse`` (the mean of
+    ``(y - Q_old)^2``, weight ``max(alpha, 1 / n)``), and a score from lower confidence bounds.
+
+    A side's gain is ``max_b Q_side(b) - Q_side(ref)`` (``ref`` the greedy action, or ``baseline`` when
+    ``greedy < 0``) minus ``z`` standard errors, the squared error of each Q-value being its mean
+    squared update over ``min(n, (2 - alpha) / alpha)`` (the effective sample size of an exponential
+    average); a side whose best or reference action has no update gains nothing, and a side's gain is
+    never negative. A candidate whose two sides share their best action scores 0 (its children would
+    act alike). Returns (best candidate, its score), -1 and -inf when no candidate has data on both
+    sides."""
+    n_cand = cand_q.shape[1]
+    rise = 1.0 - decay
+    n_cap = (2.0 - alpha) / alpha
+    best, best_score = -1, -np.inf
+    for c in range(n_cand):
+        f = cand_feature[c]
+        v = cand_value[c]
+        side = 0 if x[f] < v else 1
+        n = cand_n[a, c, side] + 1.0
+        cand_n[a, c, side] = n
+        weight = max(alpha, 1.0 / n)
+        err = y - cand_q[a, c, side]
+        cand_mse[a, c, side] += weight * (err * err - cand_mse[a, c, side])
+        _learn_side(cand_q, cand_top, cand_arg, a, c, side, y, alpha)
+        cand_visits[c, 0] *= decay
+        cand_visits[c, 1] *= decay
+        cand_visits[c, side] += rise
+        if not (v > seen_low[f] and v <= seen_high[f]):
+            continue
+        total = 0.0
+        if cand_arg[c, 0] != cand_arg[c, 1]:
+            for s in range(2):
+                total += _side_lcb(cand_q, cand_top, cand_arg, cand_n, cand_mse, c, s, greedy, baseline,
+                                   z, n_cap) * cand_visits[c, s]  # fmt: skip
+        if total > best_score:
+            best, best_score = c, total
+    return best, best_score
+
+
+@nb.njit(cache=True)
+def _side_lcb(cand_q, cand_top, cand_arg, cand_n, cand_mse, c, s, greedy, baseline, z, n_cap):
+    """Lower confidence bound of one candidate side's gain, floored at 0 (see update_candidates_lcb)."""
+    b = cand_arg[c, s]
+    n_b = cand_n[b, c, s]
+    if n_b == 0.0:
+        return 0.0
+    var = cand_mse[b, c, s] / min(n_b, n_cap)
+    if greedy >= 0:
+        if b == greedy:
+            return 0.0
+        n_g = cand_n[greedy, c, s]
+        if n_g == 0.0:
+            return 0.0
+        var += cand_mse[greedy, c, s] / min(n_g, n_cap)
+        ref = cand_q[greedy, c, s]
+    else:
+        ref = baseline
+    return max(0.0, cand_top[c, s, 0] - ref - z * np.sqrt(var))
+
+
+@nb.njit(cache=True)
+def _learn_side(cand_q, cand_top, cand_arg, a, c, side, y, alpha):
+    """Move one candidate side's Q(a) toward y and keep its best and second-best values current."""
+    old = cand_q[a, c, side]
+    new = old + alpha * (y - old)
+    cand_q[a, c, side] = new
+    first, second = cand_top[c, side, 0], cand_top[c, side, 1]
+    if a == cand_arg[c, side]:
+        if new >= second:
+            cand_top[c, side, 0] = new
+        else:
+            _recount(cand_q, c, side, cand_top, cand_arg)
+    elif new > first:
+        cand_top[c, side, 1] = first
+        cand_top[c, side, 0] = new
+        cand_arg[c, side] = a
+    elif new > second:
+        cand_top[c, side, 1] = new
+    elif old == second and new < old:  # a held second place and fell
+        _recount(cand_q, c, side, cand_top, cand_arg)
 
 
 @nb.njit(cache=True)

@@ -30,7 +30,7 @@ import numpy as np
 from gymnasium import spaces
 
 from agents._checks import check_int, check_number, check_seed
-from agents._cqi_kernel import observe, top_two, update_candidates
+from agents._cqi_kernel import observe, top_two, update_candidates, update_candidates_lcb
 from agents.base import BaseAgent
 from agents.seeding import seed_streams
 
@@ -58,6 +58,7 @@ INITIAL_SIDE_VISITS = 0.5
 _SAVE_FORMAT = "influmatch.agents.cqi"
 _SAVE_VERSION = 1
 _SPLIT_SCORES = ("paper", "parent_q")
+_SPLIT_RULES = ("lcb", "paper")
 
 
 class _Leaf:
@@ -82,6 +83,8 @@ class _Leaf:
         "cand_top",
         "cand_arg",
         "cand_visits",
+        "cand_n",
+        "cand_mse",
         "built_low",
         "built_high",
         "range_version",
@@ -109,12 +112,24 @@ class _Leaf:
         )
 
     def set_candidates(
-        self, feature: np.ndarray, value: np.ndarray, cand_q: np.ndarray, visits: np.ndarray
+        self,
+        feature: np.ndarray,
+        value: np.ndarray,
+        cand_q: np.ndarray,
+        visits: np.ndarray,
+        counts: np.ndarray | None = None,
+        mse: np.ndarray | None = None,
     ) -> None:
+        """Candidates and their statistics; ``counts`` and ``mse`` (shape of ``cand_q``, the number of
+        updates and the mean squared update per action and side, read by the ``"lcb"`` rule) default
+        to zeros."""
         self.cand_feature = np.ascontiguousarray(feature, dtype=np.intp)
         self.cand_value = np.ascontiguousarray(value, dtype=np.float64)
         self.cand_q = np.ascontiguousarray(cand_q, dtype=np.float64)
         self.cand_visits = np.ascontiguousarray(visits, dtype=np.float64)
+        shape = self.cand_q.shape
+        self.cand_n = np.zeros(shape) if counts is None else np.ascontiguousarray(counts, dtype=np.float64)
+        self.cand_mse = np.zeros(shape) if mse is None else np.ascontiguousarray(mse, dtype=np.float64)
         n_cand = self.cand_feature.shape[0]
         # Best and second-best Q-value per candidate side, and the best action (agents._cqi_kernel).
         self.cand_top = np.empty((n_cand, 2, 2))
@@ -126,6 +141,20 @@ def _both_sides_seen(stats: _Leaf) -> np.ndarray:
     """Candidates of a leaf with at least one learned-from observation on each side."""
     feature = stats.cand_feature
     return (stats.cand_value > stats.seen_low[feature]) & (stats.cand_value <= stats.seen_high[feature])
+
+
+def _masked_argmax(q: np.ndarray, mask: np.ndarray | None) -> int:
+    """The best action among the valid ones (all without a mask); ties go to the lowest index."""
+    if mask is None:
+        return int(q.argmax())
+    return int(np.where(mask, q, -np.inf).argmax())
+
+
+def _masked_max(q: np.ndarray, mask: np.ndarray | None) -> float:
+    """The largest Q-value among the valid actions (all without a mask, or if none is valid)."""
+    if mask is None or not np.any(mask):
+        return float(q.max())
+    return float(q[np.asarray(mask, dtype=bool)].max())
 
 
 def _is_unbounded(bound: np.ndarray) -> np.ndarray:
@@ -146,6 +175,11 @@ def _floats(values: Any) -> Any:
     if np.isfinite(arr).all():
         return arr.tolist()
     return [_floats(v) for v in arr]
+
+
+def _action_major(values: Any, n_cand: int, n_actions: int) -> np.ndarray:
+    """Saved per-candidate statistics ``(C, 2, A)`` in the ``(A, C, 2)`` layout of :class:`_Leaf`."""
+    return _array(values).reshape(n_cand, 2, n_actions).transpose(2, 0, 1)
 
 
 def _array(values: Any) -> np.ndarray:
@@ -316,6 +350,9 @@ class CQI(BaseAgent):
         split_score: str = "paper",
         seed: int | None = None,
         verbose: int = 0,
+        split_rule: str = "lcb",
+        split_confidence: float = 2.0,
+        use_action_masks: bool = True,
     ) -> None:
         self.learning_rate = check_number("learning_rate", learning_rate, 0.0, 1.0, low_open=True)
         self.gamma = check_number("gamma", gamma, 0.0, 1.0)
@@ -334,6 +371,15 @@ class CQI(BaseAgent):
         if split_score not in _SPLIT_SCORES:
             raise ValueError(f"split_score: expected one of {_SPLIT_SCORES}, got {split_score!r}")
         self.split_score = split_score
+        if split_rule not in _SPLIT_RULES:
+            raise ValueError(f"split_rule: expected one of {_SPLIT_RULES}, got {split_rule!r}")
+        self.split_rule = split_rule
+        self.split_confidence = check_number(
+            "split_confidence", split_confidence, 0.0, math.inf, high_open=True
+        )
+        if not isinstance(use_action_masks, (bool, np.bool_)):
+            raise ValueError(f"use_action_masks: expected True or False, got {use_action_masks!r}")
+        self.use_action_masks = bool(use_action_masks)
         self.seed = check_seed(seed)
         self.verbose = check_int("verbose", verbose, 0)
         if env is None:
@@ -382,6 +428,12 @@ class CQI(BaseAgent):
         # The current observation as float64 with its leaf and path, while it can be reused (see
         # _select_action); None when it must be recomputed.
         self._step_cache: tuple[np.ndarray, int, list[tuple[int, int]]] | None = None
+        # The env's action_masks (while learning, when the agent uses them) and the mask of the
+        # current observation when already known (see _process_transition).
+        self._mask_source: Any = None
+        self._mask_cache: np.ndarray | None = None
+        # The "lcb" rule prunes every this many steps (about the memory of the visit frequencies).
+        self._prune_interval = max(1, round(1.0 / (1.0 - self.visit_decay)))
 
         # The tree, as parallel lists indexed by node id (few nodes; lists are fastest to walk in Python).
         self._feature: list[int] = []  # -1 for a leaf
@@ -390,6 +442,7 @@ class CQI(BaseAgent):
         self._right: list[int] = []
         self._visits: list[float] = []
         self._node_depth: list[int] = []
+        self._born: list[int] = []  # num_timesteps when the node last became a leaf
         self._leaves: list[_Leaf | None] = []
         self._n_leaves = 0
         self._depth = 0
@@ -404,6 +457,7 @@ class CQI(BaseAgent):
         self._right.append(-1)
         self._visits.append(float(visits))
         self._node_depth.append(depth)
+        self._born.append(self.num_timesteps)
         self._leaves.append(None)
         self._n_leaves += 1
         self._depth = max(self._depth, depth)
@@ -454,13 +508,23 @@ class CQI(BaseAgent):
         # Each side gets its own copy of the leaf's Q-values (never a shared array: defect 4).
         new_q = np.repeat(leaf.q[:, None, None], n_new, axis=1).repeat(2, axis=2)
         new_visits = np.full((n_new, 2), INITIAL_SIDE_VISITS)
+        new_n, new_mse = np.zeros_like(new_q), np.zeros_like(new_q)
         if keep is not None and keep.any():
             feature = np.concatenate([leaf.cand_feature[keep], feature])
             value = np.concatenate([leaf.cand_value[keep], value])
             new_q = np.concatenate([leaf.cand_q[:, keep], new_q], axis=1)
             new_visits = np.concatenate([leaf.cand_visits[keep], new_visits])
+            new_n = np.concatenate([leaf.cand_n[:, keep], new_n], axis=1)
+            new_mse = np.concatenate([leaf.cand_mse[:, keep], new_mse], axis=1)
         order = np.lexsort((value, feature))
-        leaf.set_candidates(feature[order], value[order], new_q[:, order], new_visits[order])
+        leaf.set_candidates(
+            feature[order],
+            value[order],
+            new_q[:, order],
+            new_visits[order],
+            new_n[:, order],
+            new_mse[:, order],
+        )
 
     def _refresh_candidates(self, leaf: _Leaf) -> None:
         """Rebuild a leaf's grids on unbounded features whose observed range grew (see class doc)."""
@@ -552,6 +616,7 @@ class CQI(BaseAgent):
         reward: float,
         next_obs: np.ndarray,
         terminated: bool,
+        next_action_mask: np.ndarray | None = None,
     ) -> bool:
         """Learn from one transition ``(s, a, r, s')`` (steps 1-6 of the class docstring).
 
@@ -568,11 +633,13 @@ class CQI(BaseAgent):
             ``r``, in the environment's units.
         terminated : bool
             Whether ``s'`` is terminal (no bootstrap). Pass ``False`` for a time-limit truncation.
+        next_action_mask : numpy.ndarray, optional
+            Valid actions at ``s'`` (bool, one per action): the bootstrap maximises over them only.
 
         Returns
         -------
         bool
-            Whether the tree split.
+            Whether the tree changed (a split, or with ``split_rule="lcb"`` a prune).
         """
         x = np.asarray(obs, dtype=np.float64)
         x_next = np.asarray(next_obs, dtype=np.float64)
@@ -586,7 +653,8 @@ class CQI(BaseAgent):
         if terminated:
             y = float(reward)
         else:
-            y = float(reward) + self.gamma * float(self._stats(self._leaf_of(x_next.tolist())).q.max())
+            q_next = self._stats(self._leaf_of(x_next.tolist())).q
+            y = float(reward) + self.gamma * _masked_max(q_next, next_action_mask)
         leaf, path = self._path_of(x.tolist())
         self.num_timesteps += 1
         return self._learn_transition(leaf, path, x, a, y)
@@ -595,10 +663,9 @@ class CQI(BaseAgent):
         self, leaf: int, path: list[tuple[int, int]], x: np.ndarray, a: int, y: float
     ) -> bool:
         """Steps 2-6 for the transition from ``x`` (whose leaf and path are given) with target ``y``
-        (``num_timesteps`` already counts it)."""
+        (``num_timesteps`` already counts it), then the ``"lcb"`` rule's prune; whether the tree changed."""
         d = self.visit_decay
         one_minus_d = 1.0 - d
-        alpha = self.learning_rate
         visits = self._visits
         product = 1.0  # the root's frequency is identically 1
         for taken, other in path:
@@ -609,11 +676,18 @@ class CQI(BaseAgent):
 
         stats = self._stats(leaf)
         q = stats.q
-        q[a] += alpha * (y - q[a])
+        q[a] += self.learning_rate * (y - q[a])
         if observe(
             x, stats.seen_low, stats.seen_high, self._unbounded_features, self.obs_min_, self.obs_max_
         ):
             self._range_version += 1
+        changed = self._maybe_split(leaf, stats, product, x, a, y)
+        if self.split_rule == "lcb" and self.num_timesteps % self._prune_interval == 0:
+            changed = self._prune() or changed
+        return changed
+
+    def _maybe_split(self, leaf: int, stats: _Leaf, product: float, x: np.ndarray, a: int, y: float) -> bool:
+        """Step 4-6 at ``leaf``: update its candidates and split it if the best one scores above ``H``."""
         if self.max_leaves is not None and self._n_leaves >= self.max_leaves:
             return False
         if stats.range_version != self._range_version:
@@ -624,14 +698,23 @@ class CQI(BaseAgent):
 
         # Candidate statistics (only the side containing x learns; both sides' visits decay) and their
         # split scores, in one compiled pass (agents._cqi_kernel; split_scores is the numpy form).
+        q = stats.q
         if self.split_score == "paper":
             greedy, baseline = int(q.argmax()), 0.0
         else:
             greedy, baseline = -1, float(q[a])
-        best, total = update_candidates(
-            x, a, y, alpha, d, greedy, baseline, stats.cand_feature, stats.cand_value, stats.cand_q,
-            stats.cand_top, stats.cand_arg, stats.cand_visits, stats.seen_low, stats.seen_high,
-        )  # fmt: skip
+        alpha, d = self.learning_rate, self.visit_decay
+        if self.split_rule == "paper":
+            best, total = update_candidates(
+                x, a, y, alpha, d, greedy, baseline, stats.cand_feature, stats.cand_value, stats.cand_q,
+                stats.cand_top, stats.cand_arg, stats.cand_visits, stats.seen_low, stats.seen_high,
+            )  # fmt: skip
+        else:
+            best, total = update_candidates_lcb(
+                x, a, y, alpha, d, greedy, baseline, self.split_confidence, stats.cand_feature,
+                stats.cand_value, stats.cand_q, stats.cand_top, stats.cand_arg, stats.cand_visits,
+                stats.cand_n, stats.cand_mse, stats.seen_low, stats.seen_high,
+            )  # fmt: skip
         if best < 0:  # no candidate has been seen on both sides yet
             self.split_threshold_ *= self.split_threshold_decay
             return False
@@ -642,6 +725,73 @@ class CQI(BaseAgent):
             return True
         self.split_threshold_ *= self.split_threshold_decay
         return False
+
+    # ------------------------------------------------------------------ pruning ("lcb" rule)
+
+    def _prune(self) -> bool:
+        """Merge every split whose two children are leaves, both at least one prune interval old, with
+        the same greedy action; whether any was merged."""
+        oldest = self.num_timesteps - self._prune_interval
+        merged = False
+        for node in range(len(self._feature) - 1, -1, -1):
+            if self._leaves[node] is not None or self._feature[node] < 0:
+                continue
+            left, right = self._leaves[self._left[node]], self._leaves[self._right[node]]
+            if left is None or right is None:
+                continue
+            if max(self._born[self._left[node]], self._born[self._right[node]]) > oldest:
+                continue
+            if int(left.q.argmax()) != int(right.q.argmax()):
+                continue
+            self._merge(node, left, right)
+            merged = True
+        if merged:
+            self._compact()
+            self.tree_size_history_.append((self.num_timesteps, self._n_leaves))
+        return merged
+
+    def _merge(self, node: int, left: _Leaf, right: _Leaf) -> None:
+        """Make ``node`` a leaf again: visit-weighted Q-values of its children, fresh candidates."""
+        v_left, v_right = self._visits[self._left[node]], self._visits[self._right[node]]
+        weight = v_left / (v_left + v_right) if v_left + v_right > 0 else 0.5
+        q = weight * left.q + (1.0 - weight) * right.q
+        low, high = np.minimum(left.low, right.low), np.maximum(left.high, right.high)
+        logger.debug(
+            "prune node %d (x[%d] < %.6g) at step %d: both children act alike",
+            node,
+            self._feature[node],
+            self._threshold[node],
+            self.num_timesteps,
+        )
+        self._leaves[self._left[node]] = self._leaves[self._right[node]] = None
+        self._feature[self._left[node]] = self._feature[self._right[node]] = -2  # unreachable
+        self._feature[node], self._threshold[node] = -1, math.nan
+        self._left[node] = self._right[node] = -1
+        self._leaves[node] = self._new_leaf(q, low, high)
+        self._born[node] = self.num_timesteps
+        self._n_leaves -= 1
+
+    def _compact(self) -> None:
+        """Drop unreachable nodes and renumber the rest, keeping their order (root 0, parents first)."""
+        keep = [node for node, f in enumerate(self._feature) if f != -2]
+        new_id = {old: new for new, old in enumerate(keep)}
+
+        def remap(child: int) -> int:
+            return -1 if child < 0 else new_id[child]
+
+        self._feature = [self._feature[n] for n in keep]
+        self._threshold = [self._threshold[n] for n in keep]
+        self._left = [remap(self._left[n]) for n in keep]
+        self._right = [remap(self._right[n]) for n in keep]
+        self._visits = [self._visits[n] for n in keep]
+        self._node_depth = [self._node_depth[n] for n in keep]
+        self._born = [self._born[n] for n in keep]
+        self._leaves = [self._leaves[n] for n in keep]
+        self._depth = max(
+            (d for d, stats in zip(self._node_depth, self._leaves, strict=True) if stats is not None),
+            default=0,
+        )
+        self._arrays_cache = None
 
     def _split(self, node: int, best: int, score: float) -> None:
         stats = self._stats(node)
@@ -696,16 +846,45 @@ class CQI(BaseAgent):
         leaf, path = self._path_of(x.tolist())
         product = float(np.prod([self._visits[taken] for taken, _ in path])) if path else 1.0
         stats = self._stats(leaf)
-        gain = stats.cand_q.max(axis=0)
-        if self.split_score == "paper":
-            gain = gain - stats.cand_q[int(stats.q.argmax())]
+        if self.split_score == "parent_q" and action is None:
+            raise ValueError("action is required when split_score='parent_q', got None")
+        greedy = int(stats.q.argmax()) if self.split_score == "paper" else None
+        baseline = 0.0 if action is None else float(stats.q[int(action) - self._action_start])
+        if self.split_rule == "paper":
+            gain = stats.cand_q.max(axis=0) - (stats.cand_q[greedy] if greedy is not None else baseline)
         else:
-            if action is None:
-                raise ValueError("action is required when split_score='parent_q', got None")
-            gain = gain - stats.q[int(action) - self._action_start]
+            gain = self._side_lower_bounds(stats, greedy, baseline)
         scores = product * (gain * stats.cand_visits).sum(axis=1)
         scores[~_both_sides_seen(stats)] = -np.inf
         return scores
+
+    def _side_lower_bounds(self, stats: _Leaf, greedy: int | None, baseline: float) -> np.ndarray:
+        """The ``"lcb"`` rule's gain per candidate side, shape (C, 2), as the compiled kernel scores it:
+        the best action's Q minus the reference (``greedy``'s Q, or ``baseline``) minus
+        ``split_confidence`` standard errors, floored at 0; 0 without data, or when both sides share
+        their best action."""
+        best = stats.cand_arg  # (C, 2): the best action per side, kept by the kernel
+        n_cap = (2.0 - self.learning_rate) / self.learning_rate
+
+        def pick(values: np.ndarray, action: np.ndarray) -> np.ndarray:
+            return np.take_along_axis(values, action[None], axis=0)[0]
+
+        n_best = pick(stats.cand_n, best)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var = pick(stats.cand_mse, best) / np.minimum(n_best, n_cap)
+            valid = n_best > 0
+            if greedy is None:
+                ref = np.full(best.shape, baseline)
+            else:
+                g = np.full(best.shape, greedy)
+                n_g = pick(stats.cand_n, g)
+                var = var + pick(stats.cand_mse, g) / np.minimum(n_g, n_cap)
+                valid &= (n_g > 0) & (best != greedy)
+                ref = pick(stats.cand_q, g)
+            lcb = pick(stats.cand_q, best) - ref - self.split_confidence * np.sqrt(var)
+        lcb = np.where(valid, np.maximum(lcb, 0.0), 0.0)
+        lcb[best[:, 0] == best[:, 1]] = 0.0
+        return lcb
 
     def _exploration_schedule(self) -> float:
         progress = self.num_timesteps / self._total_timesteps if self._total_timesteps > 0 else 1.0
@@ -718,19 +897,37 @@ class CQI(BaseAgent):
     def _on_learn_start(self) -> None:
         self.tree_size_history_.append((self.num_timesteps, self._n_leaves))
         self._step_cache = None
+        self._mask_cache = None
+        assert self.env is not None  # checked by _setup_learn
+        self._mask_source = (
+            getattr(self.env.unwrapped, "action_masks", None) if self.use_action_masks else None
+        )
+
+    def _current_mask(self) -> np.ndarray | None:
+        """Valid actions at the env's current state (``None`` without masks, or if none is valid)."""
+        if self._mask_source is None:
+            return None
+        mask = np.asarray(self._mask_source(), dtype=bool)
+        return mask if mask.any() else None
 
     def _select_action(self, observation: np.ndarray, info: dict[str, Any]) -> int:
-        """Epsilon-greedy action of the tree at ``observation`` (its path is kept for the update)."""
+        """Epsilon-greedy action of the tree at ``observation`` (its path is kept for the update), over
+        the env's valid actions when the agent uses masks."""
         self.exploration_rate = eps = self._exploration_schedule()
         if self._step_cache is None:
             x = np.asarray(observation, dtype=np.float64)
             leaf, path = self._path_of(x.tolist())
             self._step_cache = (x, leaf, path)
-        leaf = self._step_cache[1]
+            self._mask_cache = self._current_mask()
+        leaf, mask = self._step_cache[1], self._mask_cache
         if eps > 0.0 and self._rng.random() < eps:
-            a = int(self._rng.integers(self.n_actions))
+            if mask is None:
+                a = int(self._rng.integers(self.n_actions))
+            else:
+                valid = np.flatnonzero(mask)
+                a = int(valid[self._rng.integers(valid.shape[0])])
         else:
-            a = int(self._stats(leaf).q.argmax())
+            a = _masked_argmax(self._stats(leaf).q, mask)
         return a + self._action_start
 
     def _process_transition(
@@ -751,13 +948,15 @@ class CQI(BaseAgent):
             y = reward
         else:
             next_leaf, next_path = self._path_of(x_next.tolist())
-            y = reward + self.gamma * float(self._stats(next_leaf).q.max())
-        split = self._learn_transition(leaf, path, x, action - self._action_start, y)
-        # The next step starts from next_observation: reuse its conversion and path unless the episode
-        # ended (a reset observation comes next) or the tree split (paths may have changed).
+            next_mask = self._current_mask()  # the env is at next_observation until the reset
+            y = reward + self.gamma * _masked_max(self._stats(next_leaf).q, next_mask)
+        changed = self._learn_transition(leaf, path, x, action - self._action_start, y)
+        # The next step starts from next_observation: reuse its conversion, path and mask unless the
+        # episode ended (a reset observation comes next) or the tree changed (paths may have changed).
         self._step_cache = None
-        if not (terminated or truncated or split):
+        if not (terminated or truncated or changed):
             self._step_cache = (x_next, next_leaf, next_path)
+            self._mask_cache = next_mask
 
     def learn(
         self,
@@ -839,6 +1038,7 @@ class CQI(BaseAgent):
         state: Any = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, None]:
         """Action(s) of the tree for one observation or a batch.
 
@@ -851,6 +1051,11 @@ class CQI(BaseAgent):
         deterministic : bool, default False
             ``True``: the greedy action. ``False``: epsilon-greedy with the current
             :attr:`exploration_rate`, drawing from the agent's random stream.
+        action_masks : array_like of bool, optional
+            Valid actions, shape ``(n_actions,)`` or ``(n, n_actions)`` (sb3-contrib's MaskablePPO
+            convention): the greedy action is the best valid one and exploration draws among valid
+            ones. A row with no valid action is treated as unmasked. Honoured whatever
+            ``use_action_masks`` is (that governs learning).
 
         Returns
         -------
@@ -866,20 +1071,41 @@ class CQI(BaseAgent):
                 f"observation must have shape ({self.n_features},) or (n, {self.n_features}), "
                 f"got {np.shape(observation)}"
             )
-        if single:
+        mask = self._mask_rows(action_masks, obs.shape[0])
+        if single and mask is None:
             stats = self._stats(self._leaf_of(obs[0].tolist()))
             actions = np.array([stats.q.argmax()], dtype=np.int64)
         else:
-            actions = self._q_matrix().argmax(axis=1)[self._leaf_index_batch(obs)]
+            q = self._q_matrix()[self._leaf_index_batch(obs)]
+            actions = (q if mask is None else np.where(mask, q, -np.inf)).argmax(axis=1)
         if not deterministic and self.exploration_rate > 0.0:
             explore = self._rng.random(int(actions.shape[0])) < self.exploration_rate
             n_explore = int(explore.sum())
-            if n_explore:
+            if n_explore and mask is None:
                 actions[explore] = self._rng.integers(self.n_actions, size=n_explore)
+            elif n_explore and mask is not None:
+                # A uniform valid action per exploring row: the argmax of random keys over valid ones.
+                keys = self._rng.random((n_explore, self.n_actions))
+                actions[explore] = np.where(mask[explore], keys, -1.0).argmax(axis=1)
         actions += self._action_start
         if single:
             return np.asarray(actions[0]), None
         return actions, None
+
+    def _mask_rows(self, action_masks: np.ndarray | None, n_rows: int) -> np.ndarray | None:
+        """``action_masks`` as a bool array of shape (n_rows, n_actions), rows without a valid action
+        all true; ``None`` when there is no mask."""
+        if action_masks is None:
+            return None
+        mask = np.asarray(action_masks, dtype=bool)
+        if mask.ndim == 1:
+            mask = np.broadcast_to(mask, (n_rows, mask.shape[0]))
+        if mask.shape != (n_rows, self.n_actions):
+            raise ValueError(
+                f"action_masks must have shape ({self.n_actions},) or ({n_rows}, {self.n_actions}), "
+                f"got {np.shape(action_masks)}"
+            )
+        return np.where(mask.any(axis=1, keepdims=True), mask, True)
 
     def apply(self, observation: np.ndarray) -> np.ndarray:
         """Node id (as in :meth:`to_dict`) of the leaf each observation falls in.
@@ -993,9 +1219,12 @@ class CQI(BaseAgent):
     def to_dict(self, include_candidates: bool = True) -> dict[str, Any]:
         """Everything the agent has learned, as JSON-ready builtins (non-finite floats as strings).
 
-        Nodes are listed by id (root 0). A leaf carries ``q`` (per action), its interval ``low`` /
-        ``high``, and, with ``include_candidates``, its candidates: ``feature`` ``(C,)``, ``value``
-        ``(C,)``, ``q`` ``(C, 2, A)`` and ``visits`` ``(C, 2)`` (side 0: ``s[feature] < value``).
+        Nodes are listed by id (root 0), each with ``born`` (``num_timesteps`` when it last became a
+        leaf). A leaf carries ``q`` (per action), its interval ``low`` / ``high``, and, with
+        ``include_candidates``, its candidates: ``feature`` ``(C,)``, ``value`` ``(C,)``, ``q``, ``n``
+        (updates) and ``mse`` (mean squared update) ``(C, 2, A)``, and ``visits`` ``(C, 2)`` (side 0:
+        ``s[feature] < value``). With the ``state`` (threshold, exploration rate, observed ranges, the
+        random stream's state) this is everything :meth:`learn` needs to continue where it stopped.
         """
         nodes = []
         for node in range(len(self._feature)):
@@ -1003,6 +1232,7 @@ class CQI(BaseAgent):
                 "id": node,
                 "depth": self._node_depth[node],
                 "visits": self._visits[node],
+                "born": self._born[node],
             }
             stats = self._leaves[node]
             if stats is None:
@@ -1020,6 +1250,8 @@ class CQI(BaseAgent):
                         "value": stats.cand_value.tolist(),
                         "q": stats.cand_q.transpose(1, 2, 0).tolist(),
                         "visits": stats.cand_visits.tolist(),
+                        "n": stats.cand_n.transpose(1, 2, 0).tolist(),
+                        "mse": stats.cand_mse.transpose(1, 2, 0).tolist(),
                         "built_low": _floats(stats.built_low),
                         "built_high": _floats(stats.built_high),
                         "range_version": stats.range_version,
@@ -1066,6 +1298,9 @@ class CQI(BaseAgent):
             "split_score": self.split_score,
             "seed": self.seed,
             "verbose": self.verbose,
+            "split_rule": self.split_rule,
+            "split_confidence": self.split_confidence,
+            "use_action_masks": self.use_action_masks,
         }
 
     # ------------------------------------------------------------------ persistence
@@ -1105,9 +1340,11 @@ class CQI(BaseAgent):
         act_space = spaces.Discrete(int(data["action_space"]["n"]), start=int(data["action_space"]["start"]))
         agent = cls.__new__(cls)
         # The constructor's own checks validate the saved hyperparameters; the spaces stand in for an env.
+        # Files written before split_rule existed hold agents of the paper's rule that ignored masks.
+        params = {"split_rule": "paper", "use_action_masks": False, **data["params"]}
         stand_in: Any = SimpleNamespace(observation_space=obs_space, action_space=act_space)
         try:
-            cls.__init__(agent, stand_in, **data["params"])
+            cls.__init__(agent, stand_in, **params)
         except TypeError as err:
             raise ValueError(f"{source}: bad CQI parameters ({err})") from err
         agent.env = None
@@ -1132,7 +1369,7 @@ class CQI(BaseAgent):
 
         nodes = data["nodes"]
         agent._feature, agent._threshold, agent._left, agent._right = [], [], [], []
-        agent._visits, agent._node_depth, agent._leaves = [], [], []
+        agent._visits, agent._node_depth, agent._leaves, agent._born = [], [], [], []
         for node in nodes:
             is_leaf = "q" in node
             agent._feature.append(-1 if is_leaf else int(node["feature"]))
@@ -1141,6 +1378,7 @@ class CQI(BaseAgent):
             agent._right.append(-1 if is_leaf else int(node["right"]))
             agent._visits.append(float(node["visits"]))
             agent._node_depth.append(int(node["depth"]))
+            agent._born.append(int(node.get("born", 0)))
             if not is_leaf:
                 agent._leaves.append(None)
                 continue
@@ -1150,13 +1388,14 @@ class CQI(BaseAgent):
                 stats = agent._new_leaf(_array(node["q"]), low, high)
             else:
                 stats = _Leaf(_array(node["q"]), low, high)
-                n_cand = len(cand["feature"])
-                cand_q = _array(cand["q"]).reshape(n_cand, 2, agent.n_actions).transpose(2, 0, 1)
+                n_cand, n_actions = len(cand["feature"]), agent.n_actions
                 stats.set_candidates(
                     np.asarray(cand["feature"], dtype=np.intp),
                     _array(cand["value"]).reshape(n_cand),
-                    cand_q,
+                    _action_major(cand["q"], n_cand, n_actions),
                     _array(cand["visits"]).reshape(n_cand, 2),
+                    None if "n" not in cand else _action_major(cand["n"], n_cand, n_actions),
+                    None if "mse" not in cand else _action_major(cand["mse"], n_cand, n_actions),
                 )
                 stats.built_low = _array(cand["built_low"])
                 stats.built_high = _array(cand["built_high"])
@@ -1176,5 +1415,5 @@ class CQI(BaseAgent):
     def __repr__(self) -> str:
         return (
             f"CQI(n_leaves={self._n_leaves}, depth={self._depth}, num_timesteps={self.num_timesteps}, "
-            f"split_score={self.split_score!r})"
+            f"split_rule={self.split_rule!r}, split_score={self.split_score!r})"
         )

@@ -1,4 +1,5 @@
-"""Conservative Q-Improvement: known optimal trees, invariants, round trips, and the authors' defects.
+"""Conservative Q-Improvement with the paper's split rule: known optimal trees, invariants, round trips,
+and the authors' defects.
 
 The tree-shape tests use one-step contextual bandits (``toy_envs``) whose optimal trees are known
 exactly; their hyperparameters were checked on 40 seeds each (all gave the asserted tree).
@@ -19,7 +20,8 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalC
 from stable_baselines3.common.logger import KVWriter, Logger
 from stable_baselines3.common.monitor import Monitor
 
-from agents.cqi import CQI, INITIAL_SIDE_VISITS
+from agents import cqi
+from agents.cqi import INITIAL_SIDE_VISITS
 from agents.seeding import seed_streams
 from tests.agents.toy_envs import (
     ContextualBandit,
@@ -40,6 +42,14 @@ BANDIT = dict(
     exploration_final_eps=1.0,
 )
 GRID = np.linspace(0.005, 0.995, 100)
+
+
+class CQI(cqi.CQI):
+    """CQI with the paper's split rule: this file tests Roth et al.'s algorithm as published (the
+    conservative default rule has its own tests in test_cqi_split_rule.py)."""
+
+    def __init__(self, env: Any, **kwargs: Any) -> None:
+        super().__init__(env, **{"split_rule": "paper", **kwargs})
 
 
 def splits(agent: CQI) -> list[tuple[int, float]]:
