@@ -54,8 +54,14 @@ MONTH_SHIFT, MONTH_ENGAGEMENT, MONTH_CONVERSION, MONTH_PREMIUM = range(4)
     C_VALUE_PER_1K_REACH,
     C_ORDER_VALUE,
     C_BUDGET,
-) = range(18)
-N_CONSTS = 18
+    # -- set every week by the environment (v1 dynamics; all neutral in v0)
+    C_DEMAND,  # the brand category's demand this month: multiplies conversions and reach/engagement value
+    C_VALUE_FACTOR,  # the campaign's deadline decay this week: multiplies the value of every goal
+    C_LOAD_MEAN,  # the pool's mean sponsored load, which loads recover towards
+    C_LOAD_RECOVERY,  # share of the start's excess load left this week (1: loads do not move, as in v0)
+    C_FATIGUE,  # engagement fatigue per unit of load
+) = range(23)
+N_CONSTS = 23
 
 
 @nb.njit(cache=True, inline="always")
@@ -364,6 +370,9 @@ def _outcome_terms(month, n_hired, consts, category_share, load, fit, rates, hir
     month_engagement = month_table[MONTH_ENGAGEMENT, month]
     month_conversion = month_table[MONTH_CONVERSION, month]
     premium = month_table[MONTH_PREMIUM, month]
+    demand, value_factor = consts[C_DEMAND], consts[C_VALUE_FACTOR]
+    load_mean, recovery = consts[C_LOAD_MEAN], consts[C_LOAD_RECOVERY]
+    recovering = recovery != 1.0
     expected[:] = 0.0
     mask[:] = False
     mask[-1] = True
@@ -375,10 +384,13 @@ def _outcome_terms(month, n_hired, consts, category_share, load, fit, rates, hir
             if i < 0:
                 continue
             mask[a] = True
+            load_now = load[i]
+            if recovering:  # v1: the load of the week (rates hold the start's fatigue: adjust it)
+                load_now = load_mean + (load[i] - load_mean) * recovery
             logit = (
                 consts[C_LOGIT_BASE]
                 + consts[C_CATEGORY_SLOPE] * category_share[i]
-                + consts[C_LOAD_SLOPE] * load[i]
+                + consts[C_LOAD_SLOPE] * load_now
                 + consts[C_OFFER_SLOPE] * log_levels[k]
                 + shift
             )
@@ -391,11 +403,14 @@ def _outcome_terms(month, n_hired, consts, category_share, load, fit, rates, hir
                 * (consts[C_ENGAGEMENT_FIT_BASE] + consts[C_ENGAGEMENT_FIT_SLOPE] * f)
                 * month_engagement
             )
+            if recovering:
+                engagement_mean *= np.exp(-consts[C_FATIGUE] * (load_now - load[i]))
             clicks_per_reach = rates[2, i] * (consts[C_CLICK_FIT_BASE] + f)
             conversions_per_reach = (
                 rates[3, i]
                 * (consts[C_CONVERSION_FIT_BASE] + consts[C_CONVERSION_FIT_SLOPE] * f)
                 * month_conversion
+                * demand
             )
             cost = levels[k] * price[i] * premium
             terms[a, P_ACCEPT] = p
@@ -406,10 +421,12 @@ def _outcome_terms(month, n_hired, consts, category_share, load, fit, rates, hir
             terms[a, COST] = cost
             if goal == AWARENESS:
                 value = reach_mean * noise_reach / 1000.0 * consts[C_VALUE_PER_1K_REACH] * reach_value[i]
+                value *= demand
             elif goal == ENGAGEMENT:
-                value = engagement_mean * noise_engagement * consts[C_VALUE_PER_ENGAGEMENT]
-            else:
+                value = engagement_mean * noise_engagement * consts[C_VALUE_PER_ENGAGEMENT] * demand
+            else:  # the demand is in the conversions already
                 value = reach_mean * noise_reach * conversions_per_reach * consts[C_ORDER_VALUE]
+            value *= value_factor
             expected[a] = p * (value - cost) / 1000.0
 
 

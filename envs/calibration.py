@@ -252,6 +252,40 @@ class Calibration:
     # Month multipliers of conversions. ASM, direction from Later 2025 (IND).
     month_conversion: tuple[float, ...] = (0.9, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 1, 1, 1, 1.25, 1.35)
 
+    # ------------------------------------------------------------- the calendar (InfluencerMatching-v1)
+    # Read by the v1 dynamics only (``dynamics="v1"``); v0 ignores these fields, so v0 runs stay the same.
+    # Demand for the brand's category by month, rows in CATEGORIES order, columns January..December:
+    # multiplies conversions and the value of reach and engagement. Each row averages 1, so it moves
+    # value across the year without changing its total. ASM (no published per-category table); the
+    # peaks follow the directions of consumer search and spend seasonality: fitness in January
+    # (New-Year resolutions), travel bookings from January to June, beauty, fashion, family, gaming and
+    # tech in the holiday quarter (NRF: November-December hold about a fifth of US retail sales), home
+    # in spring (IND).
+    category_month_demand: tuple[tuple[float, ...], ...] = (
+        (0.90, 0.85, 0.95, 1.00, 1.00, 0.95, 0.90, 1.00, 1.05, 1.05, 1.20, 1.15),  # fashion
+        (0.90, 0.95, 0.95, 0.95, 1.00, 0.95, 0.90, 0.90, 0.95, 1.00, 1.25, 1.30),  # beauty
+        (1.00, 1.00, 1.00, 1.00, 1.00, 1.00, 1.00, 1.00, 1.00, 1.00, 1.00, 1.00),  # lifestyle
+        (1.60, 1.30, 1.10, 1.00, 1.00, 0.95, 0.85, 0.85, 0.95, 0.85, 0.75, 0.80),  # fitness
+        (0.95, 0.95, 1.00, 1.00, 1.00, 1.00, 0.95, 0.95, 1.00, 1.00, 1.10, 1.10),  # food
+        (1.20, 1.25, 1.25, 1.20, 1.15, 1.10, 1.00, 0.85, 0.85, 0.75, 0.70, 0.70),  # travel
+        (0.90, 0.90, 0.95, 0.95, 1.00, 0.95, 0.95, 1.05, 1.00, 1.00, 1.15, 1.20),  # family
+        (0.95, 0.95, 1.10, 1.15, 1.10, 1.00, 0.95, 0.90, 0.95, 0.95, 1.00, 1.00),  # home
+        (0.95, 0.95, 1.00, 1.00, 1.00, 1.00, 1.00, 1.00, 1.00, 1.00, 1.05, 1.05),  # pets
+        (0.85, 0.80, 0.85, 0.85, 0.90, 0.95, 0.95, 0.95, 1.00, 1.05, 1.35, 1.50),  # gaming
+        (0.85, 0.85, 0.90, 0.90, 0.90, 0.95, 0.95, 1.00, 1.05, 1.00, 1.35, 1.30),  # tech
+        (0.95, 0.95, 1.00, 1.00, 1.05, 1.10, 1.10, 1.05, 0.95, 0.95, 0.95, 0.95),  # entertainment
+    )
+    # Creators book up ahead of the holidays: an acceptance shift and a price multiplier by month, on top
+    # of acceptance_month_shift and price_month_premium, so refusals and prices rise from September, not
+    # only in the peak; January is the post-holiday slack (more acceptances, 5 % lower prices). ASM;
+    # direction from agency reports that Q4 creator calendars fill by September (Fohr, Later; IND).
+    booking_month_shift: tuple[float, ...] = (0.1, 0, 0, 0, 0, 0, 0, 0, -0.15, -0.3, -0.15, 0)
+    booking_month_premium: tuple[float, ...] = (0.95, 1, 1, 1, 1, 1, 1, 1, 1.03, 1.08, 1.03, 1.0)
+    # In v1 an influencer's sponsored load recovers towards the pool's mean with load_half_life_days
+    # (their other brand deals age and new ones arrive at the average rate), so a fatigued candidate is
+    # worth waiting for: acceptance and engagement follow the load of the week (ASM).
+    load_recovers: bool = True
+
     # -------------------------------------------------------------------------------- validation
     def __post_init__(self) -> None:
         self._check_lengths()
@@ -306,6 +340,12 @@ class Calibration:
         for name in _POSITIVE_FIELDS:
             if not getattr(self, name) > 0:
                 raise CalibrationError(f"calibration field '{name}': expected a positive number")
+        demand = np.asarray(self.category_month_demand, dtype=float)
+        if demand.shape != (len(CATEGORIES), len(MONTHS)) or not np.all(demand > 0):
+            raise CalibrationError(
+                "calibration field 'category_month_demand': expected 12 rows (one per category) of 12 "
+                "positive monthly multipliers"
+            )
         for name in _POSITIVE_TUPLE_FIELDS:
             if min(getattr(self, name)) <= 0:
                 raise CalibrationError(f"calibration field '{name}': expected positive values")
@@ -386,8 +426,8 @@ class Calibration:
         return Calibration.from_dict({**self.to_dict(), **changes})
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field as plain JSON-serialisable values (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """Every field as plain JSON-serialisable values (tuples, nested ones too, become lists)."""
+        return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], *, source: str = "calibration") -> Calibration:
@@ -438,7 +478,14 @@ _FIELDS_BY_LENGTH: tuple[tuple[int, tuple[str, ...]], ...] = (
     ),
     (len(CATEGORIES), ("influencer_category_mix", "brand_category_mix")),
     (len(TIERS), ("fraud_probability_by_tier",)),
-    (len(MONTHS), ("acceptance_month_shift", "price_month_premium", "month_engagement", "month_conversion")),
+    (
+        len(MONTHS),
+        (
+            "acceptance_month_shift", "price_month_premium", "month_engagement", "month_conversion",
+            "booking_month_shift", "booking_month_premium",
+        ),
+    ),
+    (len(CATEGORIES), ("category_month_demand",)),
     (len(AGE_BANDS), ("audience_age_shares",)),
     (len(GOALS), ("goal_mix",)),
     (
@@ -470,7 +517,13 @@ _POSITIVE_FIELDS: tuple[str, ...] = (
 #: Tuple fields whose every value must be positive.
 _POSITIVE_TUPLE_FIELDS: tuple[str, ...] = (
     "price_at_10k", "reach_rate_at_10k", "engagement_at_10k_2019", "engagement_at_10k_2025",
+    "booking_month_premium",
 )  # fmt: skip
+
+
+def _plain(value: Any) -> Any:
+    """Tuples (nested ones too) as lists."""
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:

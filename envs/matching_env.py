@@ -1,4 +1,5 @@
-"""``influmatch/InfluencerMatching-v0``: one brand's influencer campaign as a gymnasium environment."""
+"""``influmatch/InfluencerMatching-v1`` (and ``-v0``): one brand's influencer campaign as a gymnasium
+environment."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from envs.campaigns import Campaign, month_of_week, sample_campaign
 from envs.observation import observation_specs
 from envs.outcomes import (
     AWARENESS,
+    CONVERSION,
     ENGAGEMENT,
     SPONSORED_POST_LOAD,
     FitFreeRates,
@@ -51,6 +53,11 @@ _EXPECTED_KEYS = (
 
 #: Days per environment step.
 DAYS_PER_STEP = 7
+
+#: The market's dynamics: ``"v0"`` (InfluencerMatching-v0, the calendar of month effects only) and
+#: ``"v1"`` (InfluencerMatching-v1: brand-category demand by month, creators booking up ahead of the
+#: holidays, sponsored loads recovering over the weeks).
+DYNAMICS: tuple[str, ...] = ("v0", "v1")
 
 
 #: Ranked candidates kept per segment and offer level (cut again from the ranked list when used up).
@@ -153,9 +160,23 @@ class InfluencerMatchingEnv(gym.Env):
     model); a hired influencer's sponsored load rises by 1, halving every 14 days
     (``load_half_life_days``), and its followers fall by 0.19 % (``reputation_burn``). These updates are
     :func:`envs.outcomes.load_decay_factor`, :data:`envs.outcomes.SPONSORED_POST_LOAD` and
-    :func:`envs.outcomes.burn_followers`. The background sponsored load of other influencers is
+    :func:`envs.outcomes.burn_followers`. Under v0 the background sponsored load of other influencers is
     stationary. With ``persistent_market=True`` loads and followers carry over from one campaign to the
     next.
+
+    The calendar of v1 (``dynamics="v1"``, registered as ``InfluencerMatching-v1``), which makes the
+    time of a hire matter:
+
+    * demand for the brand's category by month (``category_month_demand``) multiplies conversions and
+      the value of reach and engagement: fitness peaks in January, travel in the first half of the
+      year, beauty, fashion, family, gaming and tech in November and December;
+    * creators book up ahead of the holidays (``booking_month_shift``, ``booking_month_premium``):
+      refusals and prices rise from September, not only in the peak, and January is slack;
+    * a candidate's sponsored load recovers towards the pool's mean with ``load_half_life_days``
+      (``load_recovers``), so acceptance and engagement improve for a fatigued candidate who is left
+      alone for a few weeks;
+    * optionally, a deadline (``deadline_week``): a post from that week on is worth
+      ``deadline_decay ** (week - deadline_week + 1)`` of its value, for every goal.
 
     ## Action Space
 
@@ -198,9 +219,11 @@ class InfluencerMatchingEnv(gym.Env):
 
     ## Arguments
 
-    ``gymnasium.make("influmatch/InfluencerMatching-v0", n_influencers=10_000, n_segments=8,
+    ``gymnasium.make("influmatch/InfluencerMatching-v1", n_influencers=10_000, n_segments=8,
     offer_levels=(0.8, 1.0, 1.25), campaign_weeks=26, population_mode="marketplace", pool=None,
-    calibration=None, churn_rate=0.002, market_seed=0, persistent_market=False, render_mode=None)``
+    calibration=None, churn_rate=0.002, market_seed=0, persistent_market=False, dynamics="v0",
+    deadline_week=None, deadline_decay=0.8, render_mode=None)`` (the class's ``dynamics`` default is
+    ``"v0"``, so an earlier ``InfluencerMatchingEnv(...)`` stays v0; the ``-v1`` id passes ``"v1"``)
 
     * ``pool``: an :class:`~envs.population.InfluencerPool` or the path of an influencer CSV (then
       ``n_influencers`` and ``population_mode`` are ignored).
@@ -208,6 +231,9 @@ class InfluencerMatchingEnv(gym.Env):
     * ``churn_rate``: weekly share of influencers who leave the pool (as many newcomers join).
     * ``market_seed``: seeds the pool generation and the segmentation (the campaign randomness comes
       from ``reset(seed=...)``).
+    * ``dynamics``: ``"v0"`` or ``"v1"`` (the calendar above).
+    * ``deadline_week``, ``deadline_decay``: the campaign's optional deadline (week index, from 0) and
+      the weekly factor its posts lose from then on.
 
     ## Info
 
@@ -217,7 +243,10 @@ class InfluencerMatchingEnv(gym.Env):
 
     ## Version History
 
-    * v0: initial version.
+    * v1: the calendar of a real campaign: brand-category demand by month, creators booking up ahead
+      of the holidays, sponsored loads recovering with time, an optional deadline. The default of
+      every command and config. Observation, actions, rewards and info keep v0's layout.
+    * v0: initial version. Still registered; reproduces earlier results byte for byte.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -234,9 +263,22 @@ class InfluencerMatchingEnv(gym.Env):
         churn_rate: float = 0.002,
         market_seed: int = 0,
         persistent_market: bool = False,
+        dynamics: str = "v0",
+        deadline_week: int | None = None,
+        deadline_decay: float = 0.8,
         render_mode: str | None = None,
     ) -> None:
         _check_int("n_influencers", n_influencers, 2)
+        if dynamics not in DYNAMICS:
+            raise ValueError(f"dynamics: expected one of {list(DYNAMICS)}, got {dynamics!r}")
+        if deadline_week is not None:
+            _check_int("deadline_week", deadline_week, 0)
+        if (
+            isinstance(deadline_decay, bool)
+            or not isinstance(deadline_decay, (int, float))
+            or not 0 <= deadline_decay <= 1
+        ):
+            raise ValueError(f"deadline_decay: expected a weekly factor in [0, 1], got {deadline_decay!r}")
         _check_int("n_segments", n_segments, 1)
         _check_int("campaign_weeks", campaign_weeks, 1)
         _check_int("market_seed", market_seed, 0)
@@ -268,6 +310,9 @@ class InfluencerMatchingEnv(gym.Env):
         self.campaign_weeks = int(campaign_weeks)
         self.churn_rate = float(churn_rate)
         self.persistent_market = bool(persistent_market)
+        self.dynamics = dynamics
+        self.deadline_week = None if deadline_week is None else int(deadline_week)
+        self.deadline_decay = float(deadline_decay)
         self.render_mode = render_mode
         self._market = self._build_market(pool, int(n_influencers), population_mode, int(market_seed))
 
@@ -293,6 +338,15 @@ class InfluencerMatchingEnv(gym.Env):
         self._log_levels = np.log(self.offer_levels)
         self._month_shift = np.asarray(cal.acceptance_month_shift, dtype=float)
         self._premium = np.asarray(cal.price_month_premium, dtype=float)
+        v1 = dynamics == "v1"
+        if v1:  # creators book up ahead of the holidays (Calibration.booking_month_*)
+            self._month_shift = self._month_shift + np.asarray(cal.booking_month_shift, dtype=float)
+            self._premium = self._premium * np.asarray(cal.booking_month_premium, dtype=float)
+        # The calendar of v1 (all neutral in v0): demand by brand category and month, the pool's mean
+        # load that loads recover towards, and the share of excess load left after each week.
+        self._demand = np.asarray(cal.category_month_demand, dtype=float) if v1 else np.ones((12, 12))
+        self._load_recovers = v1 and cal.load_recovers
+        self._load_mean = float(self._market.pool.sponsored_load[: self._market.n_incumbents].mean())
         self._load_decay = load_decay_factor(DAYS_PER_STEP, cal)
         self._action_segment = np.repeat(np.arange(S), K)
         self._action_level = np.tile(np.arange(K), S)
@@ -524,10 +578,11 @@ class InfluencerMatchingEnv(gym.Env):
         acts = np.flatnonzero(flat >= 0)
         index, level = flat[acts], self._action_level[acts]
         month = st.month_list[st.week]
+        load = self.sponsored_load_now(index)
         logit = (
             cal.acceptance_intercept
             + cal.acceptance_category_slope * (st.category_share[index] - cal.acceptance_category_pivot)
-            + cal.acceptance_load_slope * st.load[index]
+            + cal.acceptance_load_slope * load
             + cal.acceptance_offer_slope * self._log_levels[level]
             + self._month_shift[month]
         )
@@ -535,14 +590,37 @@ class InfluencerMatchingEnv(gym.Env):
         overlap = self._overlap(st, index, self._action_segment[acts]) if len(acts) else 1.0
         rates = FitFreeRates(*st.rates[:, index]).with_fit(st.fit[index], cal)
         reach, engagements, clicks, conversions = expected_counts(rates, month, overlap, cal)
+        demand = self._demand[int(campaign.category), month]
+        engagements = engagements * np.exp(-cal.engagement_fatigue * (load - st.load[index]))
+        conversions = conversions * demand
         revenue = conversions * campaign.order_value
         value = brand_value(campaign.goal, self._platform[index], reach, engagements, revenue,
                             campaign.value_per_engagement, campaign.value_per_1k_reach, cal)  # fmt: skip
+        if campaign.goal != CONVERSION:
+            value = value * demand
+        value = value * self.value_factor(st.week)
         cost = self.offer_levels[level] * self._price[index] * self._premium[month]
         terms = {"accept_probability": p, "reach": reach, "engagements": engagements, "clicks": clicks,
                  "conversions": conversions, "revenue": revenue, "value": value, "cost": cost,
                  "reward": p * (value - cost) / 1000.0}  # fmt: skip
         return acts, terms
+
+    def value_factor(self, week: int) -> float:
+        """What the brand's deadline leaves of a post's value in ``week``: ``deadline_decay ** (week -
+        deadline_week + 1)`` from the deadline on, 1 before it (and always without a deadline)."""
+        if self.deadline_week is None or week < self.deadline_week:
+            return 1.0
+        return self.deadline_decay ** (week - self.deadline_week + 1)
+
+    def sponsored_load_now(self, index: np.ndarray | int) -> np.ndarray:
+        """Sponsored load of influencers ``index`` this week: the campaign start's, or under v1 that load
+        recovered towards the pool's mean for the weeks gone by (hires excluded: they leave the pool of
+        candidates)."""
+        st = self._require_state()
+        load = st.load[index]
+        if not self._load_recovers:
+            return np.asarray(load, dtype=float)
+        return self._load_mean + (load - self._load_mean) * self._load_decay**st.week
 
     def candidate_features(self) -> dict[str, np.ndarray]:
         """Observable facts about each action's candidate (NaN for waiting and invalid actions).
@@ -718,6 +796,11 @@ class InfluencerMatchingEnv(gym.Env):
         multiplies the load our hires added first (see :func:`envs._kernels.week_view`)."""
         week, weeks = st.week, self.campaign_weeks
         shown = min(week, weeks - 1)  # the week the observation describes
+        consts, k = st.consts, _kernels
+        consts[k.C_DEMAND] = self._demand[int(st.campaign.category), st.month_list[week]]
+        consts[k.C_VALUE_FACTOR] = self.value_factor(week)
+        if self._load_recovers:
+            consts[k.C_LOAD_RECOVERY] = self._load_decay**week
         args = (
             choose, week, st.month_list[week], st.month_list[shown], st.budget_left, (weeks - week) / weeks,
             len(st.hired_index), load_decay, st.load_sum[shown], st.load_count[shown],
@@ -755,6 +838,9 @@ class InfluencerMatchingEnv(gym.Env):
         consts[k.C_VALUE_PER_1K_REACH] = float(campaign.value_per_1k_reach)
         consts[k.C_ORDER_VALUE] = float(campaign.order_value)
         consts[k.C_BUDGET] = float(campaign.budget)
+        consts[k.C_DEMAND] = consts[k.C_VALUE_FACTOR] = consts[k.C_LOAD_RECOVERY] = 1.0
+        consts[k.C_LOAD_MEAN] = self._load_mean
+        consts[k.C_FATIGUE] = cal.engagement_fatigue
         return consts
 
     def _offer(self, st: _State, s: int, k: int, i: int) -> dict:
@@ -786,6 +872,9 @@ class InfluencerMatchingEnv(gym.Env):
             value = engagements * float(campaign.value_per_engagement)
         else:
             value = revenue
+        if goal != CONVERSION:  # v1 demand (in the conversions already); 1 in v0
+            value *= float(st.consts[_kernels.C_DEMAND])
+        value *= float(st.consts[_kernels.C_VALUE_FACTOR])
         if accepted:
             st.budget_left = max(st.budget_left - cost, 0.0)
             st.spent += cost

@@ -29,8 +29,10 @@ is not trained on). SB3 agents, CQI and the bandit are evaluated from an SB3 cal
 policies (random, oracle, heuristics, fixed segments) play ``timesteps`` steps in a simple loop for the
 learning curve, and are evaluated once (they do not change, so every evaluation row is the same).
 
-The folder is written under a temporary sibling name (``.<name>.<random>.partial``) and renamed into
-place at the end, so an interrupted or failed run leaves nothing under the final name.
+The folder is written under a temporary sibling name (``.<name>.<pid>.<random>.partial``) and renamed
+into place at the end, so an interrupted or failed run leaves nothing under the final name; what a
+killed run left behind is removed by the next run into the same folder
+(:func:`experiments.files.remove_stale`).
 """
 
 from __future__ import annotations
@@ -40,10 +42,8 @@ import dataclasses
 import importlib.metadata
 import json
 import logging
-import os
 import platform
 import shutil
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -62,7 +62,7 @@ from agents import (
     model_filename,
 )
 from experiments.evaluation import EvaluationResult, Evaluator
-from experiments.files import write_json, write_text_atomic
+from experiments.files import remove_stale, replace_dir, temp_sibling, write_json, write_text_atomic
 from experiments.options import check_env_options
 
 __all__ = [
@@ -72,6 +72,7 @@ __all__ = [
     "library_versions",
     "load_run",
     "make_env",
+    "check_specs",
     "run",
     "run_seeds",
 ]
@@ -208,13 +209,47 @@ def run_seeds(spec: RunSpec) -> dict[str, int]:
     }
 
 
+#: The dynamics of a run whose spec does not name them: new runs get v1 (the default of every command);
+#: a run folder written before v1 existed has no ``dynamics`` in its spec and was v0 (:func:`load_run`).
+DEFAULT_DYNAMICS = "v1"
+
+
 def env_options(spec: RunSpec) -> dict[str, Any]:
-    """The environment options of a run: the spec's, with the run's ``market_seed`` filled in."""
-    return {**spec.env, "market_seed": run_seeds(spec)["market_seed"]}
+    """The environment options of a run: the spec's, with the run's ``market_seed`` and the
+    ``dynamics`` (:data:`DEFAULT_DYNAMICS` unless the spec sets them) filled in, so a run folder
+    says which market it ran on."""
+    return {"dynamics": DEFAULT_DYNAMICS, **spec.env, "market_seed": run_seeds(spec)["market_seed"]}
+
+
+def check_specs(specs: Sequence[RunSpec], source: str = "config") -> None:
+    """Build the environment and the agent of every spec (without training), so that a bad environment
+    value or hyperparameter is refused before anything is written; ``ValueError`` naming ``source``
+    and the agent. Specs differing only in their seed share one check."""
+    envs: dict[str, gym.Env] = {}
+    checked: set[str] = set()
+    try:
+        for spec in specs:
+            env_key = json.dumps(dict(spec.env), sort_keys=True)
+            if env_key not in envs:
+                try:
+                    envs[env_key] = make_env(spec)
+                except ValueError as err:
+                    raise ValueError(f"{source}: env: {err}") from None
+            agent_key = json.dumps([spec.agent, dict(spec.hyperparameters), env_key], sort_keys=True)
+            if agent_key in checked:
+                continue
+            try:
+                make_agent(spec.agent, envs[env_key], seed=0, **spec.hyperparameters)
+            except ValueError as err:
+                raise ValueError(f"{source}: agents.{spec.agent}: {err}") from None
+            checked.add(agent_key)
+    finally:
+        for env in envs.values():
+            env.close()
 
 
 def make_env(spec: RunSpec) -> gym.Env:
-    """The run's environment, ``gymnasium.make("influmatch/InfluencerMatching-v0", **env_options)``."""
+    """The run's environment, ``gymnasium.make("influmatch/InfluencerMatching-v1", **env_options)``."""
     import envs
 
     return gym.make(envs.ENV_ID, **env_options(spec))
@@ -420,10 +455,8 @@ def run(spec: RunSpec, out_dir: str | Path, progress_bar: bool = False, overwrit
     agent = make_agent(spec.agent, train_env, seed=seeds["agent_seed"], **spec.hyperparameters)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
+    remove_stale(out_dir.parent, out_dir.name)  # what a killed run into this folder left behind
+    tmp = temp_sibling(out_dir, ".partial", directory=True)
     try:
         summary = _train_and_write(spec, agent, train_env, evaluator, seeds, tmp, progress_bar)
         summary["total_seconds"] = round(time.perf_counter() - total_start, 3)
@@ -438,14 +471,7 @@ def run(spec: RunSpec, out_dir: str | Path, progress_bar: bool = False, overwrit
 
 
 def _move_into_place(tmp: Path, out_dir: Path) -> None:
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
-        old.rmdir()
-        out_dir.rename(old)
-        tmp.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out_dir)
+    replace_dir(tmp, out_dir)
 
 
 def _train_and_write(
@@ -531,7 +557,11 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
         raise ValueError(f"{run_dir}: unsupported run folder version {config.get('version')!r}")
     if not (run_dir / config["model_file"]).is_file():
         raise ValueError(f"{run_dir}: not a run folder (no {config['model_file']})")
-    spec = RunSpec.from_dict(config["spec"], source=str(run_dir / "config.json"))
+    spec_values = dict(config["spec"])
+    if isinstance(spec_values.get("env"), dict) and "dynamics" not in config.get("env_options", {}):
+        # Written before InfluencerMatching-v1: the run was played on v0.
+        spec_values["env"] = {**spec_values["env"], "dynamics": "v0"}
+    spec = RunSpec.from_dict(spec_values, source=str(run_dir / "config.json"))
     return {"spec": spec, "config": config, "summary": summary}
 
 
