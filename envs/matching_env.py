@@ -51,6 +51,12 @@ _EXPECTED_KEYS = (
     "cost",
 )
 
+#: Fields of the campaign state that a week changes (what :meth:`InfluencerMatchingEnv.fork` copies).
+_WEEKLY_ARRAYS = (
+    "consts", "hired", "prefix", "complete", "candidate", "terms", "expected", "mask", "hires",
+    "hired_array", "hired_segment", "hired_load", "observation",
+)  # fmt: skip
+
 #: Days per environment step.
 DAYS_PER_STEP = 7
 
@@ -736,6 +742,26 @@ class InfluencerMatchingEnv(gym.Env):
         memo[id(self)] = clone
         clone._state = copy.deepcopy(self._state, memo)
         clone._np_random = copy.deepcopy(self._np_random, memo)
+        return clone
+
+    def fork(self, rng: np.random.Generator | None = None) -> InfluencerMatchingEnv:
+        """A cheap independent copy of the current campaign, for planning by rollouts.
+
+        The market and everything a campaign fixes at its reset (fit, value per dollar, churn, rankings,
+        rates) are shared, read-only; only what a week changes is copied (hires, candidates, terms,
+        budget, and the followers and loads of a persistent market). The copy draws from ``rng`` (a copy
+        of this env's generator when ``None``). Stepping it never touches this env; resetting it starts
+        a new campaign on the shared market as usual."""
+        st = self._require_state()
+        clone = copy.copy(self)
+        state = copy.copy(st)
+        for name in _WEEKLY_ARRAYS:
+            setattr(state, name, getattr(st, name).copy())
+        state.hired_index = list(st.hired_index)
+        if st.followers is not None and st.extra_load is not None:
+            state.followers, state.extra_load = st.followers.copy(), st.extra_load.copy()
+        clone._state = state
+        clone._np_random = copy.deepcopy(self._np_random) if rng is None else rng
         return clone
 
     # ------------------------------------------------------------------------------ internals

@@ -30,7 +30,9 @@ def v0():
 
 def _campaign(category: str, month: int, goal: int = 2, seed: int = 4):
     base = sample_campaign(np.random.default_rng(seed))
-    return dataclasses.replace(base, category=CATEGORIES.index(category), goal=goal, budget=1e6, start_month=month)
+    return dataclasses.replace(
+        base, category=CATEGORIES.index(category), goal=goal, budget=1e6, start_month=month
+    )
 
 
 def _outcomes(env, campaign):
@@ -50,7 +52,9 @@ def test_v0_rollouts_are_unchanged_byte_for_byte():
     digest, rng = hashlib.sha256(), np.random.default_rng(0)
     obs, info = env.reset(seed=0)
     for _ in range(3_000):
-        obs, reward, terminated, truncated, info = env.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
+        obs, reward, terminated, truncated, info = env.step(
+            int(rng.choice(np.flatnonzero(info["action_mask"])))
+        )
         digest.update(obs.tobytes())
         digest.update(np.float64(reward).tobytes())
         digest.update(info["expected_rewards"].tobytes())
@@ -148,7 +152,9 @@ def test_the_deadline_decays_value_from_its_week():
     after = e.expected_outcomes()
     ok = (before["cost"] > 0) & (after["cost"] > 0)
     assert ok.any()
-    assert np.all(after["value"][ok] / after["conversions"][ok] < before["value"][ok] / before["conversions"][ok])
+    assert np.all(
+        after["value"][ok] / after["conversions"][ok] < before["value"][ok] / before["conversions"][ok]
+    )
     with pytest.raises(ValueError, match="deadline_decay"):
         InfluencerMatchingEnv(**SMALL, deadline_decay=1.5)
     with pytest.raises(ValueError, match="dynamics"):
@@ -184,3 +190,27 @@ def test_sampled_value_follows_the_calendar():
             )
             return
     pytest.fail("no offer accepted in 40 campaigns")
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_fork_plays_like_a_deep_copy_and_leaves_the_original_alone(persistent):
+    import copy
+
+    e = InfluencerMatchingEnv(**SMALL, dynamics="v1", churn_rate=0.01, persistent_market=persistent)
+    e.reset(seed=1)
+    for _ in range(3):
+        e.step(int(np.flatnonzero(e.action_masks())[-2]))
+    before = (e.budget_left, e.week, e.expected_rewards(), e.action_masks(), list(e.hired_ids()))
+    fork, twin = e.fork(np.random.default_rng(9)), copy.deepcopy(e)
+    twin.np_random = np.random.default_rng(9)
+    rng = np.random.default_rng(2)
+    for _ in range(30):
+        action = int(rng.choice(np.flatnonzero(fork.action_masks())))
+        a, b = fork.step(action), twin.step(action)
+        assert np.array_equal(a[0], b[0]) and a[1:4] == b[1:4]
+        assert np.array_equal(a[4]["expected_rewards"], b[4]["expected_rewards"])
+        if a[2] or a[3]:
+            break
+    after = (e.budget_left, e.week, e.expected_rewards(), e.action_masks(), list(e.hired_ids()))
+    assert before[:2] == after[:2] and before[4] == after[4]
+    assert np.array_equal(before[2], after[2]) and np.array_equal(before[3], after[3])
