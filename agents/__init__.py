@@ -8,13 +8,16 @@ deterministic=False) -> (actions, None)``, ``save(path)`` and ``load(path, env=N
 
 Modules: :mod:`agents.base` (the protocol and the one learn loop), :mod:`agents.cqi` (CQI),
 :mod:`agents.bandit` (the logistic bandit), :mod:`agents.heuristics` (a marketer's rules),
-:mod:`agents.references` (the random and myopic-oracle references), :mod:`agents.sb3` (PPO, A2C, DQN,
-MaskablePPO) and :mod:`agents.registry` (every agent by name).
+:mod:`agents.references` (the random and myopic-oracle references), :mod:`agents.planning` (the
+planning oracle, the ceiling scores are also reported against), :mod:`agents.distill` (trees distilled
+from a teacher, VIPER), :mod:`agents.sb3` (PPO, A2C, DQN, MaskablePPO) and :mod:`agents.registry`
+(every agent by name).
 """
 
 from agents.bandit import LogisticBandit
 from agents.base import Agent, BaseAgent
 from agents.cqi import CQI
+from agents.distill import DistilledTree
 from agents.heuristics import (
     BestFitPolicy,
     BestValuePerDollarPolicy,
@@ -23,6 +26,7 @@ from agents.heuristics import (
     FixedSegmentPolicy,
     HeuristicPolicy,
 )
+from agents.planning import PlanningOracle
 from agents.references import EnvStatePolicy, MyopicOracle, RandomPolicy
 from agents.registry import (
     AGENT_NAMES,
@@ -50,11 +54,13 @@ __all__ = [
     "BestValuePerDollarPolicy",
     "BiggestReachPolicy",
     "CheapestPerFollowerPolicy",
+    "DistilledTree",
     "EnvStatePolicy",
     "FixedSegmentPolicy",
     "HeuristicPolicy",
     "LogisticBandit",
     "MyopicOracle",
+    "PlanningOracle",
     "RandomPolicy",
     "SB3Agent",
     "agent_class",

@@ -8,6 +8,8 @@ campaign (the budget it spends, the candidates it uses up, the months it waits f
     Q(a) = E[reward of a now] + max over d in wait_horizons of  E[return of "wait d weeks, then act
            myopically" from the state a leads to]
 
+where the delays d are, by default, 0 and the weeks to the start of each coming calendar month.
+
 The first term is exact (``expected_rewards()``); the continuation is a Monte-Carlo mean over
 ``n_rollouts`` sampled futures, run on copies of the environment (the hidden market is shared, only the
 campaign's state is copied). Rollout ``r`` of every action and every horizon uses the same random
@@ -79,8 +81,8 @@ def action_returns(
     *,
     allow_wait: bool = True,
     n_rollouts: int = 4,
-    n_candidates: int = 4,
-    wait_horizons: Sequence[int] = (0, 1, 3, 7),
+    n_candidates: int = 2,
+    wait_horizons: Sequence[int] | str = "months",
     seed: int = 0,
 ) -> dict[int, np.ndarray]:
     """Sampled planned values of every action the planner considers in ``env``'s current state.
@@ -95,7 +97,7 @@ def action_returns(
     actions = [int(a) for a in order]
     if allow_wait or not actions:
         actions.append(int(env.wait_action))
-    horizons = tuple(wait_horizons) if allow_wait else (0,)
+    horizons = _horizons(env, wait_horizons) if allow_wait else (0,)
     out: dict[int, np.ndarray] = {}
     for action in actions:
         returns = np.empty((len(horizons), n_rollouts))
@@ -108,6 +110,21 @@ def action_returns(
         best = int(np.argmax(returns.mean(axis=1)))
         out[action] = float(expected[action]) + returns[best]
     return out
+
+
+def month_horizons(env: Any, n_months: int = 6) -> tuple[int, ...]:
+    """0 and the delays, in weeks, to the first week of each of the next ``n_months`` calendar months
+    that start before the campaign ends: "wait until the month changes" is what timing a hire means."""
+    from envs.campaigns import month_of_week
+
+    week, weeks = int(env.week), int(env.campaign_weeks)
+    months = month_of_week(int(env.campaign.start_month), np.arange(week, weeks))
+    starts = np.flatnonzero(np.diff(months) != 0) + 1
+    return (0, *(int(d) for d in starts[:n_months]))
+
+
+def _horizons(env: Any, wait_horizons: Sequence[int] | str) -> tuple[int, ...]:
+    return month_horizons(env) if isinstance(wait_horizons, str) else tuple(wait_horizons)
 
 
 def action_values(env: Any, **kwargs: Any) -> dict[int, tuple[float, float]]:
@@ -162,10 +179,11 @@ class PlanningOracle(EnvStatePolicy):
         Sampled futures per action and horizon (the rollout budget, with ``n_candidates`` and
         ``wait_horizons``: about ``(n_candidates + 1) * len(wait_horizons) * n_rollouts`` rollouts per
         decision).
-    n_candidates : int, default 4
+    n_candidates : int, default 2
         Hire actions valued per decision (the best by expected reward).
-    wait_horizons : sequence of int, default (0, 1, 3, 7)
-        Delays, in weeks, of the continuation policies ("wait d weeks, then act myopically").
+    wait_horizons : "months" or sequence of int, default "months"
+        Delays, in weeks, of the continuation policies ("wait d weeks, then act myopically"); "months":
+        0 and the delays to the start of each of the next six calendar months (:func:`month_horizons`).
     min_advantage_z : float, default 1.0
         It departs from the myopic choice only when the best action's paired advantage exceeds this
         many standard errors (see :func:`planned_action`).
@@ -179,8 +197,8 @@ class PlanningOracle(EnvStatePolicy):
         *,
         allow_wait: bool = True,
         n_rollouts: int = 4,
-        n_candidates: int = 4,
-        wait_horizons: Sequence[int] = (0, 1, 3, 7),
+        n_candidates: int = 2,
+        wait_horizons: Sequence[int] | str = "months",
         min_advantage_z: float = 1.0,
         seed: int | None = None,
     ) -> None:
@@ -197,17 +215,25 @@ class PlanningOracle(EnvStatePolicy):
         self.allow_wait = allow_wait
         self.n_rollouts = _check_count("n_rollouts", n_rollouts, 1)
         self.n_candidates = _check_count("n_candidates", n_candidates, 1)
-        horizons = list(wait_horizons) if isinstance(wait_horizons, (list, tuple)) else None
-        if not horizons:
-            raise ValueError(f"wait_horizons: expected a non-empty list of weeks >= 0, got {wait_horizons!r}")
-        self.wait_horizons = tuple(_check_count("wait_horizons", h, 0) for h in horizons)
+        self.wait_horizons: tuple[int, ...] | str
+        if wait_horizons == "months":
+            self.wait_horizons = "months"
+        else:
+            horizons = list(wait_horizons) if isinstance(wait_horizons, (list, tuple)) else None
+            if not horizons:
+                raise ValueError(
+                    f"wait_horizons: expected 'months' or a non-empty list of weeks >= 0, got {wait_horizons!r}"
+                )
+            self.wait_horizons = tuple(_check_count("wait_horizons", h, 0) for h in horizons)
 
     def get_params(self) -> dict[str, Any]:
         return {
             "allow_wait": self.allow_wait,
             "n_rollouts": self.n_rollouts,
             "n_candidates": self.n_candidates,
-            "wait_horizons": list(self.wait_horizons),
+            "wait_horizons": self.wait_horizons
+            if isinstance(self.wait_horizons, str)
+            else list(self.wait_horizons),
             "min_advantage_z": self.min_advantage_z,
             "seed": self.seed,
         }

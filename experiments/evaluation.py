@@ -12,6 +12,14 @@ deterministic and meets the same campaigns) and any random policy scores 0: a ``
 learned state, so it is evaluated as the random reference itself, with action draws seeded by the
 evaluation seed (its own seed drives only its training-time draws).
 
+Score against the ceiling: ``score_vs_planner = (mean return - random) / (planner - random)``, where
+*planner* is :class:`~agents.PlanningOracle` (it reads hidden truth and plans by rollouts: the best
+policy found, a reference, never deployable) on the same campaigns. The myopic oracle is not a ceiling
+(a planner beats it by pacing the budget and timing hires), so this scale says how much of the way from
+random to the best known policy a policy goes. Its standard error treats the campaigns as the sample
+(paired differences, delta method). The planner's returns are computed once per evaluator and shared,
+within a process, by evaluators of the same environment options and campaigns.
+
 Learned agents act deterministically (``deterministic=True``). Agents whose ``predict`` accepts
 ``action_masks`` (MaskablePPO, the bandit) get the environment's mask; policies that read the
 environment's state (``reads_env_state``) are rebound to the evaluation copy with ``with_env``.
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,10 +37,21 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents import MyopicOracle, RandomPolicy
+from agents import MyopicOracle, PlanningOracle, RandomPolicy
 from agents.base import accepts_action_masks
 
-__all__ = ["EvaluationResult", "Evaluator", "episode_seeds", "normalized_score", "play_episodes"]
+__all__ = [
+    "EvaluationResult",
+    "Evaluator",
+    "episode_seeds",
+    "normalized_score",
+    "play_episodes",
+    "ratio_score",
+]
+
+#: Planner returns by (environment options, campaign seeds), shared by the evaluators of one process
+#: (the runs of a sweep worker meet the same evaluation campaigns seed by seed).
+_PLANNER_RETURNS: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
 
 
 def _seed_int(seed_sequence: np.random.SeedSequence) -> int:
@@ -57,6 +77,24 @@ def normalized_score(mean_return: float, random_return: float, oracle_return: fl
     return float((mean_return - random_return) / span)
 
 
+def ratio_score(
+    returns: np.ndarray, random_returns: np.ndarray, top_returns: np.ndarray
+) -> tuple[float, float]:
+    """``mean(returns - random) / mean(top - random)`` over paired campaigns, and its standard error
+    (delta method on the paired differences); NaNs when ``top`` does not beat random."""
+    a = np.asarray(returns, float) - random_returns
+    b = np.asarray(top_returns, float) - random_returns
+    n, b_mean = len(a), float(b.mean())
+    if not b_mean > 1e-12:
+        return math.nan, math.nan
+    ratio = float(a.mean()) / b_mean
+    if n < 2:
+        return ratio, math.nan
+    cov = np.cov(a, b, ddof=1)
+    var = (cov[0, 0] - 2 * ratio * cov[0, 1] + ratio**2 * cov[1, 1]) / (n * b_mean**2)
+    return ratio, float(math.sqrt(max(var, 0.0)))
+
+
 @dataclasses.dataclass(frozen=True)
 class EvaluationResult:
     """One agent's returns on the evaluation campaigns (thousands of USD per campaign).
@@ -73,6 +111,9 @@ class EvaluationResult:
     normalized_score: float
     random_return: float
     oracle_return: float
+    planner_return: float = math.nan
+    score_vs_planner: float = math.nan
+    score_vs_planner_se: float = math.nan
 
     @property
     def n_episodes(self) -> int:
@@ -104,6 +145,9 @@ class EvaluationResult:
             "normalized_score": self.normalized_score,
             "random_return": self.random_return,
             "oracle_return": self.oracle_return,
+            "planner_return": self.planner_return,
+            "score_vs_planner": self.score_vs_planner,
+            "score_vs_planner_se": self.score_vs_planner_se,
             "eval_episodes": self.n_episodes,
         }
         if include_returns:
@@ -153,7 +197,7 @@ class Evaluator:
         Campaigns per evaluation.
     """
 
-    def __init__(self, env: gym.Env, seed: int, n_episodes: int) -> None:
+    def __init__(self, env: gym.Env, seed: int, n_episodes: int, *, planner: bool = True) -> None:
         if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 1:
             raise ValueError(f"eval_episodes: expected a whole number >= 1, got {n_episodes!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -163,6 +207,11 @@ class Evaluator:
         self.seeds = episode_seeds(self.seed, self.n_episodes)
         self._template = copy.deepcopy(env.unwrapped)
         self._references: tuple[np.ndarray, np.ndarray] | None = None
+        self.planner = bool(planner)
+        spec = getattr(env, "spec", None)
+        options = json.dumps(spec.kwargs, sort_keys=True, default=repr) if spec is not None else None
+        self._planner_key = None if options is None else (options, tuple(self.seeds))
+        self._planner: np.ndarray | None = None
 
     def new_env(self) -> gym.Env:
         """A fresh copy of the evaluation environment (shares the fixed market, not the state)."""
@@ -179,8 +228,25 @@ class Evaluator:
             self._references = (random_returns, oracle_returns)
         return self._references
 
+    def planner_returns(self) -> np.ndarray | None:
+        """Per-campaign returns of the planning oracle (computed once; None when ``planner=False``)."""
+        if not self.planner:
+            return None
+        if self._planner is None:
+            cached = _PLANNER_RETURNS.get(self._planner_key) if self._planner_key else None
+            if cached is None:
+                env = self.new_env()
+                cached = play_episodes(
+                    PlanningOracle(env, seed=_random_reference_seed(self.seed)), env, self.seeds
+                )
+                if self._planner_key:
+                    _PLANNER_RETURNS[self._planner_key] = cached
+            self._planner = cached
+        return self._planner
+
     def evaluate(self, agent: Any, deterministic: bool = True) -> EvaluationResult:
-        """``agent``'s returns on the evaluation campaigns and its normalised score."""
+        """``agent``'s returns on the evaluation campaigns, its normalised score and its score against
+        the planning oracle."""
         random_returns, oracle_returns = self.reference_returns()
         if isinstance(agent, RandomPolicy):
             returns = random_returns
@@ -189,6 +255,13 @@ class Evaluator:
             if getattr(agent, "reads_env_state", False):
                 agent = agent.with_env(env)
             returns = play_episodes(agent, env, self.seeds, deterministic=deterministic)
-        return EvaluationResult.from_returns(
+        result = EvaluationResult.from_returns(
             returns, float(random_returns.mean()), float(oracle_returns.mean())
+        )
+        planner = self.planner_returns()
+        if planner is None:
+            return result
+        score, se = ratio_score(np.asarray(returns), random_returns, planner)
+        return dataclasses.replace(
+            result, planner_return=float(planner.mean()), score_vs_planner=score, score_vs_planner_se=se
         )
