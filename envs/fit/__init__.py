@@ -8,7 +8,14 @@
 """
 
 from envs.fit.checks import CHECK_COLUMNS, STATISTICS, predictive_checks
-from envs.fit.likelihoods import ESTIMABLE, NOT_ESTIMATED, PARAMETER_COLUMNS, MarketFitError, fit_market
+from envs.fit.likelihoods import (
+    DERIVED,
+    ESTIMABLE,
+    NOT_ESTIMATED,
+    PARAMETER_COLUMNS,
+    MarketFitError,
+    fit_market,
+)
 from envs.fit.offers import (
     OFFER_COLUMN_NAMES,
     OFFER_COLUMNS,
@@ -23,6 +30,7 @@ from envs.fit.simulate import LOGGERS, simulate_offers
 
 __all__ = [
     "CHECK_COLUMNS",
+    "DERIVED",
     "ESTIMABLE",
     "LOGGERS",
     "NOT_ESTIMATED",

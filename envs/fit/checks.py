@@ -10,11 +10,13 @@ checked apart and the overlap factors stay those of the logged hires).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
 from envs.calibration import Calibration
-from envs.fit.offers import validate_offers
+from envs.fit.offers import calendar_terms, validate_offers
 from envs.fit.result import MarketFit
 from envs.outcomes import acceptance_probability, fit_free_rates, offer_cost, sample_counts
 from envs.population import InfluencerPool, quality_given_price
@@ -81,7 +83,7 @@ def predictive_checks(
     accepted = off["accepted"].to_numpy() == 1
     logged = _statistics(off["accepted"].to_numpy(float), _outcomes_of(off, accepted), accepted, groups)
     calibrations = fit.draw_calibrations(n_sims, rng) if parameter_uncertainty else [fit.calibration] * n_sims
-    sims = np.stack([_simulate(off, pool, accepted, cal, rng, groups) for cal in calibrations])
+    sims = np.stack([_simulate(off, pool, accepted, cal, rng, groups, fit.dynamics) for cal in calibrations])
     low, high = np.quantile(sims, [(1 - level) / 2, (1 + level) / 2], axis=0)
     above = (sims >= logged - 1e-9 * np.abs(logged)).mean(axis=0)
     below = (sims <= logged + 1e-9 * np.abs(logged)).mean(axis=0)
@@ -146,8 +148,20 @@ def _simulate(
     cal: Calibration,
     rng: np.random.Generator,
     groups: _Groups,
+    dynamics: str,
 ) -> np.ndarray:
-    """One replay of the logs under ``cal``: the statistics of :func:`_statistics`."""
+    """One replay of the logs under ``cal`` and the ``dynamics``' calendar: the statistics of
+    :func:`_statistics`."""
+    if dynamics != "v0":  # the month-only calendar terms fold into the calibration exactly
+        cal = cal.replace(
+            acceptance_month_shift=tuple(
+                np.add(cal.acceptance_month_shift, cal.booking_month_shift).tolist()
+            ),
+            price_month_premium=tuple(
+                np.multiply(cal.price_month_premium, cal.booking_month_premium).tolist()
+            ),
+        )
+    demand = calendar_terms(off, cal, dynamics).conversion_factor
     index = pd.Index(pool.influencer_id).get_indexer(off["influencer_id"])
     ratio, month = off["offer_ratio"].to_numpy(), off["month"].to_numpy()
     load = off["sponsored_load"].to_numpy(dtype=float)
@@ -158,6 +172,9 @@ def _simulate(
     rates = fit_free_rates(pool.platform[i], pool.followers[i].astype(float), pool.true_engagement_rate[i],
                            pool.fake_share[i], load[a], cal, quality[i])  # fmt: skip
     rates_fit = rates.with_fit(off["fit"].to_numpy()[a], cal)
+    rates_fit = dataclasses.replace(
+        rates_fit, conversions_per_reach=rates_fit.conversions_per_reach * demand[a]
+    )
     reach, engagements, clicks, conversions = sample_counts(
         rates_fit, month[a], off["overlap_factor"].to_numpy()[a], rng, (int(a.sum()),), cal
     )

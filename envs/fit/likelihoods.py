@@ -38,9 +38,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 
 from envs.calibration import MONTHS, PLATFORMS, Calibration
-from envs.fit.offers import OfferObservables, offer_observables, validate_offers
+from envs.fit.offers import (
+    CalendarTerms,
+    OfferObservables,
+    calendar_terms,
+    offer_observables,
+    validate_offers,
+)
 from envs.outcomes import reach_rate
 
 if TYPE_CHECKING:
@@ -195,6 +202,11 @@ def _identifiable(
     return keep, n_obs
 
 
+def _parameter_of(term: str, parameters: Sequence[_Parameter]) -> str:
+    """The reported parameter that coefficient ``term`` is (the term's own name if none)."""
+    return next((p.name for p in parameters if p.needs and p.needs[0] == term), term)
+
+
 def _fit_block(
     name: str,
     family: Any,
@@ -225,8 +237,8 @@ def _fit_block(
         return BlockFit(name, coef, [], np.zeros((0, 0)), n_obs, parameters)
     design = np.column_stack([terms[k].column for k in keep]).astype(float)
     estimated = [terms[k].name for k in keep]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         if family is None:
             kw: dict[str, Any] = (
                 {} if groups is None else {"cov_type": "cluster", "cov_kwds": {"groups": groups}}
@@ -239,18 +251,24 @@ def _fit_block(
             if groups is not None:
                 kwargs = {"cov_type": "cluster", "cov_kwds": {"groups": groups}}
             result = model.fit(start_params=start, maxiter=100, **kwargs)
-            if not result.converged:
-                worst = estimated[int(np.argmax(np.abs(result.params - start)))]
-                raise MarketFitError(
-                    f"{name} likelihood did not converge in 100 iterations (parameter '{worst}' runs away: "
-                    "too little variation in the logs, or perfect separation)"
+            separated = any(issubclass(w.category, PerfectSeparationWarning) for w in caught)
+            if not result.converged or separated:
+                k = int(np.argmax(np.abs(np.asarray(result.params) - start)))
+                worst = _parameter_of(estimated[k], parameters)
+                why = (
+                    "the outcomes are perfectly predicted (separation), so its estimate runs off to "
+                    f"{float(np.asarray(result.params)[k]):.3g}"
+                    if separated
+                    else "no convergence in 100 iterations (too little variation in the logs)"
                 )
+                raise MarketFitError(f"{name} likelihood did not converge: parameter '{worst}': {why}")
     params = np.asarray(result.params, dtype=float)
     cov = np.asarray(result.cov_params(), dtype=float).reshape(len(keep), len(keep))
     bad = ~np.isfinite(np.diag(cov)) | ~np.isfinite(params)
     if bad.any():
         raise MarketFitError(
-            f"{name} likelihood: parameter '{estimated[int(np.flatnonzero(bad)[0])]}' has no finite "
+            f"{name} likelihood: parameter '{_parameter_of(estimated[int(np.flatnonzero(bad)[0])], parameters)}' "
+            "has no finite "
             "estimate or standard error (the logs do not separate it from the others)"
         )
     coef.update(zip(estimated, params.tolist(), strict=True))
@@ -283,6 +301,7 @@ class FitInputs:
     min_obs: int
     held: frozenset[str]
     min_influencers: int
+    calendar: CalendarTerms
 
     def held_terms(self, block: str) -> list[str]:
         """Terms of ``block`` whose parameter the caller fixed."""
@@ -340,7 +359,7 @@ def _acceptance_block(d: FitInputs) -> BlockFit:
         )
     y = off["accepted"].to_numpy(dtype=float)
     return _fit_block(
-        "acceptance", sm.families.Binomial(), y, terms + month_terms, np.zeros(len(off)), d.min_obs, held,
+        "acceptance", sm.families.Binomial(), y, terms + month_terms, d.calendar.acceptance_shift, d.min_obs, held,
         params,
     )  # fmt: skip
 
@@ -505,7 +524,7 @@ def _per_reach_blocks(d: FitInputs) -> tuple[BlockFit, BlockFit]:
          _Term("log_followers", obs.log_followers[rows], cal.conversion_follower_exponent),
          _Term("quality", quality, e2)],
         log_reach + np.log(cal.conversion_fit_base + cal.conversion_fit_slope * fit)
-        + np.log(cal.array("month_conversion")[month]),
+        + np.log(cal.array("month_conversion")[month]) + np.log(d.calendar.conversion_factor[rows]),
         d.min_obs, set(d.held_terms("conversions")),
         [_Parameter("conversion_rate", "conversion_rate", None,
                     lambda c: math.exp(c["const"] - c["quality"] ** 2 * v / 2), ("const",), positive=True),
@@ -522,7 +541,9 @@ def _price_block(d: FitInputs) -> BlockFit:
     cal, off, obs = d.cal, d.offers, d.obs
     cost = off["cost"].to_numpy(dtype=float)
     rows = (off["accepted"].to_numpy() == 1) & (cost > 0)
-    paid = cost[rows] / (off["offer_ratio"].to_numpy()[rows] * obs.price[rows])
+    paid = cost[rows] / (
+        off["offer_ratio"].to_numpy()[rows] * obs.price[rows] * d.calendar.price_factor[rows]
+    )
     holiday = np.isin(off["month"].to_numpy()[rows], (10, 11)).astype(float)
     n_other = int(rows.sum() - holiday.sum())
     terms = [
@@ -556,8 +577,10 @@ _TERM_OF: dict[str, tuple[str, str]] = {
     "conversion_engagement_exponent": ("conversions", "quality"),
     "holiday_price_premium": ("price", "holiday"),
 }
-#: Every parameter :func:`fit_market` can estimate.
+#: Every parameter :func:`fit_market` can estimate (and hold at a value).
 ESTIMABLE: tuple[str, ...] = tuple(_TERM_OF)
+#: Parameters estimated as functions of other terms (reported, never held at a value).
+DERIVED: tuple[str, ...] = ("response_quality_sd",)
 
 
 def _parameter_values(block: BlockFit, *, only_identified: bool) -> dict[str, float]:
@@ -577,6 +600,8 @@ def fit_market(
     min_obs: int = 50,
     min_influencers: int = 150,
     fixed: Mapping[str, float] | None = None,
+    unfittable: Mapping[str, str] | None = None,
+    dynamics: str = "v0",
 ) -> MarketFit:
     """Maximum-likelihood estimates of the outcome parameters from logged offers.
 
@@ -598,6 +623,10 @@ def fit_market(
         same few influencers identifies these parameters only with that quality, not apart from it).
     fixed : mapping of parameter name to value, optional
         Parameters held at a value instead of estimated (names as in :data:`ESTIMABLE`).
+    unfittable : mapping of parameter name to reason, optional
+        Parameters the logs cannot inform (for example because they lack a column the parameter needs):
+        held at their value in ``base`` like ``fixed`` ones (a parameter of :data:`DERIVED` is only
+        reported so), and reported unidentified with the reason.
 
     Returns
     -------
@@ -614,19 +643,27 @@ def fit_market(
     from envs.fit.result import MarketFit
 
     base = base or Calibration()
-    fixed = dict(fixed or {})
-    unknown = sorted(set(fixed) - set(ESTIMABLE))
+    reasons = dict(unfittable or {})
+    fixed = {**{name: _get(base, name) for name in reasons if name in ESTIMABLE}, **dict(fixed or {})}
+    unknown = sorted(set(fixed) - set(ESTIMABLE)) or sorted(set(reasons) - set(ESTIMABLE) - set(DERIVED))
     if unknown:
-        raise ValueError(f"fixed: unknown parameter '{unknown[0]}' (expected one of {', '.join(ESTIMABLE)})")
+        raise ValueError(
+            f"{'fixed' if unknown[0] in fixed and unknown[0] not in reasons else 'unfittable'}: unknown "
+            f"parameter '{unknown[0]}' (expected one of {', '.join(ESTIMABLE)})"
+        )
     if isinstance(min_obs, bool) or not isinstance(min_obs, int) or min_obs < 1:
         raise ValueError(f"min_obs: expected a whole number >= 1, got {min_obs!r}")
     clean = validate_offers(offers, pool)
     cal = _with_values(base, fixed)
-    d = FitInputs(clean, offer_observables(clean, pool, cal), cal, min_obs, frozenset(fixed), min_influencers)
+    d = FitInputs(clean, offer_observables(clean, pool, cal), cal, min_obs, frozenset(fixed), min_influencers,
+                  calendar_terms(clean, cal, dynamics))  # fmt: skip
     acceptance = _acceptance_block(d)
     reach, reach_rows = _reach_block(d)
     engagement = _engagement_block(d, reach, reach_rows)
     clicks, conversions = _per_reach_blocks(d)
     price = _price_block(d)
     blocks = (acceptance, reach, engagement, clicks, conversions, price)
-    return MarketFit.from_blocks(blocks, base=base, fixed=fixed, n_offers=len(clean), min_obs=min_obs)
+    fit = MarketFit.from_blocks(
+        blocks, base=base, fixed=fixed, n_offers=len(clean), min_obs=min_obs, reasons=reasons
+    )
+    return dataclasses.replace(fit, dynamics=dynamics)

@@ -339,10 +339,48 @@ def _price_residual(pool: InfluencerPool, log_f: np.ndarray, w: np.ndarray, base
     if sd > 0:
         z[free] = resid[free] / sd
     return z
-    log_price = np.log(pool.price)
-    coef, *_ = np.linalg.lstsq(design[free], log_price[free], rcond=None)
-    resid = log_price - design @ coef
-    sd = float(np.std(resid[free]))
-    if sd > 0:
-        z[free] = resid[free] / sd
-    return z
+
+
+# --------------------------------------------------------------------------------- the calendar
+@dataclasses.dataclass(frozen=True)
+class CalendarTerms:
+    """What the market's dynamics add to each offer beyond the fitted parameters (arrays per offer).
+
+    Under ``"v0"`` all are neutral; under ``"v1"`` (see :class:`~envs.matching_env.InfluencerMatchingEnv`)
+    creators book up ahead of the holidays and demand follows the brand's category by month. These are
+    calibration fields the fit holds at their values in the base calibration (taken as known), so the
+    fitted ``acceptance_month_shift``, ``price_month_premium`` and ``conversion_rate`` keep the meaning
+    they have in the calibration.
+
+    Attributes
+    ----------
+    acceptance_shift : (n,) float
+        Added to the acceptance logit (``booking_month_shift`` of the offer's month).
+    price_factor : (n,) float
+        Multiplies the price paid (``booking_month_premium`` of the month).
+    conversion_factor : (n,) float
+        Multiplies the conversions per reach (``category_month_demand`` of the brand and month).
+    """
+
+    acceptance_shift: np.ndarray
+    price_factor: np.ndarray
+    conversion_factor: np.ndarray
+
+
+def calendar_terms(offers: pd.DataFrame, cal: Calibration, dynamics: str = "v0") -> CalendarTerms:
+    """The calendar terms of validated offers under the market's ``dynamics`` (``"v0"`` or ``"v1"``)."""
+    from envs.matching_env import DYNAMICS
+
+    if dynamics not in DYNAMICS:
+        raise ValueError(f"dynamics: expected one of {list(DYNAMICS)}, got {dynamics!r}")
+    month = offers["month"].to_numpy(dtype=np.int64)
+    if dynamics == "v0":
+        ones = np.ones(len(offers))
+        return CalendarTerms(np.zeros(len(offers)), ones, ones)
+    brand = pd.Index(CATEGORIES).get_indexer(pd.Index(offers["brand_category"]))
+    demand = np.asarray(cal.category_month_demand, dtype=float)
+    return CalendarTerms(
+        acceptance_shift=np.asarray(cal.booking_month_shift, dtype=float)[month],
+        price_factor=np.asarray(cal.booking_month_premium, dtype=float)[month],
+        conversion_factor=demand[brand, month],
+    )

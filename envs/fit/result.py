@@ -52,6 +52,8 @@ class MarketFit:
         Offers fitted.
     blocks : tuple[BlockFit, ...]
         The GLMs, with link-scale coefficients and covariances (what :meth:`draw_calibrations` samples).
+    dynamics : str
+        The market dynamics the logs came from (``"v0"`` or ``"v1"``; see :func:`envs.fit.fit_market`).
     """
 
     parameters: pd.DataFrame
@@ -61,6 +63,7 @@ class MarketFit:
     notes: dict[str, str]
     n_offers: int
     blocks: tuple[BlockFit, ...]
+    dynamics: str = "v0"
 
     # -------------------------------------------------------------------------------- building
     @classmethod
@@ -72,8 +75,10 @@ class MarketFit:
         fixed: Mapping[str, float],
         n_offers: int,
         min_obs: int,
+        reasons: Mapping[str, str] | None = None,
     ) -> MarketFit:
-        """Assemble the tables and the calibration from fitted blocks."""
+        """Assemble the tables and the calibration from fitted blocks (``reasons``: why a held parameter
+        could not be fitted, said in its note instead of "held by the caller")."""
         rows: list[dict[str, Any]] = []
         notes: dict[str, str] = {}
         fitted: dict[str, float] = {}
@@ -81,9 +86,9 @@ class MarketFit:
         for block in blocks:
             names, gradient = [], []
             for p in block.parameters:
-                row, grad = _parameter_row(block, p, base, fixed)
+                row, grad = _parameter_row(block, p, base, fixed, set(reasons or ()))
                 rows.append(row)
-                notes[p.name] = _note(block, p, row, fixed, min_obs)
+                notes[p.name] = (reasons or {}).get(p.name) or _note(block, p, row, fixed, min_obs)
                 if row["identified"]:
                     fitted[p.name] = _clip(p.name, row["estimate"])
                     names.append(p.name)
@@ -130,6 +135,7 @@ class MarketFit:
         :attr:`calibration`.
         """
         out = []
+        identified = set(self.identified())
         for _ in range(n):
             values: dict[str, float] = {}
             for block in self.blocks:
@@ -139,7 +145,7 @@ class MarketFit:
                 draw = rng.multivariate_normal(mean, block.cov, method="eigh")
                 coef = {**block.coef, **dict(zip(block.estimated, draw.tolist(), strict=True))}
                 for p in block.parameters:
-                    if all(k in block.estimated for k in p.needs):
+                    if p.name in identified:
                         values[p.name] = _clip(p.name, p.value(coef))
             out.append(_with_values(self.calibration, values))
         return out
@@ -204,12 +210,13 @@ class MarketFit:
 
 # ------------------------------------------------------------------------------------ helpers
 def _parameter_row(
-    block: BlockFit, p: _Parameter, base: Calibration, fixed: Mapping[str, float]
+    block: BlockFit, p: _Parameter, base: Calibration, fixed: Mapping[str, float], withheld: set[str]
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """The table row of one parameter and its gradient in the block's estimated coefficients."""
+    """The table row of one parameter and its gradient in the block's estimated coefficients
+    (``withheld``: parameters reported unidentified whatever the block estimated)."""
     default = _get(base, p.name)
     n_obs = block.n_obs.get(p.needs[0], 0) if p.needs else 0
-    identified = p.name not in fixed and all(k in block.estimated for k in p.needs)
+    identified = p.name not in fixed and p.name not in withheld and all(k in block.estimated for k in p.needs)
     row = {"parameter": p.name, "estimate": float(fixed.get(p.name, default)), "std_error": math.nan,
            "ci_low": math.nan, "ci_high": math.nan, "default": default, "n_obs": n_obs,
            "identified": identified}  # fmt: skip

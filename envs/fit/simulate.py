@@ -8,15 +8,18 @@ every offer made, as a team's logs would: so a recovery test exercises the same 
 
 from __future__ import annotations
 
+import copy
 import logging
+import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from envs.calibration import CATEGORIES, GOALS, Calibration
-from envs.fit.offers import OFFER_COLUMN_NAMES
+from envs.fit.offers import OFFER_COLUMN_NAMES, OUTCOME_COLUMNS
 from envs.matching_env import InfluencerMatchingEnv
-from envs.observation import find, observation_specs
+from envs.observation import find
 from envs.outcomes import overlap_factor
 from envs.population import InfluencerPool
 
@@ -38,6 +41,7 @@ def simulate_offers(
     n_segments: int = 8,
     offer_levels: tuple[float, ...] = (0.8, 1.0, 1.25),
     campaign_weeks: int = 26,
+    dynamics: str = "v0",
 ) -> tuple[pd.DataFrame, InfluencerPool]:
     """Run the environment for ``n_campaigns`` campaigns and log every offer made.
 
@@ -67,7 +71,7 @@ def simulate_offers(
         Exploration probability of the epsilon-greedy logger (0-1).
     seed : int
         Seeds the campaigns (``reset(seed=seed + campaign)``) and the logger's generator.
-    market_seed, n_segments, offer_levels, campaign_weeks
+    market_seed, n_segments, offer_levels, campaign_weeks, dynamics
         Passed to the environment.
 
     Returns
@@ -90,19 +94,16 @@ def simulate_offers(
         n_segments=n_segments,
         offer_levels=offer_levels,
         campaign_weeks=campaign_weeks,
+        dynamics=dynamics,
     )
-    the_pool = env.pool
-    month_at = find(observation_specs(n_segments, campaign_weeks), "month")[0]
-    row_of = {str(i): k for k, i in enumerate(the_pool.influencer_id)}
-    mix = the_pool.category_mix
+    recorder = OfferRecorder(env)
     levels = np.asarray(offer_levels, dtype=float)
     level_penalty = np.abs(np.log(np.tile(levels, n_segments)))
     rng = np.random.default_rng(np.random.SeedSequence([seed, 14]))
-    rows: list[tuple] = []
+    rows: list[dict] = []
     for c in range(n_campaigns):
         obs, info = env.reset(seed=seed * 1_000_003 + c)
-        campaign = env.campaign
-        hired: list[tuple[int, int]] = []  # (segment, pool row) of every hire of this campaign
+        recorder.start_campaign()
         done = False
         while not done:
             valid = np.flatnonzero(info["action_mask"][:-1])
@@ -114,21 +115,103 @@ def simulate_offers(
                 action = int(valid[np.lexsort((level_penalty[valid], -value))[0]])
             else:
                 action = int(valid[rng.integers(len(valid))])
-            month = int(round(float(obs[month_at])))
+            facts = recorder.before_step(obs, action, features)
             obs, _, terminated, truncated, info = env.step(action)
             done = terminated or truncated
             out = info["outcome"]
-            i = row_of[out["influencer_id"]]
-            s = int(out["segment"])
-            earlier = [j for seg, j in hired if seg == s]
-            overlap = float(overlap_factor(mix[i][None], mix[earlier], calibration)[0]) if earlier else 1.0
-            rows.append((out["influencer_id"], f"s{seed}-c{c:05d}", month, out["offer_ratio"],
-                         float(the_pool.sponsored_load[i]), CATEGORIES[int(campaign.category)],
-                         GOALS[int(campaign.goal)], float(campaign.order_value), float(features["category_share"][action]),
-                         float(features["fit"][action]), overlap, s,
-                         int(out["accepted"]), int(out["reach"]), int(out["engagements"]), int(out["clicks"]),
-                         int(out["conversions"]), float(out["cost"]), float(out["revenue"])))  # fmt: skip
-            if out["accepted"]:
-                hired.append((s, i))
+            row = recorder.after_step(facts, out)
+            row.update(campaign_id=f"s{seed}-c{c:05d}", **{k: out[k] for k in OUTCOME_COLUMNS})
+            rows.append(row)
     logger.info("simulated %d offers over %d campaigns (%s logger)", len(rows), n_campaigns, logger_policy)
-    return pd.DataFrame(rows, columns=list(OFFER_COLUMN_NAMES)), the_pool
+    offers = pd.DataFrame(rows, columns=list(OFFER_COLUMN_NAMES))
+    offers["accepted"] = offers["accepted"].astype(np.int64)
+    return offers, env.pool
+
+
+class OfferRecorder:
+    """The facts of an offer at the time it is made, from an environment's public API.
+
+    Used by :func:`simulate_offers` and by the log generator of :mod:`experiments.ope.generation`, so
+    logs and recovery tests record an offer the same way. Call :meth:`start_campaign` after every
+    ``reset``, :meth:`before_step` with the observation, the action and ``candidate_features()`` just
+    before ``step``, and :meth:`after_step` with what it returned and ``info["outcome"]``.
+
+    What is recorded (the decision columns of :data:`envs.fit.offers.OFFER_COLUMNS`):
+
+    * from ``candidate_features()``: ``offer_ratio``, ``segment``, ``category_share``, ``fit`` and, when
+      the environment provides it, ``sponsored_load``;
+    * from ``campaign``: ``brand_category``, ``goal``, ``order_value``; from the observation: ``month``;
+    * otherwise ``sponsored_load`` is ``env.sponsored_load_now(i)`` of the candidate (the load of the
+      week: the campaign start's, recovered towards the pool's mean under v1), and ``overlap_factor``
+      follows the campaign's earlier hires in the same segment through
+      :func:`envs.outcomes.overlap_factor`, as the environment computes it.
+
+    Both are NaN for an influencer outside ``env.pool`` (a newcomer of a churning market), and the
+    overlap factor is NaN after such a hire in the same segment: the public API does not show them.
+    """
+
+    def __init__(self, env: Any) -> None:
+        base = env.unwrapped
+        self.env = base
+        pool = base.pool
+        self._row_of = {str(i): k for k, i in enumerate(pool.influencer_id)}
+        self._mix = pool.category_mix
+        self._month_at = find(base.feature_specs, "month")[0]
+        self._calibration = base.calibration
+        self._hired: list[tuple[int, int]] = []  # (segment, pool row or -1) of this campaign's hires
+
+    def bind(self, env: Any) -> OfferRecorder:
+        """A recorder of another copy of the same market (``copy.deepcopy`` of the environment), sharing
+        this one's tables of the pool, with its own campaign."""
+        twin = copy.copy(self)
+        twin.env = env.unwrapped
+        twin._hired = []
+        return twin
+
+    def start_campaign(self) -> None:
+        """Forget the previous campaign's hires (call after ``reset``)."""
+        self._hired = []
+
+    def before_step(self, observation: np.ndarray, action: int, features: dict[str, np.ndarray]) -> dict:
+        """Facts known before the step: brand, goal, order value, month and the action's candidate."""
+        campaign = self.env.campaign
+        facts: dict[str, Any] = {
+            "month": int(round(float(observation[self._month_at]))),
+            "brand_category": CATEGORIES[int(campaign.category)],
+            "goal": GOALS[int(campaign.goal)],
+            "order_value": float(campaign.order_value),
+        }
+        for key in ("offer_ratio", "category_share", "fit", "sponsored_load"):
+            if key in features:
+                facts[key] = float(features[key][action])
+        facts["segment"] = int(features["segment"][action])
+        if "sponsored_load" not in facts:
+            candidate = self.env.candidate_ids()[action]
+            i = self._row_of.get(str(candidate), -1) if candidate is not None else -1
+            facts["sponsored_load"] = float(self.env.sponsored_load_now(i)) if i >= 0 else math.nan
+        return facts
+
+    def after_step(self, facts: dict, outcome: dict | None) -> dict:
+        """The offer's decision facts (``facts`` completed with load and overlap, and the influencer id);
+        records an accepted hire for later overlaps."""
+        row = dict(facts)
+        if outcome is None:
+            return row
+        i = self._row_of.get(str(outcome["influencer_id"]), -1)
+        s = int(outcome["segment"])
+        row["influencer_id"] = str(outcome["influencer_id"])
+        row["segment"] = s
+        row["offer_ratio"] = float(outcome["offer_ratio"])
+        earlier = [j for seg, j in self._hired if seg == s]
+        if i < 0 or -1 in earlier:
+            row["overlap_factor"] = math.nan
+        elif earlier:
+            row["overlap_factor"] = float(
+                overlap_factor(self._mix[i][None], self._mix[earlier], self._calibration)[0]
+            )
+        else:
+            row["overlap_factor"] = 1.0
+        row["accepted"] = int(outcome["accepted"])
+        if outcome["accepted"]:
+            self._hired.append((s, i))
+        return row

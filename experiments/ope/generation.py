@@ -14,8 +14,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from envs.fit.simulate import OfferRecorder
 from experiments.evaluation import episode_seeds
-from experiments.ope.logs import INFLUENCER, META_FORMAT, META_VERSION, OUTCOME_COLUMNS, LoggedData
+from experiments.ope.logs import (
+    INFLUENCER,
+    META_FORMAT,
+    META_VERSION,
+    OFFER_FACTS,
+    OUTCOME_COLUMNS,
+    LoggedData,
+)
 from experiments.ope.policies import StochasticPolicy
 
 __all__ = ["LOCKSTEP", "generate_logs", "rollouts"]
@@ -52,7 +60,9 @@ def rollouts(
     dict of str to numpy.ndarray
         One entry per decision, sorted by campaign and step: ``campaign``, ``step``, ``context``
         (n, d), ``action_mask`` (n, A), ``probabilities`` (n, A), ``action``, ``propensity``,
-        ``reward`` (thousands of USD); with ``outcomes`` the outcome columns and ``influencer_id``;
+        ``reward`` (thousands of USD); with ``outcomes`` the outcome columns, ``influencer_id`` and the
+        offer facts of :data:`experiments.ope.logs.OFFER_FACTS` (recorded by
+        :class:`envs.fit.simulate.OfferRecorder` before and after each step; NaN on waits);
         with ``expected`` also ``expected_rewards`` (n, A), the exact expected reward of every action
         under the hidden truth (thousands of USD).
     """
@@ -60,8 +70,11 @@ def rollouts(
     n = len(reset_seeds)
     width = max(1, min(int(lockstep), n))
     envs = [copy.deepcopy(base) for _ in range(width)]
+    recorder = OfferRecorder(base) if outcomes else None
+    recorders = [recorder.bind(e) for e in envs] if recorder is not None else []
     records: dict[str, list] = {k: [] for k in ("campaign", "step", "context", "action_mask", "probabilities",
-                                                   "action", "reward", "expected_rewards", "outcome")}  # fmt: skip
+                                                   "action", "reward", "expected_rewards", "outcome",
+                                                   "facts")}  # fmt: skip
     for start in range(0, n, width):
         block = list(range(start, min(n, start + width)))
         obs, masks, rngs, steps = {}, {}, {}, {}
@@ -69,6 +82,8 @@ def rollouts(
             o, info = envs[j].reset(seed=int(reset_seeds[c]))
             obs[j], masks[j] = o, np.asarray(info["action_mask"], dtype=bool)
             rngs[j], steps[j] = np.random.default_rng(draw_seeds[c]), 0
+            if recorders:
+                recorders[j].start_campaign()
         active = list(range(len(block)))
         while active:
             observations = np.stack([obs[j] for j in active]).astype(np.float64)
@@ -82,6 +97,10 @@ def rollouts(
                 a = min(a, len(p) - 1)
                 if expected:
                     records["expected_rewards"].append(envs[j].expected_rewards())
+                offer: dict | None = None
+                if recorders and a != base.wait_action:
+                    features = envs[j].candidate_features()
+                    offer = recorders[j].before_step(observations[row], a, features)
                 o2, reward, terminated, truncated, info = envs[j].step(a)
                 records["campaign"].append(block[j])
                 records["step"].append(steps[j])
@@ -92,6 +111,9 @@ def rollouts(
                 records["reward"].append(float(reward))
                 if outcomes:
                     records["outcome"].append(info.get("outcome"))
+                    records["facts"].append(
+                        {} if offer is None else recorders[j].after_step(offer, info.get("outcome"))
+                    )
                 if not (terminated or truncated):
                     obs[j], masks[j] = o2, np.asarray(info["action_mask"], dtype=bool)
                     steps[j] += 1
@@ -120,6 +142,9 @@ def rollouts(
             dtype = np.float64 if kind == "amount" else np.int64
             out[name] = np.array([0 if o is None else o[name] for o in taken], dtype=dtype)
         out[INFLUENCER] = np.array(["" if o is None else o["influencer_id"] for o in taken], dtype=object)
+        facts = [records["facts"][i] for i in order]
+        for spec in OFFER_FACTS:
+            out[spec.name] = np.array([f.get(spec.name, np.nan) for f in facts], dtype=np.float64)
     return out
 
 
@@ -156,6 +181,7 @@ def generate_logs(
         feature_names=tuple(unwrapped.feature_names),
         action_names=tuple(unwrapped.action_names),
         outcomes={k: sim[k] for k in [*(name for name, _ in OUTCOME_COLUMNS), INFLUENCER]},
+        offer_facts={spec.name: sim[spec.name] for spec in OFFER_FACTS},
         source="generated logs",
     )
     returns = data.per_campaign(data.reward)

@@ -45,7 +45,34 @@ column                 values                        meaning
 ``cost``, ``revenue``  numbers >= 0, optional        outcome, USD (not thousands)
 ``value``              number >= 0, optional         the deal's value to the brand, USD
 ``influencer_id``      text, optional                who was approached (empty when waiting)
+*offer facts*          optional, see below           what the market fit (``influmatch fit``) needs
+                                                     about each offer at the time it was made
 =====================  ============================  =================================================
+
+**Offer facts** (optional columns, added with ``influmatch fit``; logs without them still read, and
+``influmatch fit`` says which parameters their absence leaves unfitted). Their one home is
+:data:`envs.fit.offers.OFFER_COLUMNS`; on a row that made an offer they hold the facts at the time of
+the offer, on a waiting row they are empty, and an empty value on an offer row means "not known". The
+offer's month, brand category and goal are not repeated: they are the context columns ``month``,
+``brand is <category>`` and ``goal is <goal>`` (found through the feature specs' fields of those names,
+:data:`CONTEXT_FACTS`).
+
+=====================  ============================  =================================================
+``offer_ratio``        number > 0                    offer / list price (the action's offer level)
+``sponsored_load``     number >= 0, posts            the influencer's sponsored load when offered
+``order_value``        number >= 0, USD              the brand's revenue per conversion
+``category_share``     number in [0, 1]              the influencer's category mix at the brand's
+                                                     category
+``fit``                number in [0, 1]              brand fit from observables (category and
+                                                     audience)
+``overlap_factor``     number in (0, 1]              share of the reach that is new given the
+                                                     campaign's earlier hires in the segment
+``segment``            whole number >= 0             segment of the influencer (the action's)
+=====================  ============================  =================================================
+
+``influmatch log`` writes them (:class:`envs.fit.simulate.OfferRecorder`, from the environment's
+public API); a value the API does not show (the load or overlap of a newcomer of a churning market) is
+left empty.
 
 Any other column, a missing required column, a missing value, a non-number, a propensity outside
 (0, 1], an action outside [0, A), a mask value other than 0/1, a logged action that its own mask marks
@@ -81,11 +108,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from envs.fit.offers import OFFER_COLUMNS, OfferColumn
 from envs.observation import FeatureSpec
 from experiments.files import write_json
 
 __all__ = [
     "CAMPAIGN",
+    "CONTEXT_FACTS",
+    "OFFER_FACTS",
     "OUTCOME_COLUMNS",
     "LogFormatError",
     "LoggedData",
@@ -118,6 +148,16 @@ OUTCOME_COLUMNS: tuple[tuple[str, str], ...] = (
     ("value", "amount"),
 )
 INFLUENCER = "influencer_id"
+#: Decision columns of the offers table that the context already holds: the feature specs' fields of
+#: these names (``month``; the one-hots ``brand is <category>``, ``goal is <goal>``).
+CONTEXT_FACTS: tuple[str, ...] = ("month", "brand_category", "goal")
+#: Optional offer-fact columns: those of :data:`envs.fit.offers.OFFER_COLUMNS` the rest of the format
+#: does not already hold, in the order they are written.
+OFFER_FACTS: tuple[OfferColumn, ...] = tuple(
+    c
+    for c in OFFER_COLUMNS
+    if c.group == "decision" and c.name not in (INFLUENCER, CAMPAIGN, "accepted", *CONTEXT_FACTS)
+)
 SUFFIXES = (".csv", ".parquet")
 META_FORMAT = "influmatch.logs"
 META_VERSION = 1
@@ -161,6 +201,9 @@ class LoggedData:
     feature_names, action_names : tuple of str
     outcomes : dict of str to numpy.ndarray
         The optional outcome columns present in the file.
+    offer_facts : dict of str to numpy.ndarray
+        The optional offer-fact columns present in the file (:data:`OFFER_FACTS`), floats with NaN
+        where empty.
     row : numpy.ndarray of int, shape (n,)
         Data row of every decision in the file (for messages).
     source : str
@@ -180,6 +223,7 @@ class LoggedData:
     feature_names: tuple[str, ...]
     action_names: tuple[str, ...]
     outcomes: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    offer_facts: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     row: np.ndarray | None = None
     source: str = "logs"
     metadata: dict | None = None
@@ -298,6 +342,10 @@ class LoggedData:
                 columns[name] = self.outcomes[name]
         if INFLUENCER in self.outcomes:
             columns[INFLUENCER] = self.outcomes[INFLUENCER]
+        for spec in OFFER_FACTS:
+            if spec.name in self.offer_facts:
+                values = self.offer_facts[spec.name]
+                columns[spec.name] = pd.array(values, dtype="Int64") if spec.kind == "int" else values
         for a, name in enumerate(mask_columns(self.n_actions)):
             columns[name] = self.action_mask[:, a].astype(np.int8)
         return pd.DataFrame(columns)
@@ -395,6 +443,10 @@ class _Checker:
     def __init__(self, source: str, csv: bool) -> None:
         self.source, self.csv = source, csv
 
+    def offer_fact(self, frame: pd.DataFrame, spec: OfferColumn) -> np.ndarray:
+        """An optional offer-fact column (see :data:`OFFER_FACTS`), empty cells allowed."""
+        return _offer_fact_check(self, frame[spec.name], spec)
+
     def fail(self, row: int, column: str, what: str) -> None:
         where = f"row {row} (line {row + 2})" if self.csv else f"row {row}"
         raise LogFormatError(f"{self.source}: {where}, column '{column}': {what}")
@@ -445,11 +497,46 @@ class _Checker:
         return values
 
 
+def _present(raw: pd.Series) -> np.ndarray:
+    """Cells that hold something (not NaN, not blank text)."""
+    text = raw.astype("string").str.strip()
+    return (raw.notna() & (text != "")).to_numpy(dtype=bool, na_value=False)
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _offer_fact_check(check: _Checker, raw: pd.Series, spec: OfferColumn) -> np.ndarray:
+    """One (numeric) offer-fact column checked against its spec; NaN where empty."""
+    present = _present(raw)
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = present & ~np.isfinite(values)
+    if bad.any():
+        check.fail(_first(bad), spec.name, f"expected a number or nothing, got '{raw.iloc[_first(bad)]}'")
+    if spec.kind == "int":
+        bad = present & (values != np.round(values))
+        if bad.any():
+            check.fail(_first(bad), spec.name, f"expected a whole number, got '{raw.iloc[_first(bad)]}'")
+    for limit, outside, word in ((spec.lower, np.less, ">="), (spec.upper, np.greater, "<=")):
+        if limit is not None:
+            bad = present & outside(np.where(present, values, limit), limit)
+            if bad.any():
+                i = _first(bad)
+                check.fail(i, spec.name, f"expected a value {word} {limit:g}, got '{raw.iloc[i]}'")
+    return np.where(present, values, np.nan)
+
+
 def _check_columns(frame: pd.DataFrame, source: str, feature_names: list[str], masks: list[str]) -> None:
     """Refuse a duplicated, unknown or missing column, and a file without rows."""
     A = len(masks)
     required = [CAMPAIGN, STEP, *feature_names, ACTION, PROPENSITY, REWARD, *masks]
-    optional = [ACTION_NAME, INFLUENCER, *(name for name, _ in OUTCOME_COLUMNS)]
+    optional = [
+        ACTION_NAME,
+        INFLUENCER,
+        *(name for name, _ in OUTCOME_COLUMNS),
+        *(c.name for c in OFFER_FACTS),
+    ]
     known = set(required) | set(optional)
     columns = [str(c) for c in frame.columns]
     duplicated = pd.Index(columns)[pd.Index(columns).duplicated()]
@@ -463,7 +550,8 @@ def _check_columns(frame: pd.DataFrame, source: str, feature_names: list[str], m
                 )
             raise LogFormatError(
                 f"{source}: unknown column '{column}' (expected campaign_id, step, the {len(feature_names)} "
-                f"feature columns, action, propensity, reward, mask_0..mask_{A - 1} and optional outcome columns)"
+                f"feature columns, action, propensity, reward, mask_0..mask_{A - 1} and optional outcome and "
+                "offer-fact columns)"
             )
     for column in required:
         if column not in columns:
@@ -529,6 +617,15 @@ def _outcomes(frame: pd.DataFrame, check: _Checker) -> dict[str, np.ndarray]:
     return outcomes
 
 
+def _offer_facts(frame: pd.DataFrame, check: _Checker) -> dict[str, np.ndarray]:
+    """The optional offer-fact columns present in the file, checked against their spec (empty allowed)."""
+    facts: dict[str, np.ndarray] = {}
+    for spec in OFFER_FACTS:
+        if spec.name in frame.columns:
+            facts[spec.name] = check.offer_fact(frame, spec)
+    return facts
+
+
 def _sorted_steps(
     campaign: np.ndarray, step: np.ndarray, campaign_ids: Any, check: _Checker
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -571,6 +668,7 @@ def _from_frame(
     reward = check.numbers(frame, REWARD)
     action_mask = _action_masks(frame, check, action, action_names, masks)
     outcomes = _outcomes(frame, check)
+    facts = _offer_facts(frame, check)
     order, c, s = _sorted_steps(campaign, step, campaign_ids, check)
     if meta is not None and "feature_names" in meta and list(meta["feature_names"]) != feature_names:
         raise LogFormatError(f"{metadata_path(source)}: feature_names differ from the environment's")
@@ -586,6 +684,7 @@ def _from_frame(
         feature_names=tuple(feature_names),
         action_names=tuple(action_names),
         outcomes={k: v[order] for k, v in outcomes.items()},
+        offer_facts={k: v[order] for k, v in facts.items()},
         row=order.astype(np.int64),
         source=source,
         metadata=meta,
