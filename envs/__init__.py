@@ -3,6 +3,11 @@
 Importing this package registers two versions with gymnasium: ``influmatch/InfluencerMatching-v1``
 (:data:`ENV_ID`, the default of every command: the calendar a campaign faces, see the env's Version
 History) and ``influmatch/InfluencerMatching-v0`` (:data:`ENV_ID_V0`, earlier results byte for byte).
+
+Worker processes started by ``spawn`` or ``forkserver`` (Stable-Baselines3's ``SubprocVecEnv``) import
+the main module, so a script that imports ``envs`` at the top can pass the plain id; elsewhere (a
+notebook, pytest) use gymnasium's ``"module:id"`` form, ``f"envs:{envs.ENV_ID}"``, which imports
+``envs`` in the worker before looking the id up.
 """
 
 from gymnasium.envs.registration import register, registry

@@ -60,6 +60,32 @@ _WEEKLY_ARRAYS = (
 #: Days per environment step.
 DAYS_PER_STEP = 7
 
+#: ``info["outcome"]`` of a step that made no offer (a wait, an invalid action) and of ``reset``: the
+#: keys and types of an offer's outcome, with nobody approached and nothing happening.
+NO_OFFER: dict[str, Any] = {
+    "influencer_id": "",
+    "segment": -1,
+    "offer_ratio": 0.0,
+    "accepted": False,
+    "reach": 0,
+    "engagements": 0,
+    "clicks": 0,
+    "conversions": 0,
+    "cost": 0.0,
+    "revenue": 0.0,
+    "value": 0.0,
+}
+
+#: Size of the ``rgb_array`` frame: height and width in pixels of one bar, and the margin around bars.
+_BAR_HEIGHT, _BAR_WIDTH, _MARGIN = 10, 160, 4
+_COLOURS = {
+    "background": (24, 24, 32),
+    "track": (60, 60, 72),
+    "budget": (80, 200, 120),
+    "weeks": (90, 150, 230),
+    "hires": (240, 160, 60),
+}
+
 #: The market's dynamics: ``"v0"`` (InfluencerMatching-v0, the calendar of month effects only) and
 #: ``"v1"`` (InfluencerMatching-v1: brand-category demand by month, creators booking up ahead of the
 #: holidays, sponsored loads recovering over the weeks).
@@ -243,9 +269,22 @@ class InfluencerMatchingEnv(gym.Env):
 
     ## Info
 
-    ``outcome`` (influencer id, segment, offer ratio, accepted, reach, engagements, clicks, conversions,
-    cost, revenue, value; None when no offer was made), ``action_mask`` and ``expected_rewards`` (in
-    thousands of USD, one per action).
+    The same keys with the same types after every ``reset`` and ``step`` (so vector envs can merge them):
+
+    * ``outcome``: a dict of what happened, always with the keys and types of :data:`NO_OFFER`:
+      ``influencer_id`` (str), ``segment`` (int), ``offer_ratio`` (float), ``accepted`` (bool),
+      ``reach``, ``engagements``, ``clicks``, ``conversions`` (int), ``cost``, ``revenue``, ``value``
+      (float, USD). A step that made no offer (a wait, an invalid action) and ``reset`` report
+      :data:`NO_OFFER`: ``influencer_id=""``, ``segment=-1``, ``offer_ratio=0.0``, ``accepted=False`` and
+      zeros; a refused offer names the influencer, segment and offer ratio, with zeros for the rest.
+    * ``action_mask``: bool, one per action (as ``action_masks()``).
+    * ``expected_rewards``: float64, one per action, in thousands of USD.
+
+    ## Rendering
+
+    ``render_mode="ansi"`` returns a text summary of the campaign; ``"rgb_array"`` a small uint8 frame
+    (height ``4 + 14 * (2 + S)``, width 168, 3 channels) with one bar each for the share of budget left,
+    the share of weeks left and the hires of every segment (one block per hire), drawn with numpy.
 
     ## Version History
 
@@ -253,9 +292,15 @@ class InfluencerMatchingEnv(gym.Env):
       of the holidays, sponsored loads recovering with time, an optional deadline. The default of
       every command and config. Observation, actions, rewards and info keep v0's layout.
     * v0: initial version. Still registered; reproduces earlier results byte for byte.
+    * Info contract (both versions, issue 16): ``info["outcome"]`` is always a dict with the keys and
+      types of :data:`NO_OFFER`; it used to be None after ``reset``, a wait or an invalid action,
+      which vector envs could not merge with an offer's dict. Observations, rewards and expected
+      rewards are unchanged byte for byte (the v0 digest test maps :data:`NO_OFFER` back to None
+      and still matches the digest recorded before). ``render_mode="rgb_array"`` added (what
+      Stable-Baselines3's make_vec_env passes).
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -308,7 +353,7 @@ class InfluencerMatchingEnv(gym.Env):
         ):
             raise ValueError(f"churn_rate: expected a weekly share in [0, 1), got {churn_rate!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode: expected None or 'ansi', got {render_mode!r}")
+            raise ValueError(f"render_mode: expected None, 'ansi' or 'rgb_array', got {render_mode!r}")
 
         self.calibration = _as_calibration(calibration)
         self.offer_levels = np.asarray(sorted(float(x) for x in levels))
@@ -520,7 +565,7 @@ class InfluencerMatchingEnv(gym.Env):
                                self._never, st.ranked, st.n_eligible)  # fmt: skip
         self._cut_prefixes(st)
         self._refresh(st)
-        return st.observation.copy(), self._info(st, None)
+        return st.observation.copy(), self._info(st, NO_OFFER)
 
     def _carried_over(self) -> tuple[np.ndarray, np.ndarray]:
         """Persistent market: everyone's followers and the sponsored load our hires added, as the last
@@ -542,7 +587,7 @@ class InfluencerMatchingEnv(gym.Env):
         if not 0 <= action <= self.wait_action:
             raise ValueError(f"action: expected an integer in [0, {self.wait_action}], got {action!r}")
         reward = 0.0
-        outcome = None
+        outcome = NO_OFFER
         if action < self.n_hire_actions:
             s, k = divmod(action, len(self.offer_levels))
             i = int(st.candidate[s, k])
@@ -666,7 +711,10 @@ class InfluencerMatchingEnv(gym.Env):
         ``expected_outcomes()["reward"]``, computed once a week by the compiled path."""
         return self._require_state().expected.copy()
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
+        """The campaign as text (``"ansi"``) or as a ``uint8`` frame (``"rgb_array"``); None otherwise."""
+        if self.render_mode == "rgb_array":
+            return self._render_frame(self._require_state())
         if self.render_mode != "ansi":
             return None
         st = self._require_state()
@@ -693,6 +741,26 @@ class InfluencerMatchingEnv(gym.Env):
                 f"{s:>2} {self.segment_names[s]:<37} {v:>8.2f} {int(h):>5} {load:>5.2f}  {'yes' if ok else 'no'}"
             )
         return "\n".join(lines)
+
+    def _render_frame(self, st: _State) -> np.ndarray:
+        """Bars of the share of budget left, the share of weeks left and each segment's hires."""
+        S, weeks = self.n_segments, self.campaign_weeks
+        budget = float(st.campaign.budget)
+        shares = [st.budget_left / budget if budget > 0 else 0.0, (weeks - min(st.week, weeks)) / weeks]
+        colours = ["budget", "weeks"]
+        block = max(_BAR_WIDTH // weeks, 1)  # pixels per hire
+        for s in range(S):
+            shares.append(min(int(st.hires[s]) * block, _BAR_WIDTH) / _BAR_WIDTH)
+            colours.append("hires")
+        row = _BAR_HEIGHT + _MARGIN
+        frame = np.empty((_MARGIN + row * len(shares), _BAR_WIDTH + 2 * _MARGIN, 3), dtype=np.uint8)
+        frame[:] = _COLOURS["background"]
+        for b, (share, colour) in enumerate(zip(shares, colours, strict=True)):
+            top = _MARGIN + b * row
+            bar = frame[top : top + _BAR_HEIGHT, _MARGIN : _MARGIN + _BAR_WIDTH]
+            bar[:] = _COLOURS["track"]
+            bar[:, : int(round(min(max(share, 0.0), 1.0) * _BAR_WIDTH))] = _COLOURS[colour]
+        return frame
 
     # ----------------------------------------------------------------------- introspection
     @property
@@ -964,8 +1032,13 @@ class InfluencerMatchingEnv(gym.Env):
         return obs
 
     @staticmethod
-    def _info(st: _State, outcome: dict | None) -> dict:
-        return {"outcome": outcome, "action_mask": st.mask.copy(), "expected_rewards": st.expected.copy()}
+    def _info(st: _State, outcome: dict) -> dict:
+        """The step's info (see the class docstring's Info section); ``outcome`` is copied."""
+        return {
+            "outcome": dict(outcome),
+            "action_mask": st.mask.copy(),
+            "expected_rewards": st.expected.copy(),
+        }
 
 
 # ---------------------------------------------------------------------------------- helpers

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from envs.calibration import Calibration
-from envs.matching_env import ENV_OPTIONS, InfluencerMatchingEnv
+from envs.matching_env import ENV_OPTIONS, NO_OFFER, InfluencerMatchingEnv
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "calibration.md"
 TAGS = {"IND", "ACA", "FIT", "ASM"}
@@ -72,7 +72,7 @@ def test_env_docstring_names_real_fields_and_every_option():
     options = set(ENV_OPTIONS) | {"render_mode"}
     methods = {name for name in dir(InfluencerMatchingEnv) if not name.startswith("_")}
     attributes = set(re.findall(r"self\.(\w+) =", inspect.getsource(InfluencerMatchingEnv.__init__)))
-    info_keys = {"outcome", "action_mask", "expected_rewards"}
+    info_keys = {"outcome", "action_mask", "expected_rewards", *NO_OFFER}
     unknown = named - fields - options - methods - attributes - info_keys
     assert not unknown, f"the env docstring names unknown fields or options: {sorted(unknown)}"
     # The Arguments section lists every option with its default.

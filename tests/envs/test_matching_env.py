@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import envs
 from envs.campaigns import sample_campaign
-from envs.matching_env import DAYS_PER_STEP, InfluencerMatchingEnv
+from envs.matching_env import DAYS_PER_STEP, NO_OFFER, InfluencerMatchingEnv
 from envs.observation import find
 from envs.outcomes import SPONSORED_POST_LOAD, burn_followers, load_decay_factor
 from matching.profiles import segment_profiles
@@ -109,9 +109,11 @@ def test_invariants_over_random_episodes(env, seed, policy_seed, invalid_every):
         assert e.observation_space.contains(obs)
         assert e.budget_left >= 0
         outcome = info["outcome"]
-        if masked:
-            assert outcome is None and reward == 0 and e.budget_left == budget
-        if outcome is not None:
+        assert outcome.keys() == NO_OFFER.keys()
+        assert all(type(outcome[k]) is type(v) for k, v in NO_OFFER.items())
+        if masked or action == e.wait_action:
+            assert outcome == NO_OFFER and reward == 0 and e.budget_left == budget
+        else:
             spent = budget - e.budget_left
             if outcome["accepted"]:
                 assert spent == pytest.approx(outcome["cost"]) and outcome["cost"] > 0
@@ -119,8 +121,6 @@ def test_invariants_over_random_episodes(env, seed, policy_seed, invalid_every):
             else:
                 assert spent == 0 and outcome["cost"] == 0 and reward == 0
                 assert outcome["reach"] == outcome["conversions"] == 0
-        elif not masked:
-            assert reward == 0 and e.budget_left == budget
         assert info["action_mask"][-1]
         mask = info["action_mask"]
         done = term or trunc
@@ -353,7 +353,7 @@ def test_a_hire_raises_its_segment_load_which_then_decays():
     members = np.bincount(e.segment_labels, minlength=e.n_segments)
     for _ in range(e.campaign_weeks):
         obs, _, term, trunc, info = e.step(int(np.argmax(info["expected_rewards"])))
-        if info["outcome"] is not None and info["outcome"]["accepted"]:
+        if info["outcome"]["accepted"]:
             break
         assert not (term or trunc)
     s = info["outcome"]["segment"]
