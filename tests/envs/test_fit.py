@@ -14,6 +14,7 @@ from envs.fit import (
     OFFER_COLUMN_NAMES,
     PARAMETER_COLUMNS,
     MarketFit,
+    MarketFitError,
     OffersValidationError,
     fit_market,
     predictive_checks,
@@ -224,7 +225,63 @@ def test_fixed_parameters_are_held(uniform_logs) -> None:
         fit_market(offers, pool, fixed={"click_speed": 1.0})
 
 
+def test_unfittable_parameters_are_held_with_their_reason(uniform_logs) -> None:
+    offers, pool = uniform_logs
+    reason = "the logs lack column 'sponsored_load', which it needs"
+    fit = fit_market(
+        offers, pool, unfittable={"acceptance_load_slope": reason, "response_quality_sd": reason}
+    )
+    for name in ("acceptance_load_slope", "response_quality_sd"):
+        row = fit.estimate(name)
+        assert not row["identified"] and row["estimate"] == row["default"] and fit.notes[name] == reason
+        assert name not in fit.covariance.index
+    assert fit.calibration.acceptance_load_slope == Calibration().acceptance_load_slope
+    draws = fit.draw_calibrations(20, np.random.default_rng(0))
+    assert {c.response_quality_sd for c in draws} == {Calibration().response_quality_sd}
+    with pytest.raises(ValueError, match="unfittable: unknown parameter 'warp'"):
+        fit_market(offers, pool, unfittable={"warp": "no"})
+
+
+# ------------------------------------------------------------------------------ v1 calendar
+@pytest.fixture(scope="module")
+def v1_logs() -> tuple[pd.DataFrame, object]:
+    return simulate_offers(TRUTH, 2_000, 400, logger_policy="uniform", seed=1, market_seed=3, dynamics="v1")
+
+
+def test_recovery_under_the_v1_calendar(v1_logs) -> None:
+    offers, pool = v1_logs
+    assert_recovered(fit_market(offers, pool, dynamics="v1"), TRUTH)
+
+
+def test_ignoring_the_v1_calendar_is_caught(v1_logs) -> None:
+    """Fitted as v0, the booking shifts of v1 bend the acceptance intercept (its reference month books
+    up) and the predictive checks flag far more groups than the v1 fit's."""
+    offers, pool = v1_logs
+    right, wrong = fit_market(offers, pool, dynamics="v1"), fit_market(offers, pool, dynamics="v0")
+    row = wrong.estimate("acceptance_intercept")
+    assert abs(row["estimate"] - TRUTH.acceptance_intercept) > 3 * row["std_error"]
+    flags = [
+        predictive_checks(f, offers, pool, np.random.default_rng(1), n_sims=100)["verdict"]
+        .str.startswith("logged")
+        .sum()
+        for f in (right, wrong)
+    ]
+    assert flags[1] >= flags[0] + 5, flags
+
+
 # ------------------------------------------------------------------------------ bad input
+def test_perfect_separation_is_a_fit_that_does_not_converge(uniform_logs) -> None:
+    offers, pool = uniform_logs
+    bad = offers.copy()
+    low = bad["offer_ratio"] < 1.2
+    bad.loc[low, ["reach", "engagements", "clicks", "conversions", "cost", "revenue"]] = 0
+    bad["accepted"] = (~low).astype(int)
+    with pytest.raises(
+        MarketFitError, match="acceptance likelihood did not converge: parameter 'acceptance_offer_slope'"
+    ):
+        fit_market(bad, pool)
+
+
 def test_ids_outside_the_pool_are_named(uniform_logs) -> None:
     offers, pool = uniform_logs
     bad = offers.copy()
