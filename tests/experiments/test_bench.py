@@ -33,6 +33,16 @@ def test_env_scaling_reports_reset_and_step_times_per_pool_size():
 
 
 @pytest.mark.slow
+def test_market_fit_row_times_the_fit_against_reading_the_same_logs():
+    (rec,) = bench.run_benchmarks(["market_fit"], quick=True)["benchmarks"]
+    assert KEYS <= set(rec) and rec["n_decisions"] == 20_000
+    assert rec["value"] == rec["fit_seconds"] > 0 and rec["reference_value"] > 0
+    assert rec["ratio"] == pytest.approx(rec["reference_value"] / rec["value"])
+    assert rec["goal"] == 0.2 and rec["budget_seconds"] == 10.0
+    assert rec["within_budget"] == (rec["fit_seconds"] <= 10.0) and rec["passed"] == (rec["ratio"] >= 0.2)
+
+
+@pytest.mark.slow
 def test_parallel_capacity_is_a_speed_up_of_two_processes():
     assert 0.5 < bench.parallel_capacity(500_000) < 2.6
 
