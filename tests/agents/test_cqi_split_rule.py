@@ -158,6 +158,7 @@ RECOMMENDED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("problem", list(PROBLEMS))
 def test_default_rule_learns_the_optimal_tree_with_default_settings(problem: str) -> None:
     make, optimum, extra = PROBLEMS[problem]
