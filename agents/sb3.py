@@ -66,6 +66,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
+import re
 import sys
 import zipfile
 from collections.abc import Mapping
@@ -233,6 +235,76 @@ def _restore_stats(normalize: Any, stats: dict) -> None:
     normalize.epsilon = float(stats["epsilon"])
 
 
+#: Value checks of common hyperparameters that SB3 makes late (deep inside ``learn``) or not at all:
+#: name -> (smallest, largest, whole number?). SB3's own checks at construction cover the rest.
+_VALUE_RULES: dict[str, tuple[float, float, bool]] = {
+    "n_steps": (1, math.inf, True),
+    "batch_size": (2, math.inf, True),
+    "n_epochs": (1, math.inf, True),
+    "buffer_size": (1, math.inf, True),
+    "learning_starts": (0, math.inf, True),
+    "target_update_interval": (1, math.inf, True),
+    "gamma": (0.0, 1.0, False),
+    "gae_lambda": (0.0, 1.0, False),
+    "tau": (0.0, 1.0, False),
+    "exploration_fraction": (0.0, 1.0, False),
+    "exploration_initial_eps": (0.0, 1.0, False),
+    "exploration_final_eps": (0.0, 1.0, False),
+    "learning_rate": (0.0, math.inf, False),
+    "ent_coef": (0.0, math.inf, False),
+    "vf_coef": (0.0, math.inf, False),
+    "max_grad_norm": (0.0, math.inf, False),
+}
+
+
+def check_sb3_values(name: str, hyperparameters: Mapping[str, Any]) -> None:
+    """``ValueError`` naming the first hyperparameter whose value is out of its range
+    (:data:`_VALUE_RULES`)."""
+    for key in sorted(hyperparameters):
+        if key not in _VALUE_RULES:
+            continue
+        low, high, whole = _VALUE_RULES[key]
+        value = hyperparameters[key]
+        kind = "a whole number" if whole else "a number"
+        ok_type = isinstance(value, int) if whole else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok_type or not (low <= value <= high) or value != value:
+            bounds = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+            raise ValueError(f"hyperparameter '{key}' of {name}: expected {kind} {bounds}, got {_short(value)}")
+
+
+def _construct(cls: Any, name: str, venv: Any, seed: int | None, kwargs: dict[str, Any]) -> Any:
+    """``cls("MlpPolicy", venv, ...)``; SB3's and torch's complaints about a value become a one-line
+    ``ValueError`` naming the hyperparameter (found by trying each alone when the message does not)."""
+    try:
+        return cls("MlpPolicy", venv, seed=seed, device="cpu", **kwargs)
+    except (AssertionError, TypeError, ValueError, RuntimeError) as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        message = message.split(" See https://")[0]
+        culprit = _culprit(cls, venv, kwargs, name)
+        if "'policy_kwargs'" in culprit and "net_arch" in (kwargs.get("policy_kwargs") or {}):
+            culprit = f"hyperparameter 'net_arch' (= {_short(kwargs['policy_kwargs']['net_arch'])})"
+        raise ValueError(f"{culprit} of {name}: {message}") from None
+
+
+def _culprit(cls: Any, venv: Any, kwargs: dict[str, Any], name: str) -> str:
+    defaults = {k: v for k, v in DEFAULTS[name].items() if k not in WRAPPER_DEFAULTS}
+    suspects = [k for k in kwargs if k not in defaults or kwargs[k] != defaults[k]]
+    for key in sorted(suspects):
+        trial = {**defaults, key: kwargs[key]}
+        try:
+            cls("MlpPolicy", venv, seed=0, device="cpu", **trial)
+        except (AssertionError, TypeError, ValueError, RuntimeError):
+            return f"hyperparameter '{key}' (= {_short(kwargs[key])})"
+    if suspects:
+        return "hyperparameters " + ", ".join(f"'{k}'" for k in sorted(suspects))
+    return "the hyperparameters"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def make_sb3(name: str, env: gym.Env, seed: int | None = None, **hyperparameters: Any) -> SB3Agent:
     """Build an SB3 agent for ``env`` with this environment's tuned defaults.
 
@@ -263,6 +335,7 @@ def make_sb3(name: str, env: gym.Env, seed: int | None = None, **hyperparameters
         raise ValueError(
             f"unknown hyperparameter '{unknown[0]}' for agent '{name}' (known: {', '.join(sorted(known))})"
         )
+    check_sb3_values(name, hyperparameters)
     merged = {**WRAPPER_DEFAULTS, **DEFAULTS[name], **hyperparameters}
     if "n_steps" in hyperparameters and "batch_size" not in hyperparameters and "batch_size" in merged:
         # A shorter rollout than the default minibatch (small budgets, tests): one minibatch per rollout
@@ -274,7 +347,7 @@ def make_sb3(name: str, env: gym.Env, seed: int | None = None, **hyperparameters
         kwargs["policy_kwargs"] = {**(kwargs.get("policy_kwargs") or {}), "net_arch": wrapper["net_arch"]}
     threads = _set_threads(wrapper["torch_threads"])
     venv, normalize = _vec_env(env, wrapper, float(kwargs.get("gamma", 0.99)))
-    model = cls("MlpPolicy", venv, seed=seed, device="cpu", **kwargs)
+    model = _construct(cls, name, venv, seed, kwargs)
     agent_cls = SB3Agent if name == "dqn" else SB3PolicyAgent
     return agent_cls(name, model, normalize, wrapper={**wrapper, "torch_threads": threads})
 
@@ -411,6 +484,7 @@ class SB3Agent:
         self.model.save(path)
         with zipfile.ZipFile(path, "a") as archive:
             archive.writestr(_META_NAME, json.dumps(self._metadata(), indent=1, sort_keys=True))
+        _make_deterministic(path)
 
     @classmethod
     def load(cls, path: str | Path, env: gym.Env | None = None) -> SB3Agent:
@@ -446,6 +520,63 @@ class SB3Agent:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.algorithm!r}, num_timesteps={self.num_timesteps})"
+
+
+#: Fixed timestamp of every member of a saved zip (the earliest a zip can hold).
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _make_deterministic(path: Path) -> None:
+    """Rewrite SB3's zip so that the same model gives the same bytes: fixed member timestamps and
+    permissions, and in the ``data`` member no wall-clock values (``start_time``, the Monitor's
+    episode times ``t`` in ``ep_info_buffer``) and no object addresses in the informational reprs.
+    Nothing ``load`` or further ``learn`` reads changes (``learn`` resets ``start_time``)."""
+    with zipfile.ZipFile(path) as archive:
+        members = [(info, archive.read(info)) for info in archive.infolist()]
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, "w") as out:
+            for info, data in members:
+                if info.filename == "data":
+                    data = _stable_data(data)
+                member = zipfile.ZipInfo(info.filename, date_time=_ZIP_EPOCH)
+                member.compress_type = info.compress_type
+                member.external_attr = 0o644 << 16
+                out.writestr(member, data)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _stable_data(raw: bytes) -> bytes:
+    import base64
+    import pickle
+
+    import cloudpickle
+
+    data = json.loads(raw)
+    if "start_time" in data:
+        data["start_time"] = 0
+    buffer = data.get("ep_info_buffer")
+    if isinstance(buffer, dict) and ":serialized:" in buffer:
+        episodes = pickle.loads(base64.b64decode(buffer[":serialized:"]))  # our own model's buffer
+        for episode in episodes:
+            if isinstance(episode, dict) and "t" in episode:
+                episode["t"] = 0.0
+        buffer[":serialized:"] = base64.b64encode(cloudpickle.dumps(episodes)).decode()
+    return json.dumps(_without_addresses(data), indent=4).encode()
+
+
+def _without_addresses(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: v if k == ":serialized:" else _without_addresses(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_addresses(v) for v in value]
+    if isinstance(value, str):
+        return _ADDRESS.sub(" at 0x0", value)
+    return value
 
 
 class SB3PolicyAgent(SB3Agent):

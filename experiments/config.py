@@ -31,7 +31,8 @@ from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
+from experiments.files import describe_non_file
+from experiments.strict_yaml import read_yaml
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -75,15 +76,9 @@ class ExperimentConfig:
         """Read and validate a config file; a bare name like ``demo`` means the shipped config."""
         path = resolve_config(path)
         try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(
-                f"{path}: not valid YAML{where} ({getattr(exc, 'problem', None) or exc})"
-            ) from None
+            data = read_yaml(path)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
         return cls.from_dict(data, source=str(path))
 
     @classmethod
@@ -214,13 +209,24 @@ class ExperimentConfig:
 
 
 def resolve_config(path: str | Path) -> Path:
-    """A path as given, or the shipped config of that name (``demo`` → experiments/configs/demo.yaml)."""
-    path = Path(path)
+    """The shipped config of that name when ``path`` is a bare name (``demo`` →
+    experiments/configs/demo.yaml, even if the current folder holds a ``demo/``), else the path as
+    given (``my.yaml``, ``configs/demo.yaml``, ``./demo``)."""
+    text = str(path)
+    if not text.strip():
+        raise ConfigError("config: expected a config file or the name of a shipped config, got ''")
+    path = Path(text)
+    if len(path.parts) == 1 and not path.suffix and "/" not in text:
+        shipped = CONFIG_DIR / f"{path.name}.yaml"
+        if shipped.is_file():
+            return shipped
     if path.exists():
+        problem = describe_non_file(path)
+        if problem is not None:
+            raise ConfigError(f"{path}: {problem}")
         return path
-    shipped = CONFIG_DIR / (path.name if path.suffix else f"{path.name}.yaml")
-    if shipped.exists() and len(path.parts) == 1:
-        return shipped
+    if len(path.parts) == 1 and (CONFIG_DIR / path.name).is_file():
+        return CONFIG_DIR / path.name
     raise ConfigError(f"{path}: no such config file (shipped configs: {', '.join(shipped_configs())})")
 
 

@@ -9,11 +9,25 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["check_env_options", "epsilon_argument", "parse_assignments", "parse_env_options"]
+__all__ = [
+    "add_assignment_argument",
+    "add_env_argument",
+    "add_progress_argument",
+    "check_env_options",
+    "check_pool_size",
+    "epsilon_argument",
+    "parse_assignments",
+    "parse_env_options",
+]
+
+#: Peak memory per influencer of generating, segmenting and writing a pool (measured: about 1.3 kB with
+#: ``influmatch market``; the environment's per-influencer arrays about as much again).
+BYTES_PER_INFLUENCER = 3_000
 
 #: A number in scientific notation, which YAML 1.1 (PyYAML) reads as a string unless it has a dot.
 _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -21,7 +35,8 @@ _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 def parse_assignments(items: Sequence[str] | None, option: str) -> dict[str, Any]:
     """``KEY=VALUE`` strings to a dict, each value read as YAML; ``ValueError`` naming the bad one."""
-    import yaml
+    from experiments.files import shorten
+    from experiments.strict_yaml import load_yaml
 
     out: dict[str, Any] = {}
     for item in items or []:
@@ -29,21 +44,82 @@ def parse_assignments(items: Sequence[str] | None, option: str) -> dict[str, Any
         key = key.strip()
         if not sep or not key.isidentifier():
             raise ValueError(
-                f"{option} '{item}': expected KEY=VALUE with a name as KEY, e.g. {option} gamma=0.9"
+                f"{option} '{shorten(item)}': expected KEY=VALUE with a name as KEY, e.g. {option} gamma=0.9"
             )
         if not text.strip():
             raise ValueError(f"{option} {key}: expected a value after '=', got nothing")
+        source = f"{option} {key}"
         try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise ValueError(f"{option} {key}: cannot read '{text}' as a YAML value ({problem})") from None
+            value = load_yaml(text, source=source)
+        except ValueError as err:
+            problem = str(err).removeprefix(f"{source}: ")
+            raise ValueError(f"{source}: cannot read '{shorten(text)}' as a YAML value ({problem})") from None
         if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
             value = float(value)
+        if _non_finite(value):
+            raise ValueError(f"{option} {key}: expected a finite number, got {shorten(text.strip())}")
         if key in out:
             raise ValueError(f"{option} {key}: given twice")
         out[key] = value
     return out
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (``MemAvailable`` on Linux, else physical memory)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - not POSIX
+        return 2**62
+
+
+def check_pool_size(n: int, where: str) -> None:
+    """``ValueError`` if a pool of ``n`` influencers cannot fit in the memory available now, before
+    anything is allocated; the message gives the limit."""
+    limit = available_memory() // BYTES_PER_INFLUENCER
+    if n > limit:
+        raise ValueError(
+            f"{where} {n:,}: a pool that size needs about {n * BYTES_PER_INFLUENCER / 1e9:,.0f} GB of memory; "
+            f"{available_memory() / 1e9:.1f} GB are available, enough for about {limit:,} influencers"
+        )
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    return False
+
+
+def add_env_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--env KEY=VALUE ...``, the same in every command: several values after one ``--env``, or
+    ``--env`` repeated, or both."""
+    parser.add_argument("--env", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help=help_text)
+
+
+def add_assignment_argument(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
+    """A ``KEY=VALUE`` option read like ``--env`` (``--hp``)."""
+    parser.add_argument(flag, action="extend", nargs="+", default=[], metavar="KEY=VALUE", help=help_text)
+
+
+def add_progress_argument(parser: argparse.ArgumentParser, default: bool) -> None:
+    """``--progress`` / ``--no-progress``, the same in every command (defaults differ: a sweep shows
+    its bar, a single run does not)."""
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=default,
+        help=f"show a progress bar (default: {'shown' if default else 'hidden'})",
+    )
 
 
 def check_env_options(keys: Sequence[str], where: str) -> None:

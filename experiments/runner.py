@@ -62,7 +62,15 @@ from agents import (
     model_filename,
 )
 from experiments.evaluation import EvaluationResult, Evaluator
-from experiments.files import remove_stale, replace_dir, temp_sibling, write_json, write_text_atomic
+from experiments.files import (
+    check_output,
+    remove_stale,
+    replace_dir,
+    temp_sibling,
+    write_json,
+    write_text_atomic,
+)
+from experiments.market import seed_ints
 from experiments.options import check_env_options
 
 __all__ = [
@@ -189,24 +197,16 @@ class RunSpec:
         return cls(**data)
 
 
-def _seed_int(seed_sequence: np.random.SeedSequence) -> int:
-    return int(seed_sequence.generate_state(1, dtype=np.uint32)[0])
-
-
 def run_seeds(spec: RunSpec) -> dict[str, int]:
-    """The integer seeds of a run, spawned from ``SeedSequence(spec.seed)``.
+    """The integer seeds of a run, spawned from ``SeedSequence(spec.seed)``
+    (:func:`experiments.market.seed_ints`).
 
     ``market_seed`` (the env's, unless ``spec.env`` sets it), ``reset_seed`` (the training campaigns),
     ``agent_seed`` and ``eval_seed`` (the evaluation campaigns).
     """
-    env_ss, agent_ss, eval_ss = np.random.SeedSequence(spec.seed).spawn(3)
-    market_ss, reset_ss = env_ss.spawn(2)
-    return {
-        "market_seed": int(spec.env.get("market_seed", _seed_int(market_ss))),
-        "reset_seed": _seed_int(reset_ss),
-        "agent_seed": _seed_int(agent_ss),
-        "eval_seed": _seed_int(eval_ss),
-    }
+    seeds = seed_ints(spec.seed)
+    seeds["market_seed"] = int(spec.env.get("market_seed", seeds["market_seed"]))
+    return seeds
 
 
 #: The dynamics of a run whose spec does not name them: new runs get v1 (the default of every command);
@@ -409,16 +409,9 @@ def _play_fixed_policy(agent: Any, env: gym.Env, recorder: _Recorder, timesteps:
 
 # ------------------------------------------------------------------------------------ the run
 def _check_destination(out_dir: Path, overwrite: bool) -> None:
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise NotADirectoryError(f"{out_dir}: a file of that name exists; the run needs a folder")
-    if (out_dir / "summary.json").exists():
-        if not overwrite:
-            raise FileExistsError(f"{out_dir}: holds a finished run; pass --overwrite to replace it")
-        return
-    if any(out_dir.iterdir()):
-        raise FileExistsError(f"{out_dir}: is not empty and holds no finished run; choose another folder")
+    if out_dir.is_dir() and (out_dir / "summary.json").exists() and not overwrite:
+        raise FileExistsError(f"{out_dir}: holds a finished run; pass --overwrite to replace it")
+    check_output(out_dir, overwrite, folder=True)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -527,7 +520,7 @@ def _train_and_write(
         "train_episodes": recorder.episodes,
         "model_file": model_file,
     }
-    if spec.agent == "cqi":
+    if hasattr(agent, "n_leaves") and hasattr(agent, "export_text"):  # the tree policies: CQI, distilled
         summary["n_leaves"] = int(agent.n_leaves)
         summary["depth"] = int(agent.depth)
         tree = agent.export_text(feature_names=unwrapped.feature_names, action_names=unwrapped.action_names)

@@ -11,6 +11,7 @@ Written by ``influmatch segment`` and into every sweep folder (``segments/``, fo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -28,11 +29,21 @@ MAP_FILE = "segment_map.png"
 PROFILES_FIGURE = "segment_profiles.png"
 
 
-def write_segment_files(frame: pd.DataFrame, segmenter: InfluencerSegmenter, out: Path) -> pd.DataFrame:
+def write_segment_files(
+    frame: pd.DataFrame,
+    segmenter: InfluencerSegmenter,
+    out: Path,
+    tier_edges: Sequence[float] | None = None,
+) -> pd.DataFrame:
     """Write labels (with 2-D map coordinates), profiles and both figures of a fitted segmentation of
-    ``frame`` into the folder ``out``; returns the profiles."""
+    ``frame`` into the folder ``out``; returns the profiles. ``tier_edges`` (the calibration's) name
+    the segments as the environment names them."""
     out = Path(out)
-    profiles = segment_profiles(frame, segmenter.labels_)
+    profiles = (
+        segment_profiles(frame, segmenter.labels_)
+        if tier_edges is None
+        else segment_profiles(frame, segmenter.labels_, tier_edges=tier_edges)
+    )
     coordinates = PCA(n_components=2, svd_solver="covariance_eigh").fit_transform(segmenter.transform(frame))
     labels = pd.DataFrame(
         {

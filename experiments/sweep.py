@@ -16,13 +16,19 @@ segmentation of the first seed's market, for the report).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import json
 import logging
+import os
 import re
 import shutil
+import signal
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +36,13 @@ import pandas as pd
 import yaml
 
 from experiments.config import ExperimentConfig
-from experiments.files import prepare_out_dir, write_text_atomic
+from experiments.files import staged_dir, temp_sibling, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("joblib", "ray")
+SWEEP_FILE = "sweep.yaml"
+_RUN_TMP_PREFIX = "influmatch-run-"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,17 +81,54 @@ def run_sweep(
     n_jobs: int = 2,
     address: str | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
-    """Run every unfinished run of ``config`` into ``out_dir``; returns the results table."""
+    """Run every unfinished run of ``config`` into ``out_dir``; returns the results table.
+
+    Everything that can be checked is checked before anything is written: the backend (Ray installed),
+    the folder (empty, or holding this same sweep; with ``overwrite`` a folder holding anything else is
+    replaced once the new sweep is complete), and every pending run's environment options and
+    hyperparameters (by building its environment and agent). On Ctrl-C the workers are stopped and
+    the runs in flight leave nothing behind.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"--backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
-    out_dir = prepare_out_dir(out_dir)
-    _claim_folder(config, out_dir)
+    if backend == "ray":
+        _import_ray()
+    out_dir = Path(out_dir)
+    planned = plan(config)
+    text = _config_text(config)
+    same = _holds_this_sweep(out_dir, text, overwrite)
+    runs_dir = out_dir / "runs"
+    pending = [r for r in planned if not (same and (runs_dir / r.run_id / "summary.json").exists())]
+    from experiments.runner import check_specs
+
+    check_specs([r.spec for r in pending], source=config.source)
+    _remove_stale_run_folders()
+    if same or not out_dir.exists() or not any(out_dir.iterdir()):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return _run_into(config, out_dir, planned, pending, text, backend, n_jobs, address, progress)
+    with staged_dir(out_dir, overwrite=True) as tmp:  # replacing another sweep: only once complete
+        table = _run_into(config, tmp, planned, pending, text, backend, n_jobs, address, progress)
+    return table
+
+
+def _run_into(
+    config: ExperimentConfig,
+    out_dir: Path,
+    planned: list[PlannedRun],
+    pending: list[PlannedRun],
+    text: str,
+    backend: str,
+    n_jobs: int,
+    address: str | None,
+    progress: bool,
+) -> pd.DataFrame:
+    if not (out_dir / SWEEP_FILE).exists():
+        write_text_atomic(out_dir / SWEEP_FILE, text)
     runs_dir = out_dir / "runs"
     runs_dir.mkdir(exist_ok=True)
     _remove_leftovers(runs_dir)
-    planned = plan(config)
-    pending = [r for r in planned if not (runs_dir / r.run_id / "summary.json").exists()]
     logger.info("%d runs planned, %d already finished", len(planned), len(planned) - len(pending))
     _write_segments(config, out_dir)
     if pending:
@@ -99,6 +144,7 @@ def run_sweep(
                 write_results(out_dir, planned)
                 bar.update(1)
         finally:
+            executions.close()  # on an error or Ctrl-C: stops the workers (see _execute_joblib)
             bar.close()
     return write_results(out_dir, planned)
 
@@ -122,7 +168,7 @@ def execute_run(spec: Any) -> dict[str, bytes]:
     """Run one spec in a temporary folder and return its files (relative path -> bytes)."""
     from experiments.runner import run
 
-    with tempfile.TemporaryDirectory(prefix="influmatch-run-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{_RUN_TMP_PREFIX}{os.getpid()}-") as tmp:
         run_dir = Path(tmp) / "run"
         run(spec, run_dir)
         return {
@@ -130,31 +176,76 @@ def execute_run(spec: Any) -> dict[str, bytes]:
         }
 
 
-def _execute_joblib(pending: list[PlannedRun], n_jobs: int) -> Iterator[tuple[PlannedRun, dict]]:
+def _execute_joblib(pending: list[PlannedRun], n_jobs: int) -> Generator[tuple[PlannedRun, dict], None, None]:
+    """Run the pending runs on joblib's loky workers, yielding each as it finishes. When the consumer
+    stops early (an error, Ctrl-C) the workers are killed rather than left to finish."""
     if n_jobs == 1:
         for r in pending:
             yield r, execute_run(r.spec)
         return
     from joblib import Parallel, delayed
 
-    results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-        delayed(_tagged)(i, r.spec) for i, r in enumerate(pending)
-    )
-    for i, files in results:
-        yield pending[i], files
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    results = parallel(delayed(_tagged)(i, r.spec) for i, r in enumerate(pending))
+    finished = False
+    try:
+        for i, files in results:
+            yield pending[i], files
+        finished = True
+    finally:
+        if not finished:
+            backend = getattr(parallel, "_backend", None)
+            with contextlib.suppress(Exception):
+                if backend is not None and getattr(backend, "_workers", None) is not None:
+                    backend.abort_everything(ensure_ready=False)
+            with contextlib.suppress(Exception):
+                results.close()
 
 
 def _tagged(i: int, spec: Any) -> tuple[int, dict]:
+    _become_worker()
     return i, execute_run(spec)
 
 
-def _execute_ray(
-    pending: list[PlannedRun], n_jobs: int, address: str | None
-) -> Iterator[tuple[PlannedRun, dict]]:
+@functools.cache
+def _become_worker() -> None:
+    """Once per worker process: leave Ctrl-C to the parent (which stops the workers, so a sweep's
+    Ctrl-C prints one line, not a traceback per worker) and exit when the parent is gone (a killed
+    sweep leaves no worker training on)."""
+    parent = os.getppid()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="influmatch-parent-watch", daemon=True).start()
+
+
+def _remove_stale_run_folders() -> None:
+    """Remove the temporary run folders (``influmatch-run-<pid>-*``) of worker processes that are gone."""
+    from experiments.files import pid_alive
+
+    root = Path(tempfile.gettempdir())
+    for path in root.glob(f"{_RUN_TMP_PREFIX}*"):
+        match = re.match(rf"{re.escape(_RUN_TMP_PREFIX)}(\d+)-", path.name)
+        if match and path.is_dir() and not pid_alive(int(match[1])):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
         raise ValueError("--backend ray: Ray is not installed (pip install 'influmatch[ray]')") from None
+    return ray
+
+
+def _execute_ray(
+    pending: list[PlannedRun], n_jobs: int, address: str | None
+) -> Generator[tuple[PlannedRun, dict], None, None]:
+    ray = _import_ray()
     started_here = not ray.is_initialized()
     if started_here:
         if address in (None, "local"):
@@ -178,7 +269,7 @@ def _execute_ray(
 
 def _materialise(files: dict[str, bytes], final: Path) -> None:
     """Write a run's files beside ``final`` and rename the folder into place in one step."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    tmp = temp_sibling(final, ".partial", directory=True)
     try:
         for rel, data in files.items():
             target = tmp / rel
@@ -199,17 +290,29 @@ def _remove_leftovers(runs_dir: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _claim_folder(config: ExperimentConfig, out_dir: Path) -> None:
-    """Write ``sweep.yaml``, or check that the folder holds this same sweep."""
-    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
-    existing = out_dir / "sweep.yaml"
-    if existing.exists():
-        if existing.read_text() != text:
-            raise ValueError(f"{out_dir}: holds a different sweep (sweep.yaml differs); choose another --out")
-        return
-    if any(out_dir.iterdir()):
-        raise ValueError(f"{out_dir}: is not empty and holds no sweep; choose another --out")
-    write_text_atomic(existing, text)
+def _config_text(config: ExperimentConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def _holds_this_sweep(out_dir: Path, text: str, overwrite: bool) -> bool:
+    """True if ``out_dir`` holds this sweep (resume); False if it is new or empty, or (with
+    ``overwrite``) holds something else; otherwise the refusal naming the folder."""
+    if not out_dir.exists():
+        return False
+    if not out_dir.is_dir():
+        raise NotADirectoryError(f"--out {out_dir}: a file of that name exists; a sweep needs a folder")
+    existing = out_dir / SWEEP_FILE
+    if existing.is_file():
+        if existing.read_text(encoding="utf-8") == text:
+            return True
+        problem = "holds a different sweep (sweep.yaml differs)"
+    elif any(out_dir.iterdir()):
+        problem = "is not empty and holds no sweep"
+    else:
+        return False
+    if not overwrite:
+        raise FileExistsError(f"--out {out_dir}: {problem}; choose another --out or pass --overwrite")
+    return False
 
 
 def _write_segments(config: ExperimentConfig, out_dir: Path) -> None:
@@ -222,7 +325,7 @@ def _write_segments(config: ExperimentConfig, out_dir: Path) -> None:
 
     first = plan(config)[0].spec
     env: Any = make_env(first).unwrapped  # an InfluencerMatchingEnv (pool, segmenter)
-    tmp = Path(tempfile.mkdtemp(prefix=".segments.", suffix=".partial", dir=out_dir))
+    tmp = temp_sibling(seg_dir, ".partial", directory=True)
     write_segment_files(env.pool.to_frame(), env.segmenter, tmp)
     shutil.rmtree(seg_dir, ignore_errors=True)
     tmp.rename(seg_dir)

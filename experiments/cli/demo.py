@@ -16,16 +16,25 @@ from pathlib import Path
 
 from experiments.cli import run_module
 from experiments.config import ExperimentConfig
-from experiments.files import positive_int
+from experiments.files import output_path, positive_int
+from experiments.options import add_progress_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--out", type=Path, default=Path("runs/demo"), help="sweep folder (default runs/demo)"
+        "--out", type=output_path, default=Path("runs/demo"), help="sweep folder (resumed when run again)"
     )
-    parser.add_argument("--config", default="demo", help="experiment config (default: the shipped demo.yaml)")
-    parser.add_argument("--n-jobs", type=positive_int, default=2, help="parallel runs (default 2)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--config",
+        default="demo",
+        help="experiment config: a shipped config's name (demo, benchmark; a name means the shipped "
+        "config even if the current folder holds a file or folder of that name) or a YAML path",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a folder at --out that holds another sweep"
+    )
+    parser.add_argument("--n-jobs", type=positive_int, default=2, help="parallel runs")
+    add_progress_argument(parser, default=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     n_runs = sum(len(config.variants(entry)) for entry in config.agents) * len(config.seeds)
     print(f"influmatch demo: {n_runs} runs of '{config.name}' into {args.out} ({args.n_jobs} in parallel)")
     start = time.perf_counter()
-    table = run_sweep(config, args.out, n_jobs=args.n_jobs, progress=not args.no_progress)
-    report = write_report(args.out)
+    table = run_sweep(config, args.out, n_jobs=args.n_jobs, progress=args.progress, overwrite=args.overwrite)
+    report = write_report(args.out, overwrite=True)  # the sweep's own report, redrawn from its runs
     print(f"{len(table)} runs finished in {time.perf_counter() - start:.0f} s.")
     shown = (
         table.groupby(["agent", "variant"], sort=False)["normalized_score"]

@@ -1,73 +1,121 @@
 """``influmatch market``: generate (or read) an influencer pool and check it against published figures.
 
-Writes to ``--out``: ``pool.csv`` (the pool, every column of the CSV contract), ``calibration.csv``
+Writes to ``--out`` (a new or empty folder; ``--overwrite`` replaces an earlier one, in one rename once
+the new one is complete): ``pool.csv`` (the pool, every column of the CSV contract), ``calibration.csv``
 (each published target of the calibration beside the simulated value; sources in
 ``docs/calibration.md``) and ``config.json``; prints the table. Same seed, same files.
+
+Seeding: the pool is the one ``influmatch train --seed S`` (and ``influmatch segment --seed S``) would
+build with the same size, mode and calibration (:func:`experiments.segments.market_streams`).
+
+With ``--pool`` only the targets that describe a marketplace pool are checked on your pool (with the
+calibration's outcome model for acceptance, revenue and losses); a target that cannot be checked on it
+(the share of nano influencers in the whole population; engagement quoted for another vintage than the
+calibration's) is listed as not checked, with the reason.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from envs.calibration import POPULATION_MODES, Calibration
+from envs.calibration import POPULATION_MODES
 from envs.population import InfluencerPool
 from envs.targets import calibration_table
 from experiments.cli import run_module
-from experiments.files import positive_int, prepare_out_dir, write_json
+from experiments.files import (
+    check_output,
+    input_file,
+    output_path,
+    positive_int,
+    seed_argument,
+    staged_dir,
+    write_json,
+)
+from experiments.market import load_calibration, market_streams
+from experiments.options import check_pool_size
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--n", type=positive_int, default=100_000, help="influencers to generate (default 100000)"
-    )
+    parser.add_argument("--n", type=positive_int, default=100_000, help="influencers to generate")
     parser.add_argument("--mode", choices=POPULATION_MODES, default="marketplace", help="population mode")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--pool", type=Path, help="your influencer CSV instead of a generated pool")
-    parser.add_argument("--calibration", type=Path, help="YAML file overriding calibration fields")
+    parser.add_argument("--seed", type=seed_argument, default=0, help="random seed")
+    parser.add_argument("--out", type=output_path, required=True, help="output folder (new or empty)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier output in --out")
+    parser.add_argument("--pool", type=input_file, help="your influencer CSV instead of a generated pool")
+    parser.add_argument("--calibration", type=input_file, help="YAML file overriding calibration fields")
 
 
 def run(args: argparse.Namespace) -> int:
-    cal = Calibration.from_yaml(args.calibration) if args.calibration else Calibration()
-    pool_seed, table_seed = np.random.SeedSequence(args.seed).spawn(2)
-    pool_rng = np.random.default_rng(pool_seed)
+    check_output(args.out, args.overwrite, folder=True)
+    cal = load_calibration(args.calibration)
+    streams = market_streams(args.seed)
     if args.pool is not None:
-        pool = InfluencerPool.read_csv(args.pool, pool_rng, cal)
+        pool = InfluencerPool.read_csv(args.pool, np.random.default_rng(streams.fill), cal)
         source = f"your pool {args.pool} ({len(pool):,} influencers)"
+        pools = {"marketplace": pool, "population": pool}
     else:
-        pool = InfluencerPool.generate(args.n, pool_rng, cal, args.mode)
+        check_pool_size(args.n, "--n")
+        pool = InfluencerPool.generate(args.n, np.random.default_rng(streams.pool), cal, args.mode)
         source = f"{len(pool):,} generated influencers, {args.mode} mode"
-    out = prepare_out_dir(args.out)
-    table = calibration_table(np.random.default_rng(table_seed), cal, n=len(pool), pools={args.mode: pool})
-    pool.write_csv(out / "pool.csv")
-    table.to_csv(out / "calibration.csv", index=False)
-    write_json(
-        out / "config.json",
-        {
-            "command": "market",
-            "seed": args.seed,
-            "mode": args.mode,
-            "n": len(pool),
-            "pool": str(args.pool) if args.pool else None,
-            "calibration": cal.to_dict(),
-        },
-    )
+        pools = {args.mode: pool}
+    table = calibration_table(np.random.default_rng(streams.checks), cal, n=len(pool), pools=pools)
+    if args.pool is not None:
+        table = mark_unchecked(table, cal.engagement_vintage)
+    with staged_dir(args.out, args.overwrite) as tmp:
+        pool.write_csv(tmp / "pool.csv")
+        table.to_csv(tmp / "calibration.csv", index=False)
+        write_json(
+            tmp / "config.json",
+            {
+                "command": "market",
+                "seed": args.seed,
+                "mode": None if args.pool else args.mode,
+                "n": len(pool),
+                "pool": str(args.pool) if args.pool else None,
+                "calibration": cal.to_dict(),
+            },
+        )
     print(f"Calibration check on {source}:")
     print(format_table(table))
-    inside = int(table["inside"].sum())
+    checked = table[table["inside"].notna()]
+    inside = int(checked["inside"].astype(bool).sum())
     print(
-        f"\n{inside} of {len(table)} published targets inside tolerance. Wrote {out}/pool.csv, calibration.csv"
+        f"\n{inside} of {len(checked)} published targets inside tolerance"
+        + (f" ({len(table) - len(checked)} not checked, see 'why not')" if len(checked) < len(table) else "")
+        + f". Wrote {args.out}/pool.csv, calibration.csv, config.json"
     )
     return 0
 
 
-def format_table(table) -> str:
+def mark_unchecked(table: pd.DataFrame, vintage: str) -> pd.DataFrame:
+    """For a user's pool: the rows that cannot be checked on it get ``inside`` = None and a reason in
+    ``not_checked`` (the population-mode share; the 2019 engagement target under another vintage)."""
+    table = table.copy()
+    table["inside"] = table["inside"].astype(object)
+    table["not_checked"] = ""
+    population = table["pool"] == "population"
+    table.loc[population, "not_checked"] = "describes the whole population, not a marketplace pool"
+    if vintage != "2019":
+        vintage_rows = table["target"].str.contains("2019 vintage", regex=False)
+        table.loc[vintage_rows, "not_checked"] = (
+            f"quotes 2019 engagement; your calibration's engagement_vintage is {vintage}"
+        )
+    unchecked = table["not_checked"] != ""
+    table.loc[unchecked, "inside"] = None
+    table.loc[unchecked, "simulated"] = "not checked"
+    return table
+
+
+def format_table(table: pd.DataFrame) -> str:
     """The calibration table as aligned text columns."""
     shown = table[["target", "published", "simulated", "tolerance"]].copy()
-    shown.insert(3, "ok", np.where(table["inside"], "yes", "NO"))
+    ok = [("yes" if v else "NO") if v is not None and not pd.isna(v) else "—" for v in table["inside"]]
+    shown.insert(3, "ok", ok)
+    if "not_checked" in table and (table["not_checked"] != "").any():
+        shown["why not"] = table["not_checked"]
     widths = {c: max(len(c), *(len(str(v)) for v in shown[c])) for c in shown.columns}
     lines = ["  ".join(c.ljust(widths[c]) for c in shown.columns).rstrip()]
     lines.append("  ".join("-" * widths[c] for c in shown.columns))

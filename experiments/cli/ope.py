@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
 import pandas as pd
 
 from experiments.cli import run_module
-from experiments.files import positive_int
+from experiments.files import check_output, input_file, output_path, positive_int, seed_argument
 from experiments.ope.config import OPEConfig
 from experiments.ope.pipeline import evaluate_logs, write_results
-from experiments.options import epsilon_argument, parse_env_options
+from experiments.options import add_env_argument, epsilon_argument, parse_env_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--logs", type=Path, required=True, help="logged decisions (.csv or .parquet)")
+    parser.add_argument("--logs", type=input_file, required=True, help="logged decisions (.csv or .parquet)")
     parser.add_argument(
         "--policy", required=True, help="target policy: run folder of a trained agent, or a name"
     )
@@ -33,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the target acts epsilon-greedy around its greedy action (default 0: greedy), "
         "or 'own': the agent's own action distribution",
     )
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--out", type=output_path, required=True, help="output folder (new or empty)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier output in --out")
     parser.add_argument(
         "--truth", action="store_true", help="also compute the true value in the simulator (simulated logs)"
     )
@@ -44,15 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of folds, models, bootstrap, truth (default 0)"
+        "--seed", type=seed_argument, default=0, help="seed of folds, models, bootstrap, truth"
     )
-    parser.add_argument(
-        "--env",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="environment options, overriding those of the logs' metadata (or, without one, of the run folder)",
+    add_env_argument(
+        parser,
+        "environment options, overriding those of the logs' metadata (or, without one, of the run folder)",
     )
 
 
@@ -65,10 +61,11 @@ def run(args: argparse.Namespace) -> int:
         random_state=args.seed,
     )
     overrides = parse_env_options(args.env)
+    check_output(args.out, args.overwrite, folder=True)
     result = evaluate_logs(
         args.logs, args.policy, args.epsilon, config, env_overrides=overrides, truth=args.truth
     )
-    out = write_results(result, args.out)
+    out = write_results(result, args.out, overwrite=args.overwrite)
     data, overall, summary = result.data, result.overall, result.summary
     print(
         f"Off-policy estimates of {summary['target_policy']} from {data.n_decisions:,} decisions of "

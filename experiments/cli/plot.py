@@ -1,6 +1,7 @@
 """``influmatch plot``: draw a figure from run folders or sweep folders, without re-running anything.
 
-``influmatch plot PATH... --out FILE.png [--kind KIND]`` where each PATH is a run folder (``summary.json``,
+``influmatch plot PATH... --out FILE.png|FILE.pdf|FILE.svg [--kind KIND] [--overwrite]`` (the format
+follows the suffix; an existing figure is replaced only with ``--overwrite``) where each PATH is a run folder (``summary.json``,
 ``eval.csv``; a CQI run also ``model.json`` / ``tree.txt``), a sweep folder (``results.csv``,
 ``runs/<run_id>/``) or a segment folder (``labels.csv``, ``profiles.csv``, as ``influmatch segment``
 writes it). Kinds:
@@ -12,7 +13,8 @@ writes it). Kinds:
 - ``tree``: the CQI tree of one run folder, or of a typical run of a sweep's best CQI setting;
 - ``tradeoff``: CQI's number of leaves against final score, one point per run, coloured by split
   threshold;
-- ``segments``: the segment map to ``--out`` and the segment profiles beside it (``NAME_profiles.png``);
+- ``segments``: the segment map to ``--out`` and the segment profiles beside it (``NAME_profiles.png``,
+  same suffix);
   the default for a segment folder.
 
 The statistics are computed from the runs' CSV/JSON files in a temporary folder (see
@@ -29,7 +31,9 @@ import pandas as pd
 
 from experiments import stats
 from experiments.cli import run_module
+from experiments.files import output_path, staged_files
 from experiments.reporting.figures import (
+    FIGURE_FORMATS,
     plot_cqi_tradeoff,
     plot_final_scores,
     plot_learning_curves,
@@ -46,7 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "paths", nargs="+", type=Path, metavar="RUN_OR_SWEEP_DIR", help="run or sweep folders"
     )
-    parser.add_argument("--out", type=Path, required=True, help="figure to write (FILE.png)")
+    parser.add_argument(
+        "--out",
+        type=output_path,
+        required=True,
+        help="figure to write: FILE.png, FILE.pdf or FILE.svg (the format follows the suffix)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing figure at --out")
     parser.add_argument(
         "--kind",
         choices=KINDS,
@@ -114,34 +124,35 @@ def _iqm_only(runs: pd.DataFrame) -> pd.DataFrame:
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise ValueError(f"--out {out}: expected a file name ending in .png")
-    if out.is_dir():
-        raise IsADirectoryError(f"--out {out}: is a folder; expected FILE.png")
+    if out.suffix.lower() not in FIGURE_FORMATS:
+        raise ValueError(f"--out {out}: expected a file name ending in {', '.join(FIGURE_FORMATS)}")
     paths = [Path(p) for p in args.paths]
     kinds = [classify(p) for p in paths]
     kind = args.kind or ("segments" if set(kinds) == {"segments"} else "curves")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    outputs = [out, out.with_name(f"{out.stem}_profiles{out.suffix}")] if kind == "segments" else [out]
+    with staged_files(outputs, args.overwrite) as tmp:
+        _draw(kind, paths, kinds, tmp / out.name, args.metric)
+    print(f"Wrote {' and '.join(str(p) for p in outputs)}")
+    return 0
 
+
+def _draw(kind: str, paths: list[Path], kinds: list[str], out: Path, metric: str) -> None:
+    """Draw the figure of ``kind`` to ``out`` (and for segments the profiles beside it)."""
     if kind == "segments":
         if len(paths) != 1:
             raise ValueError(f"--kind segments draws one sweep or segment folder, got {len(paths)} paths")
         folder = paths[0] / SEGMENTS_DIR if kinds[0] == "sweep" else paths[0]
         if kinds[0] == "run" or not (folder / "profiles.csv").is_file():
             raise FileNotFoundError(f"{folder / 'profiles.csv'}: no such file (no segments to draw)")
-        second = out.with_name(f"{out.stem}_profiles.png")
         plot_segment_map(folder / "labels.csv", folder / "profiles.csv", out)
-        plot_segment_profiles(folder / "profiles.csv", second)
-        print(f"Wrote {out} and {second}")
-        return 0
+        plot_segment_profiles(folder / "profiles.csv", out.with_name(f"{out.stem}_profiles{out.suffix}"))
+        return
     if kind == "tree":
         if len(paths) != 1:
             raise ValueError(f"--kind tree draws one run or sweep folder, got {len(paths)} paths")
         run_dir, title = _tree_source(paths[0], kinds[0])
         plot_cqi_tree(run_dir, out, title=title)
-        print(f"Wrote {out}")
-        return 0
-
+        return
     runs = _runs(paths, kinds)
     with tempfile.TemporaryDirectory(prefix="influmatch-plot-") as tmp_name:
         tmp = Path(tmp_name)
@@ -150,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
             if curves.empty:
                 raise ValueError(f"{paths[0]}: no eval.csv in any of the runs, so no learning curves to draw")
             stats.write_csv(curves, tmp / stats.CURVES_FILE)
-            plot_learning_curves(tmp / stats.CURVES_FILE, out, metric=args.metric)
+            plot_learning_curves(tmp / stats.CURVES_FILE, out, metric=metric)
         elif kind == "final":
             stats.write_csv(stats.final_scores(runs), tmp / stats.FINAL_FILE)
             stats.write_csv(runs[list(stats.RUN_COLUMNS)], tmp / stats.RUNS_FILE)
@@ -160,8 +171,6 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(f"{paths[0]}: no CQI runs with a number of leaves, so no trade-off to draw")
             stats.write_csv(runs[list(stats.RUN_COLUMNS)], tmp / stats.RUNS_FILE)
             plot_cqi_tradeoff(tmp / stats.RUNS_FILE, out)
-    print(f"Wrote {out}")
-    return 0
 
 
 if __name__ == "__main__":

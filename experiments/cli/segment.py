@@ -5,22 +5,34 @@ The pool is generated (``--n``, ``--mode``) or read from your CSV (``--pool``). 
 :mod:`experiments.segments`) and ``config.json``: the arguments, the number of segments used and, with
 ``--k auto``, the silhouette score of every k tried.
 
-Seeding: ``SeedSequence(seed).spawn(2)`` gives the pool's stream (the same pool as ``influmatch market``
-with the same seed) and the segmentation's. Same seed, same files.
+Seeding: ``--seed S`` builds the market of ``influmatch train --seed S`` (the same pool as
+``influmatch market --seed S`` of that size and mode, segmented as that run's environment segments it:
+:func:`experiments.market.market_streams`), so the segments named here are the segments a policy trained
+with that seed chooses among. Same seed, same files. ``--out`` must be new or empty (``--overwrite``
+replaces an earlier output, in one rename once the new one is complete).
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from envs.calibration import POPULATION_MODES, Calibration
+from envs.calibration import POPULATION_MODES
 from envs.population import InfluencerPool
 from experiments.cli import run_module
-from experiments.files import positive_int, prepare_out_dir, write_json
+from experiments.files import (
+    check_output,
+    input_file,
+    output_path,
+    positive_int,
+    seed_argument,
+    staged_dir,
+    write_json,
+)
+from experiments.market import load_calibration, market_streams
+from experiments.options import check_pool_size
 from experiments.segments import LABELS_FILE, MAP_FILE, PROFILES_FIGURE, PROFILES_FILE, write_segment_files
 from matching.segmentation import InfluencerSegmenter
 
@@ -40,56 +52,57 @@ def segments_argument(text: str) -> int | str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--pool", type=Path, help="your influencer CSV instead of a generated pool")
-    source.add_argument(
-        "--n", type=positive_int, default=10_000, help="influencers to generate (default 10000)"
-    )
+    source.add_argument("--pool", type=input_file, help="your influencer CSV instead of a generated pool")
+    source.add_argument("--n", type=positive_int, default=10_000, help="influencers to generate")
     parser.add_argument(
         "--k",
         type=segments_argument,
         default=8,
-        help="number of segments, or 'auto' to choose 4..12 by silhouette (default 8)",
+        help="number of segments, or 'auto' to choose 4..12 by silhouette",
     )
     parser.add_argument("--mode", choices=POPULATION_MODES, default="marketplace", help="population mode")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--calibration", type=Path, help="YAML file overriding calibration fields")
+    parser.add_argument("--seed", type=seed_argument, default=0, help="the run seed whose market to segment")
+    parser.add_argument("--out", type=output_path, required=True, help="output folder (new or empty)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier output in --out")
+    parser.add_argument("--calibration", type=input_file, help="YAML file overriding calibration fields")
 
 
 def run(args: argparse.Namespace) -> int:
-    cal = Calibration.from_yaml(args.calibration) if args.calibration else Calibration()
-    pop_ss, seg_ss = np.random.SeedSequence(args.seed).spawn(2)
-    pool_rng = np.random.default_rng(pop_ss)
+    check_output(args.out, args.overwrite, folder=True)
+    cal = load_calibration(args.calibration)
+    streams = market_streams(args.seed)
     if args.pool is not None:
-        pool = InfluencerPool.read_csv(args.pool, pool_rng, cal)
+        pool = InfluencerPool.read_csv(args.pool, np.random.default_rng(streams.fill), cal)
         source = f"your pool {args.pool}"
     else:
-        pool = InfluencerPool.generate(args.n, pool_rng, cal, args.mode)
+        check_pool_size(args.n, "--n")
+        pool = InfluencerPool.generate(args.n, np.random.default_rng(streams.pool), cal, args.mode)
         source = f"generated pool, {args.mode} mode"
     if isinstance(args.k, int) and args.k > len(pool):
         raise ValueError(f"--k {args.k} exceeds the number of influencers ({len(pool)})")
-    out = prepare_out_dir(args.out)
     frame = pool.to_frame()
-    segmenter = InfluencerSegmenter(args.k, random_state=int(seg_ss.generate_state(1)[0])).fit(frame)
-    profiles = write_segment_files(frame, segmenter, out)
-    write_json(
-        out / "config.json",
-        {
-            "command": "segment",
-            "seed": args.seed,
-            "k": args.k,
-            "n_segments": segmenter.n_segments_,
-            "silhouette_scores": {str(k): v for k, v in segmenter.silhouette_scores_.items()},
-            "mode": None if args.pool else args.mode,
-            "n": len(pool),
-            "pool": str(args.pool) if args.pool else None,
-            "calibration": cal.to_dict(),
-        },
-    )
+    segmenter = InfluencerSegmenter(args.k, random_state=streams.segmentation_seed).fit(frame)
+    with staged_dir(args.out, args.overwrite) as tmp:
+        profiles = write_segment_files(frame, segmenter, tmp, tier_edges=cal.tier_edges)
+        write_json(
+            tmp / "config.json",
+            {
+                "command": "segment",
+                "seed": args.seed,
+                "market_seed": streams.market_seed,
+                "k": args.k,
+                "n_segments": segmenter.n_segments_,
+                "silhouette_scores": {str(k): v for k, v in segmenter.silhouette_scores_.items()},
+                "mode": None if args.pool else args.mode,
+                "n": len(pool),
+                "pool": str(args.pool) if args.pool else None,
+                "calibration": cal.to_dict(),
+            },
+        )
     chosen = " (chosen by silhouette from 4..12)" if args.k == "auto" else ""
     print(f"{segmenter.n_segments_} segments{chosen} of {len(pool):,} influencers ({source}):")
     print(format_profiles(profiles))
-    print(f"\nWrote {out}/{LABELS_FILE}, {PROFILES_FILE}, {MAP_FILE}, {PROFILES_FIGURE}, config.json")
+    print(f"\nWrote {args.out}/{LABELS_FILE}, {PROFILES_FILE}, {MAP_FILE}, {PROFILES_FIGURE}, config.json")
     return 0
 
 

@@ -5,30 +5,35 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from experiments.cli import run_module
 from experiments.config import ExperimentConfig
-from experiments.files import positive_int
+from experiments.files import output_path, positive_int
+from experiments.options import add_progress_argument
 from experiments.sweep import BACKENDS, run_sweep
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="experiment YAML (or the name of a shipped config: demo, benchmark)")
     parser.add_argument(
-        "--out", type=Path, required=True, help="sweep folder (resumes if it holds this sweep)"
+        "--out", type=output_path, required=True, help="sweep folder (resumes if it holds this sweep)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a folder that holds another sweep (or anything else), once the new sweep is complete",
     )
     parser.add_argument("--backend", choices=BACKENDS, default="joblib", help="where runs execute")
     parser.add_argument("--address", help="Ray cluster address ('auto', 'ray://host:10001'); default: local")
-    parser.add_argument("--n-jobs", type=positive_int, default=2, help="parallel runs (default 2)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--n-jobs", type=positive_int, default=2, help="parallel runs")
+    add_progress_argument(parser, default=True)
 
 
 def run(args: argparse.Namespace) -> int:
     config = ExperimentConfig.from_yaml(args.config)
     start = time.perf_counter()
     table = run_sweep(config, args.out, backend=args.backend, n_jobs=args.n_jobs, address=args.address,
-                      progress=not args.no_progress)  # fmt: skip
+                      progress=args.progress, overwrite=args.overwrite)  # fmt: skip
     print(
         f"{len(table)} runs finished in {args.out} ({time.perf_counter() - start:.0f} s); results in results.csv"
     )

@@ -7,11 +7,17 @@ are read as YAML scalars or lists (:func:`experiments.options.parse_assignments`
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from experiments.cli import run_module
-from experiments.files import positive_int
-from experiments.options import parse_assignments
+from experiments.files import input_file, output_path, positive_int, seed_argument
+from experiments.options import (
+    add_assignment_argument,
+    add_env_argument,
+    add_progress_argument,
+    parse_assignments,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,20 +25,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--agent", required=True, help="agent name (cqi, ppo, maskable_ppo, random, segment_3, ...)"
     )
     parser.add_argument("--timesteps", type=positive_int, required=True, help="environment steps of training")
-    parser.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
-    parser.add_argument("--out", type=Path, required=True, help="run folder to write")
+    parser.add_argument("--seed", type=seed_argument, default=0, help="the run's seed")
+    parser.add_argument("--out", type=output_path, required=True, help="run folder to write")
     parser.add_argument(
-        "--env",
-        action="append",
-        metavar="KEY=VALUE",
-        help="environment option, e.g. n_segments=6 (repeatable)",
+        "--pool",
+        type=input_file,
+        help="your influencer CSV instead of a generated pool (the env option pool=FILE.csv)",
     )
     parser.add_argument(
-        "--hp",
-        action="append",
-        metavar="KEY=VALUE",
-        help="agent hyperparameter, e.g. gamma=0.95 (repeatable)",
+        "--no-newcomers",
+        action="store_true",
+        help="no weekly churn: the pool stays as it is (churn_rate=0); with --pool the generated "
+        "newcomers would otherwise join your influencers",
     )
+    add_env_argument(parser, "environment options, e.g. n_segments=6 (repeatable)")
+    add_assignment_argument(parser, "--hp", "agent hyperparameters, e.g. gamma=0.95 (repeatable)")
     parser.add_argument(
         "--eval-every", type=positive_int, help="steps between evaluations (default: a tenth of --timesteps)"
     )
@@ -40,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--eval-episodes", type=positive_int, default=100, help="evaluation campaigns (default 100)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
-    parser.add_argument("--progress", action="store_true", help="show a progress bar")
+    add_progress_argument(parser, default=False)
 
 
 def format_summary(summary: dict, out: Path) -> str:
@@ -59,6 +66,30 @@ def format_summary(summary: dict, out: Path) -> str:
     return "\n".join(lines)
 
 
+def train_env_options(args: argparse.Namespace) -> dict:
+    """``--env`` with ``--pool`` and ``--no-newcomers`` folded in (each may be given one way only); says
+    so when a user's pool will be joined by generated newcomers."""
+    from envs.matching_env import env_option_defaults
+
+    env = parse_assignments(args.env, "--env")
+    if args.pool is not None:
+        if "pool" in env:
+            raise ValueError("--pool: also given as --env pool=...; give it once")
+        env["pool"] = str(args.pool)
+    if args.no_newcomers:
+        if "churn_rate" in env:
+            raise ValueError("--no-newcomers: also given as --env churn_rate=...; give one")
+        env["churn_rate"] = 0.0
+    churn = env.get("churn_rate", env_option_defaults()["churn_rate"])
+    if env.get("pool") is not None and churn:
+        print(
+            f"Note: your pool will be joined by generated newcomers as influencers churn "
+            f"(churn_rate={churn:g} a week); pass --no-newcomers to keep it as it is.",
+            file=sys.stderr,
+        )
+    return env
+
+
 def run(args: argparse.Namespace) -> int:
     from experiments.runner import RunSpec
     from experiments.runner import run as run_spec
@@ -67,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         agent=args.agent,
         seed=args.seed,
         timesteps=args.timesteps,
-        env=parse_assignments(args.env, "--env"),
+        env=train_env_options(args),
         hyperparameters=parse_assignments(args.hp, "--hp"),
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.files import prepare_out_dir, write_json
+from experiments.files import check_input_file, decode_error, staged_dir, write_json
 from experiments.ope.config import OPEConfig
 from experiments.ope.estimators import action_segments, estimate, target_probabilities
 from experiments.ope.logs import LoggedData, metadata_path, read_logs, read_metadata
@@ -65,6 +65,37 @@ def _r2(y: np.ndarray, prediction: np.ndarray) -> float:
     return float(1.0 - np.mean((y - prediction) ** 2) / variance) if variance > 0 else math.nan
 
 
+#: Largest reward magnitude accepted, in thousands of USD per decision (a trillion dollars): beyond it
+#: sums over decisions and bootstrap resamples lose precision or overflow.
+MAX_ABS_REWARD = 1e9
+
+
+def check_reward_scale(data: LoggedData) -> None:
+    """``ValueError`` naming the file and row of the first reward beyond :data:`MAX_ABS_REWARD`."""
+    too_big = np.flatnonzero(np.abs(data.reward) > MAX_ABS_REWARD)
+    if too_big.size:
+        i = int(too_big[0])
+        row = i if data.row is None else int(data.row[i])
+        raise ValueError(
+            f"{data.source}: row {row}, column 'reward': {data.reward[i]:.6g} thousand USD is beyond "
+            f"the ±{MAX_ABS_REWARD:.0e} a decision can be worth (rewards are in thousands of USD)"
+        )
+
+
+def check_finite_estimates(table: pd.DataFrame, logs: Path) -> None:
+    """``ValueError`` if an estimate or interval came out infinite or NaN where the data has rows."""
+    overall = table[table["group_by"] == "all"]
+    estimate = overall["estimate"].to_numpy(dtype=float)
+    bounds = overall[[c for c in ("low", "high") if c in overall.columns]].to_numpy(dtype=float)
+    bad = ~np.isfinite(estimate) | np.isinf(bounds).any(axis=1)
+    if bad.any():
+        row = overall.iloc[int(np.flatnonzero(bad)[0])]
+        raise ValueError(
+            f"{logs}: the {row['estimator']} estimate ({row['scope']}) is not a finite number; the rewards are "
+            "too large or too spread to estimate with"
+        )
+
+
 def evaluate_logs(
     logs: Path,
     policy: str,
@@ -87,9 +118,11 @@ def evaluate_logs(
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     logs = Path(logs)
-    if not logs.is_file():
-        raise FileNotFoundError(f"{logs}: no such file")
-    meta = read_metadata(logs)
+    check_input_file(logs)
+    try:
+        meta = read_metadata(logs)
+    except UnicodeDecodeError as err:
+        raise decode_error(metadata_path(logs), err) from None
     source = policy_source(policy)
     env_options = dict(meta["env"]) if meta is not None else dict(source.env_options)
     env_options.update(env_overrides or {})
@@ -116,7 +149,11 @@ def evaluate_logs(
             f"{logs}: --truth needs {metadata_path(logs).name} beside the logs "
             "(environment options and campaign seeds, written by influmatch log)"
         )
-    data = read_logs(logs, unwrapped.feature_names, unwrapped.action_names)
+    try:
+        data = read_logs(logs, unwrapped.feature_names, unwrapped.action_names)
+    except UnicodeDecodeError as err:
+        raise decode_error(logs, err) from None
+    check_reward_scale(data)
     timings["read"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -135,6 +172,7 @@ def evaluate_logs(
                      segment_names=list(unwrapped.segment_names), breakdown=True, feature_specs=specs)  # fmt: skip
     timings["estimates_and_bootstrap"] = time.perf_counter() - clock
 
+    check_finite_estimates(table, logs)
     if truth:
         clock = time.perf_counter()
         q_true = replay_expected_rewards(env, data)
@@ -157,14 +195,16 @@ def evaluate_logs(
     return OPEResult(table, data, summary)
 
 
-def write_results(result: OPEResult, out: Path) -> Path:
+def write_results(result: OPEResult, out: Path, overwrite: bool = False) -> Path:
     """Write ``estimates.csv``, ``breakdown.csv`` (by brand, goal, segment), ``estimates.png`` and
-    ``summary.json`` into the folder ``out``; returns it."""
+    ``summary.json`` into the folder ``out`` (new or empty; ``overwrite`` replaces an earlier one, in
+    one rename once complete); returns it."""
     from experiments.reporting.figures import plot_estimates
 
-    out = prepare_out_dir(out)
-    result.overall.to_csv(out / "estimates.csv", index=False)
-    result.breakdown.to_csv(out / "breakdown.csv", index=False)
-    plot_estimates(out / "estimates.csv", out / "estimates.png")
-    write_json(out / "summary.json", result.summary)
+    out = Path(out)
+    with staged_dir(out, overwrite) as tmp:
+        result.overall.to_csv(tmp / "estimates.csv", index=False)
+        result.breakdown.to_csv(tmp / "breakdown.csv", index=False)
+        plot_estimates(tmp / "estimates.csv", tmp / "estimates.png")
+        write_json(tmp / "summary.json", result.summary)
     return out

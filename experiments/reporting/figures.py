@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 import zlib
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -62,9 +63,29 @@ def segment_colours(n_segments: int) -> list:
     return [cmap(i % cmap.N) for i in range(n_segments)]
 
 
+#: The figure formats every plot writes, by the file name's suffix.
+FIGURE_FORMATS = (".png", ".pdf", ".svg")
+
+
+def savefig(fig: plt.Figure, out: Path, dpi: float) -> None:
+    """``fig.savefig`` in the format of ``out``'s suffix (PNG, PDF or SVG), without the metadata that
+    would make the same figure's bytes differ (software version, creation date, SVG ids' salt)."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in FIGURE_FORMATS:
+        raise ValueError(f"{out}: expected a figure file ending in {', '.join(FIGURE_FORMATS)}")
+    metadata: dict[str, Any] = {
+        ".png": {"Software": None},
+        ".pdf": {"Creator": None, "Producer": None, "CreationDate": None},
+        ".svg": {"Creator": None, "Date": None},
+    }[suffix]
+    with plt.rc_context({"svg.hashsalt": "influmatch", "pdf.compression": 6}):
+        fig.savefig(out, dpi=dpi, metadata=metadata, format=suffix[1:])
+
+
 def _save(fig: plt.Figure, out_png: Path) -> Path:
     out_png = Path(out_png)
-    fig.savefig(out_png, dpi=DPI, metadata={"Software": None})
+    savefig(fig, out_png, DPI)
     plt.close(fig)
     return out_png
 
@@ -238,7 +259,7 @@ def method_styles(methods: list[tuple[str, str]]) -> dict[tuple[str, str], dict]
 
 def save_figure(fig: plt.Figure, out_png: Path) -> Path:
     out_png = Path(out_png)
-    fig.savefig(out_png, dpi=FIGURE_DPI, metadata={"Software": None})
+    savefig(fig, out_png, FIGURE_DPI)
     plt.close(fig)
     return out_png
 
@@ -510,6 +531,6 @@ def plot_estimates(estimates_csv: str | Path, out_png: str | Path) -> Path:
     axes[0].legend(loc="best", fontsize=8)
     fig.tight_layout()
     out_png = Path(out_png)
-    fig.savefig(out_png, dpi=120, metadata={"Software": None})
+    savefig(fig, out_png, 120)
     plt.close(fig)
     return out_png

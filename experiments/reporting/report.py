@@ -33,7 +33,7 @@ import pandas as pd
 import yaml
 
 from experiments import stats
-from experiments.files import write_text_atomic
+from experiments.files import check_output, write_text_atomic
 from experiments.reporting.figures import (
     REFERENCE_AGENTS,
     plot_cqi_tradeoff,
@@ -97,14 +97,14 @@ pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; 
 """
 
 
-def write_report(sweep_dir: Path, out: Path | None = None) -> Path:
-    """Write the report of ``sweep_dir`` atomically to ``out`` (default ``SWEEP_DIR/report.html``)."""
+def write_report(sweep_dir: Path, out: Path | None = None, *, overwrite: bool = False) -> Path:
+    """Write the report of ``sweep_dir`` atomically to ``out`` (default ``SWEEP_DIR/report.html``); an
+    existing report is replaced only with ``overwrite``."""
     sweep_dir = Path(sweep_dir)
     out = Path(out) if out is not None else sweep_dir / REPORT_FILE
     if out.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"--out {out}: expected a file name ending in .html")
-    if out.is_dir():
-        raise IsADirectoryError(f"--out {out}: is a folder; expected FILE.html")
+    check_output(out, overwrite, folder=False)
     text = build_report(sweep_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out, text)

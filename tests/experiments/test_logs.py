@@ -263,9 +263,14 @@ def test_log_command_writes_logs_and_metadata(tmp_path, capsys):
     assert meta["env"] == ENV_OPTIONS and meta["policy"]["agent"] == "random"
     data = read_logs(out)
     np.testing.assert_allclose(data.propensity, 1 / data.action_mask.sum(axis=1))
-    first = out.read_bytes()
-    assert main(argv + ENV_ARGS) == 0
-    assert out.read_bytes() == first
+    first, first_meta = out.read_bytes(), metadata_path(out).read_bytes()
+    capsys.readouterr()
+    assert main(argv + ENV_ARGS) == 2  # an earlier log is not replaced unasked
+    err = capsys.readouterr().err
+    assert "logs.csv: the file exists; pass --overwrite" in err and len(err.strip().splitlines()) == 1
+    assert main([*argv, "--overwrite", *ENV_ARGS]) == 0
+    assert out.read_bytes() == first and metadata_path(out).read_bytes() == first_meta
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 @pytest.mark.slow

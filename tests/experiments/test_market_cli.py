@@ -64,7 +64,7 @@ def test_out_path_that_is_a_file_is_refused(tmp_path, capsys):
     target = tmp_path / "file"
     target.write_text("keep me")
     assert main(["market", "--n", "10", "--out", str(target)]) == 2
-    assert "must be a folder" in capsys.readouterr().err
+    assert "expected a folder" in capsys.readouterr().err
     assert target.read_text() == "keep me"
 
 

@@ -203,7 +203,7 @@ def test_rules_find_features_by_their_spec_not_their_name():
         (None, ["{tmp}/nowhere", "--out", "{tmp}/x.png"], "nowhere: no such folder"),
         ("file", ["{tmp}/file.txt", "--out", "{tmp}/x.png"], "got a file"),
         ("empty", ["{tmp}/empty", "--out", "{tmp}/x.png"], "not a run folder (summary.json), a sweep folder"),
-        ("sweep", ["{tmp}/sweep", "--out", "{tmp}/x.pdf"], "expected a file name ending in .png"),
+        ("sweep", ["{tmp}/sweep", "--out", "{tmp}/x.gif"], "expected a file name ending in .png, .pdf, .svg"),
         ("sweep", ["{tmp}/sweep", "{tmp}/sweep", "--out", "{tmp}/x.png", "--kind", "tree"], "draws one run"),
         ("nocqi", ["{tmp}/sweep", "--out", "{tmp}/x.png", "--kind", "tree"], "no CQI runs"),
         ("nocqi", ["{tmp}/sweep", "--out", "{tmp}/x.png", "--kind", "tradeoff"], "no CQI runs"),

@@ -145,8 +145,11 @@ def test_a_finished_run_is_not_overwritten_unless_asked(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="is not empty and holds no finished run"):
-        run(spec("best_fit", timesteps=50), tmp_path / "other", overwrite=True)
+    with pytest.raises(FileExistsError, match="the folder is not empty; pass --overwrite"):
+        run(spec("best_fit", timesteps=50), tmp_path / "other")
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+    run(spec("best_fit", timesteps=50), tmp_path / "other", overwrite=True)  # replaced, as asked
+    assert not (tmp_path / "other" / "notes.txt").exists()
 
 
 @pytest.mark.parametrize(
