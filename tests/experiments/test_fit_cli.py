@@ -66,6 +66,39 @@ def _offer_rows(frame: pd.DataFrame) -> np.ndarray:
     return np.flatnonzero(frame["influencer_id"].fillna("").astype(str).to_numpy() != "")
 
 
+# ------------------------------------------------------------------------------- the log format
+def test_generated_logs_carry_the_offer_facts(market) -> None:
+    from envs.population import InfluencerPool
+
+    data = read_logs(market["logs"])
+    offer = data.action != data.n_actions - 1
+    facts = data.offer_facts
+    assert set(facts) == {c.name for c in OFFER_FACTS}
+    for name, values in facts.items():
+        assert np.isfinite(values[offer]).all() and np.isnan(values[~offer]).all(), name
+    levels = np.asarray((0.8, 1.0, 1.25))
+    assert np.array_equal(facts["offer_ratio"][offer], levels[data.action[offer] % 3])
+    assert np.array_equal(facts["segment"][offer], data.action[offer] // 3)
+    pool = InfluencerPool.read_csv(market["pool"])
+    row = pd.Index(pool.influencer_id).get_indexer(data.outcomes["influencer_id"][offer])
+    np.testing.assert_allclose(facts["sponsored_load"][offer], pool.sponsored_load[row])  # v0: loads stay
+    first_hire = facts["overlap_factor"][offer & (data.step == 0)]
+    assert (first_hire == 1.0).all() and (facts["overlap_factor"][offer] < 1).any()
+
+
+def test_a_bad_offer_fact_is_named(market, tmp_path) -> None:
+    from experiments.ope.logs import LogFormatError
+
+    frame = market["frame"].copy()
+    i = _offer_rows(frame)[2]
+    frame.loc[i, "overlap_factor"] = 1.5
+    logs = write_logs(frame, tmp_path / "logs.csv", market["meta"])
+    with pytest.raises(
+        LogFormatError, match=rf"row {i} \(line {i + 2}\), column 'overlap_factor': expected a value <= 1"
+    ):
+        read_logs(logs)
+
+
 # ------------------------------------------------------------------------------------- the fit
 def test_fit_writes_the_folder_and_recovers_the_market(fitted) -> None:
     assert fitted["code"] == 0
