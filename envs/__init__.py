@@ -15,9 +15,17 @@ from gymnasium.envs.registration import register, registry
 ENV_ID = "influmatch/InfluencerMatching-v1"
 ENV_ID_V0 = "influmatch/InfluencerMatching-v0"
 
-if ENV_ID_V0 not in registry:
-    register(id=ENV_ID_V0, entry_point="envs.matching_env:InfluencerMatchingEnv", kwargs={"dynamics": "v0"})
-if ENV_ID not in registry:
-    register(id=ENV_ID, entry_point="envs.matching_env:InfluencerMatchingEnv", kwargs={"dynamics": "v1"})
+#: The native vector env of both ids (``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``,
+#: and make_vec's default mode when none is given).
+VECTOR_ENTRY_POINT = "envs.vector:InfluencerMatchingVectorEnv"
 
-__all__ = ["ENV_ID", "ENV_ID_V0"]
+for _id, _dynamics in ((ENV_ID_V0, "v0"), (ENV_ID, "v1")):
+    if _id not in registry:
+        register(
+            id=_id,
+            entry_point="envs.matching_env:InfluencerMatchingEnv",
+            vector_entry_point=VECTOR_ENTRY_POINT,
+            kwargs={"dynamics": _dynamics},
+        )
+
+__all__ = ["ENV_ID", "ENV_ID_V0", "VECTOR_ENTRY_POINT"]

@@ -848,20 +848,13 @@ class InfluencerMatchingEnv(gym.Env):
         week and segment, the members' total background sponsored load and their number.
         """
         market, weeks = self._market, self.campaign_weeks
-        n_total, n_inc = len(market.pool), market.n_incumbents
         join, leave = self._join_template.copy(), self._leave_template.copy()
         load_sum = np.broadcast_to(market.load_sum, (weeks, self.n_segments))
         load_count = np.broadcast_to(market.load_count, (weeks, self.n_segments))
         if self.churn_rate == 0:
             return join, leave, np.ascontiguousarray(load_sum), np.ascontiguousarray(load_count)
-        # Leaving within the campaign: Binomial count, then uniform indices and truncated-geometric weeks.
-        p_leave = 1.0 - (1.0 - self.churn_rate) ** (weeks - 1)
-        n_leave = min(int(rng.binomial(n_inc, p_leave)), n_total - n_inc)
-        leavers = rng.choice(n_inc, size=n_leave, replace=False)
-        u = rng.random(n_leave)
-        when = 1 + np.floor(np.log1p(-u * p_leave) / math.log1p(-self.churn_rate)).astype(np.int64)
-        when = np.minimum(when, weeks - 1)
-        joiners = n_inc + rng.choice(n_total - n_inc, size=n_leave, replace=False)
+        leavers, joiners, when = self._churn_draws(rng)
+        n_leave = len(leavers)
         leave[leavers] = when
         join[joiners] = when
         who, at = np.concatenate([leavers, joiners]), np.concatenate([when, when])
@@ -871,6 +864,22 @@ class InfluencerMatchingEnv(gym.Env):
         delta_count = np.bincount(cells, sign, weeks * self.n_segments)
         load_sum = load_sum + np.cumsum(delta_load.reshape(shape), axis=0)
         return join, leave, load_sum, load_count + np.cumsum(delta_count.reshape(shape), axis=0)
+
+    def _churn_draws(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The random part of :meth:`_draw_churn` (``churn_rate > 0``): the incumbents who leave, the
+        newcomers who replace them (reservoir indices), and the week of each swap.
+
+        Leaving within the campaign: a Binomial count, then uniform indices and truncated-geometric weeks."""
+        market, weeks = self._market, self.campaign_weeks
+        n_total, n_inc = len(market.pool), market.n_incumbents
+        p_leave = 1.0 - (1.0 - self.churn_rate) ** (weeks - 1)
+        n_leave = min(int(rng.binomial(n_inc, p_leave)), n_total - n_inc)
+        leavers = rng.choice(n_inc, size=n_leave, replace=False)
+        u = rng.random(n_leave)
+        when = 1 + np.floor(np.log1p(-u * p_leave) / math.log1p(-self.churn_rate)).astype(np.int64)
+        when = np.minimum(when, weeks - 1)
+        joiners = n_inc + rng.choice(n_total - n_inc, size=n_leave, replace=False)
+        return leavers, joiners, when
 
     def _cut_prefixes(self, st: _State) -> None:
         """Every (segment, level) prefix: in ranking order, the first ``PREFIX`` influencers of the segment

@@ -1,0 +1,368 @@
+"""The native vector environment: N campaigns on one shared market, stepped in one compiled call."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+from numba import typed
+
+from envs import _kernels, _vector_kernels
+from envs.campaigns import Campaign, month_of_week, sample_campaign
+from envs.matching_env import NO_OFFER, PREFIX, RANK_DEPTH, InfluencerMatchingEnv, _State
+from envs.outcomes import value_scale
+
+#: Autoreset modes the vector env implements (``DISABLED`` is not offered: a finished campaign has no
+#: next week to step into).
+AUTORESET_MODES: tuple[AutoresetMode, ...] = (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)
+
+
+class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
+    """``num_envs`` brand campaigns on one shared influencer market, a ``gymnasium.vector.VectorEnv``.
+
+    ``gymnasium.make_vec("influmatch/InfluencerMatching-v1", num_envs=N,
+    vectorization_mode="vector_entry_point", **options)`` (or ``-v0``) builds it; ``options`` are those of
+    :class:`~envs.matching_env.InfluencerMatchingEnv` (``persistent_market`` excepted), plus
+    ``autoreset_mode``. The market (pool, reservoir of newcomers, segmentation, precomputations) is built
+    once and shared; each sub-env is a campaign whose state is one row of stacked arrays, and a step
+    moves every campaign with one compiled call (:mod:`envs._vector_kernels`). Spaces, actions,
+    rewards and dynamics are the single env's.
+
+    Each sub-env equals a single env: sub-env ``i`` has its own ``numpy.random.Generator`` and draws
+    from it exactly what a single :class:`~envs.matching_env.InfluencerMatchingEnv` draws, in the same
+    order, so ``reset(seed=s)`` gives sub-env ``i`` the trajectory of a single env after
+    ``reset(seed=s + i)`` (the mapping of ``SyncVectorEnv``), through autoresets too (a sub-env's
+    next campaign continues its generator, as a single env's ``reset()`` without a seed does). A list of
+    ``num_envs`` seeds seeds each sub-env with its own; ``seed=None`` draws fresh entropy on the first
+    reset and continues the streams afterwards.
+
+    Autoreset: ``metadata["autoreset_mode"]`` declares it (Gymnasium >= 1.1). The default is
+    ``AutoresetMode.NEXT_STEP``, Gymnasium's default and that of ``SyncVectorEnv``: the step after a
+    sub-env's campaign ended resets it (its action is ignored, reward 0, not terminated or truncated)
+    and returns the new campaign's first observation and info. ``autoreset_mode=AutoresetMode.SAME_STEP``
+    resets in the step that ended the campaign; the final observation and info are in
+    ``info["final_obs"]`` and ``info["final_info"]`` (masked by ``info["_final_obs"]``), as
+    ``SyncVectorEnv`` reports them (the Stable-Baselines3 adapter, :mod:`agents.vec_env`, uses it).
+
+    Info: the single env's keys, batched like ``SyncVectorEnv`` merges them: ``outcome`` (a dict of
+    arrays, one entry per sub-env), ``action_mask`` ``(N, A)`` and ``expected_rewards`` ``(N, A)``, each
+    with its ``_key`` mask (all true). ``action_masks()`` returns the ``(N, A)`` valid actions.
+    """
+
+    metadata: dict[str, Any] = {
+        "render_modes": ["ansi", "rgb_array"],
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        *,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+        render_mode: str | None = None,
+        **options: Any,
+    ) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs: expected a whole number >= 1, got {num_envs!r}")
+        try:
+            mode = AutoresetMode(autoreset_mode)
+        except ValueError:
+            mode = None
+        if mode not in AUTORESET_MODES:
+            names = [m.value for m in AUTORESET_MODES]
+            raise ValueError(f"autoreset_mode: expected one of {names}, got {autoreset_mode!r}")
+        if options.get("persistent_market"):
+            raise ValueError(
+                "persistent_market: not supported by the native vector env (each sub-env would carry its own "
+                "market); use gymnasium.make_vec(..., vectorization_mode='sync')"
+            )
+        options.pop(
+            "max_episode_steps", None
+        )  # make_vec passes the spec's (None): campaigns end by themselves
+        self.env = InfluencerMatchingEnv(render_mode=render_mode, **options)
+        self.num_envs = int(num_envs)
+        self.autoreset_mode = mode
+        self.render_mode = render_mode
+        self.metadata = {**type(self).metadata, "autoreset_mode": mode}
+        self.single_observation_space = self.env.observation_space
+        self.single_action_space = self.env.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._generators = [seeding.np_random(None)[0] for _ in range(self.num_envs)]
+        self._typed_generators = typed.List(self._generators)
+        self._allocate()
+        self._campaigns: list[Campaign | None] = [None] * self.num_envs
+        self._autoreset = np.zeros(self.num_envs, dtype=bool)
+        self._started = False
+
+    # ------------------------------------------------------------------------------ state
+    def _allocate(self) -> None:
+        """The stacked campaign state (one row per sub-env) and the tables the kernels read."""
+        env, market, N = self.env, self.env._market, self.num_envs
+        S, K, n, weeks = env.n_segments, len(env.offer_levels), len(market.pool), env.campaign_weeks
+        A = S * K + 1
+        self._week = np.zeros(N, dtype=np.int64)
+        self._budget_left = np.zeros(N)
+        self._spent = np.zeros(N)
+        self._total_reward = np.zeros(N)
+        self._premium = np.zeros(N)
+        self._n_hired = np.zeros(N, dtype=np.int64)
+        self._category = np.zeros(N, dtype=np.int64)
+        self._month_list = np.zeros((N, weeks + 1), dtype=np.int64)
+        self._consts = np.zeros((N, _kernels.N_CONSTS))
+        self._state = (self._week, self._budget_left, self._spent, self._total_reward, self._premium,
+                       self._n_hired, self._category, self._month_list, self._consts)  # fmt: skip
+        # Join and leave weeks in the smallest integer type that holds "never" (weeks + 1): the rows are
+        # read at every reset and step, and a smaller row stays in cache.
+        self._week_dtype = np.int16 if weeks + 1 <= np.iinfo(np.int16).max else np.int64
+        self._join = np.zeros((N, n), dtype=self._week_dtype)
+        self._leave = np.zeros((N, n), dtype=self._week_dtype)
+        self._hired = np.zeros((N, n), dtype=bool)
+        self._fit = np.zeros((N, n))
+        self._value_per_dollar = np.zeros((N, n))
+        self._candidate = np.full((N, S, K), -1, dtype=np.int64)
+        self._mask = np.zeros((N, A), dtype=bool)
+        self._expected = np.zeros((N, A))
+        self._observation = np.zeros((N, len(env.feature_specs)), dtype=np.float32)
+        self._load_sum = np.zeros((N, weeks, S))
+        self._load_count = np.zeros((N, weeks, S))
+        self._hires = np.zeros((N, S), dtype=np.int64)
+        self._campaign_arrays = (
+            np.full((N, S, RANK_DEPTH), -1, dtype=np.int64), np.zeros((N, S), dtype=np.int64),
+            np.full((N, S, K, PREFIX), -1, dtype=np.int64), np.zeros((N, S, K), dtype=bool),
+            self._join, self._leave, self._hired, market.category_share, market.pool.sponsored_load, self._fit,
+            self._value_per_dollar, market.true_rates, np.zeros((N, weeks), dtype=np.int64),
+            np.zeros((N, weeks), dtype=np.int64), np.zeros((N, weeks)), self._hires, self._candidate,
+            np.zeros((N, S * K, _kernels.N_TERMS)), self._expected, self._mask, self._observation,
+            self._load_sum, self._load_count,
+        )  # fmt: skip
+        self._market_arrays = env._market_arrays
+        weeks_range = range(weeks + 1)
+        scalars = np.array([env.calibration.reach_post_sd, env.calibration.engagement_post_sd, env._load_decay,
+                            1.0 if env._load_recovers else 0.0])  # fmt: skip
+        self._tables = (
+            env._demand,
+            np.array([env.value_factor(w) for w in weeks_range]),
+            np.array([env._load_decay**w for w in weeks_range]),
+            np.asarray(env._premium, dtype=float),
+            scalars,
+        )
+        self._months_by_start = np.stack([month_of_week(m, np.arange(weeks + 1)) for m in range(12)])
+        self._ids = np.asarray(market.pool.influencer_id, dtype=object)
+        self._no_swaps = (np.zeros(0, dtype=np.int64),) * 3
+        self._churn_templates = (env._join_template.astype(self._week_dtype),
+                                 env._leave_template.astype(self._week_dtype), market.load_sum,
+                                 market.load_count, market.pool.sponsored_load, market.segment)  # fmt: skip
+        self._out = (
+            np.zeros(N), np.zeros(N, dtype=bool), np.zeros(N, dtype=bool), np.full(N, -1, dtype=np.int64),
+            np.full(N, -1, dtype=np.int64), np.zeros(N), np.zeros(N, dtype=bool), np.zeros((N, 4), dtype=np.int64),
+            np.zeros((N, 3)),
+        )  # fmt: skip
+
+    def _start_campaigns(self, rows: np.ndarray) -> None:
+        """New campaigns in ``rows``: drawn in Python with each row's generator (the campaign, then the
+        churn, as :meth:`InfluencerMatchingEnv.reset`), set up by one compiled call."""
+        env, market, cal = self.env, self.env._market, self.env.calibration
+        audience_fit = np.empty((len(rows), len(market.pool)))
+        scale = np.empty(len(rows))
+        swaps: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for b, i in enumerate(rows.tolist()):
+            rng = self._generators[i]
+            campaign = sample_campaign(rng, cal)
+            self._campaigns[i] = campaign
+            swaps.append(env._churn_draws(rng) if env.churn_rate > 0 else self._no_swaps)
+            c, goal, month0 = int(campaign.category), int(campaign.goal), int(campaign.start_month)
+            self._category[i] = c
+            self._month_list[i] = self._months_by_start[month0]
+            self._budget_left[i] = float(campaign.budget)
+            self._premium[i] = float(env._premium[month0])
+            self._consts[i] = env._kernel_constants(campaign)
+            self._observation[i] = env._campaign_features(campaign)
+            np.matmul(market.sqrt_audience, np.sqrt(campaign.target_audience), out=audience_fit[b])
+            scale[b] = value_scale(goal, month0, float(campaign.order_value), float(campaign.value_per_engagement),
+                                   float(campaign.value_per_1k_reach), cal)  # fmt: skip
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(leavers) for leavers, _, _ in swaps], out=offsets[1:])
+        churn = tuple(np.concatenate([swap[j] for swap in swaps]).astype(np.int64) for j in range(3))
+        _vector_kernels.reset_campaigns(rows, offsets, churn, self._churn_templates, audience_fit, scale,
+                                        env._fit_weights, market.value_coef, self._state, self._tables,
+                                        self._campaign_arrays, self._market_arrays)  # fmt: skip
+
+    # ---------------------------------------------------------------------------- gym API
+    def reset(
+        self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start a new campaign in every sub-env; ``seed`` as in the class docstring (``options`` are
+        not used)."""
+        if options:
+            raise ValueError(f"options: the vector env takes none, got {sorted(options)}")
+        seeds = self._seeds(seed)
+        if isinstance(seed, (int, np.integer)):
+            super().reset(seed=int(seed))
+        for i, s in enumerate(seeds):
+            if s is not None or not self._started:
+                self._generators[i].bit_generator.state = seeding.np_random(s)[0].bit_generator.state
+        self._started = True
+        rows = np.arange(self.num_envs)
+        self._start_campaigns(rows)
+        self._autoreset[:] = False
+        self._no_offer(rows)
+        return self._observation.copy(), self._info()
+
+    def _seeds(self, seed: int | Sequence[int] | None) -> list[int | None]:
+        if seed is None:
+            return [None] * self.num_envs
+        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            return [int(seed) + i for i in range(self.num_envs)]
+        seeds: list[int | None] = [None if s is None else int(s) for s in seed]  # type: ignore[union-attr]
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"seed: expected an int or {self.num_envs} seeds, got {len(seeds)}")
+        return seeds
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """One week of every campaign (see the class docstring for the autoreset)."""
+        if not self._started:
+            raise RuntimeError("call reset() before using the environment")
+        actions = self._check_actions(actions)
+        reward, terminated, truncated = self._out[0], self._out[1], self._out[2]
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP and self._autoreset.any():
+            restart = np.flatnonzero(self._autoreset)
+            stepping = np.flatnonzero(~self._autoreset)
+            _vector_kernels.step_campaigns(stepping, actions[stepping], self._typed_generators, self._state,
+                                           self._tables, self._campaign_arrays, self._market_arrays, self._out)  # fmt: skip
+            self._start_campaigns(restart)
+            self._no_offer(restart)
+            reward[restart], terminated[restart], truncated[restart] = 0.0, False, False
+        else:
+            _vector_kernels.step_campaigns(np.arange(self.num_envs), actions, self._typed_generators, self._state,
+                                           self._tables, self._campaign_arrays, self._market_arrays, self._out)  # fmt: skip
+        done = terminated | truncated
+        self._autoreset = done.copy()
+        info = self._info()
+        if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
+            final_obs = np.empty(self.num_envs, dtype=object)
+            rows = np.flatnonzero(done)
+            for i in rows:
+                final_obs[i] = self._observation[i].copy()
+            final_info = info
+            self._start_campaigns(rows)
+            self._autoreset[:] = False
+            info = self._info()
+            for key, value in info["outcome"].items():  # the new campaigns have made no offer yet
+                if not key.startswith("_"):
+                    value[rows] = NO_OFFER[key]
+            info.update(
+                final_obs=final_obs, _final_obs=done.copy(), final_info=final_info, _final_info=done.copy()
+            )
+        return self._observation.copy(), reward.copy(), terminated.copy(), truncated.copy(), info
+
+    def _check_actions(self, actions: Any) -> np.ndarray:
+        array = np.asarray(actions)
+        if array.shape != (self.num_envs,) or not np.issubdtype(array.dtype, np.integer):
+            if (
+                array.shape == (self.num_envs,)
+                and np.issubdtype(array.dtype, np.floating)
+                and np.all(array == np.round(array))
+            ):
+                array = array.astype(np.int64)
+            else:
+                raise ValueError(f"actions: expected {self.num_envs} integers, got {actions!r}")
+        array = array.astype(np.int64, copy=False)
+        if array.min() < 0 or array.max() > self.env.wait_action:
+            raise ValueError(f"actions: expected integers in [0, {self.env.wait_action}], got {actions!r}")
+        return array
+
+    def _no_offer(self, rows: np.ndarray) -> None:
+        out = self._out
+        out[3][rows], out[4][rows], out[5][rows], out[6][rows] = -1, -1, 0.0, False
+        out[7][rows], out[8][rows] = 0, 0.0
+
+    def _info(self) -> dict[str, Any]:
+        """The batched info, as ``SyncVectorEnv`` merges the single env's (every key with its mask)."""
+        offered, segment, ratio, accepted, counts, amounts = self._out[3:]
+        ids = np.full(self.num_envs, "", dtype=object)
+        made = offered >= 0
+        ids[made] = self._ids[offered[made]]
+        everyone = np.ones(self.num_envs, dtype=bool)
+        columns = {
+            "influencer_id": ids,
+            "segment": segment.copy(),
+            "offer_ratio": ratio.copy(),
+            "accepted": accepted.copy(),
+            "reach": counts[:, _vector_kernels.OUT_REACH].copy(),
+            "engagements": counts[:, _vector_kernels.OUT_ENGAGEMENTS].copy(),
+            "clicks": counts[:, _vector_kernels.OUT_CLICKS].copy(),
+            "conversions": counts[:, _vector_kernels.OUT_CONVERSIONS].copy(),
+            "cost": amounts[:, _vector_kernels.OUT_COST].copy(),
+            "revenue": amounts[:, _vector_kernels.OUT_REVENUE].copy(),
+            "value": amounts[:, _vector_kernels.OUT_VALUE].copy(),
+        }
+        outcome: dict[str, np.ndarray] = {}
+        for key, value in columns.items():
+            outcome[key], outcome[f"_{key}"] = value, everyone
+        return {
+            "outcome": outcome,
+            "_outcome": everyone,
+            "action_mask": self._mask.copy(),
+            "_action_mask": everyone,
+            "expected_rewards": self._expected.copy(),
+            "_expected_rewards": everyone,
+        }
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions of every sub-env, ``(num_envs, n_actions)`` bool (the sb3-contrib convention)."""
+        return self._mask.copy()
+
+    def expected_rewards(self) -> np.ndarray:
+        """Exact expected reward of every action of every sub-env, ``(num_envs, n_actions)``, thousands
+        of USD (as the single env's ``expected_rewards()``)."""
+        return self._expected.copy()
+
+    @property
+    def campaigns(self) -> list[Campaign | None]:
+        """Each sub-env's current campaign."""
+        return list(self._campaigns)
+
+    @property
+    def budget_left(self) -> np.ndarray:
+        """Each sub-env's budget left, USD."""
+        return self._budget_left.copy()
+
+    @property
+    def week(self) -> np.ndarray:
+        """Each sub-env's week."""
+        return self._week.copy()
+
+    def render(self) -> tuple[Any, ...] | None:
+        """Each sub-env's frame or text (``render_mode`` "rgb_array" or "ansi"), else None."""
+        if self.render_mode is None:
+            return None
+        return tuple(self._single_view(i).render() for i in range(self.num_envs))
+
+    def _single_view(self, i: int) -> InfluencerMatchingEnv:
+        """A single env showing sub-env ``i``'s campaign (for rendering; not to be stepped)."""
+        env = self.env
+        campaign = self._campaigns[i]
+        assert campaign is not None
+        arrays = self._campaign_arrays
+        view = _State(
+            campaign=campaign, month_list=self._month_list[i].tolist(), category_share=arrays[7][self._category[i]],
+            week=int(self._week[i]), budget_left=float(self._budget_left[i]), premium=float(self._premium[i]),
+            rates=arrays[11], load=arrays[8], consts=self._consts[i], value_per_dollar=self._value_per_dollar[i],
+            fit=self._fit[i], join=self._join[i], leave=self._leave[i], hired=self._hired[i], ranked=arrays[0][i],
+            n_eligible=arrays[1][i], prefix=arrays[2][i], complete=arrays[3][i], candidate=self._candidate[i],
+            terms=arrays[17][i], expected=self._expected[i], mask=self._mask[i], hires=self._hires[i],
+            hired_index=arrays[12][i][: self._n_hired[i]].tolist(), hired_array=arrays[12][i],
+            hired_segment=arrays[13][i], hired_load=arrays[14][i], observation=self._observation[i],
+            load_sum=self._load_sum[i], load_count=self._load_count[i], followers=None, extra_load=None,
+            spent=float(self._spent[i]), total_reward=float(self._total_reward[i]),
+        )  # fmt: skip
+        single = copy.copy(env)
+        single._state = view
+        return single

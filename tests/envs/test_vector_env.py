@@ -1,0 +1,156 @@
+"""The native vector env (envs.vector): each sub-env plays exactly the single env's campaign with the
+matching seed, through autoresets, in both autoreset modes; batched masks and expected rewards; the info
+layout of SyncVectorEnv."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+import envs
+from envs.matching_env import NO_OFFER, InfluencerMatchingEnv
+from envs.vector import InfluencerMatchingVectorEnv
+
+#: Short campaigns, churn and (for v1) a deadline: many autoresets, refills and calendar effects.
+OPTIONS = {"n_influencers": 1_500, "n_segments": 4, "campaign_weeks": 7, "churn_rate": 0.02, "market_seed": 3}
+N = 3
+
+
+def _singles(env_id: str, seed: int, **options) -> list[gym.Env]:
+    singles = [gym.make(env_id, **OPTIONS, **options).unwrapped for _ in range(N)]
+    for i, single in enumerate(singles):
+        single.reset(seed=seed + i)
+    return singles
+
+
+def _outcome_row(outcome: dict, i: int) -> dict:
+    return {key: outcome[key][i].item() if key != "influencer_id" else outcome[key][i] for key in NO_OFFER}
+
+
+def _policy_actions(rng: np.random.Generator, masks: np.ndarray, step: int) -> np.ndarray:
+    """Random valid actions, with a wait every third step and an invalid one every seventh."""
+    actions = np.array([int(rng.choice(np.flatnonzero(mask))) for mask in masks])
+    if step % 3 == 0:
+        actions[0] = masks.shape[1] - 1
+    if step % 7 == 0 and not masks[1].all():
+        actions[1] = int(np.flatnonzero(~masks[1])[0])
+    return actions
+
+
+@pytest.mark.parametrize(("env_id", "extra"), [(envs.ENV_ID_V0, {}), (envs.ENV_ID, {"deadline_week": 3})])
+def test_every_sub_env_follows_the_single_env_with_the_matching_seed(env_id, extra):
+    vec = gym.make_vec(env_id, num_envs=N, vectorization_mode="vector_entry_point", **OPTIONS, **extra)
+    assert isinstance(vec.unwrapped, InfluencerMatchingVectorEnv)
+    assert vec.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    obs, info = vec.reset(seed=40)
+    singles = _singles(env_id, 40, **extra)
+    for i, single in enumerate(singles):
+        assert np.array_equal(obs[i], single._state.observation)
+    rng, restart, ended, offers = np.random.default_rng(1), [False] * N, 0, 0
+    for step in range(90):
+        actions = _policy_actions(rng, info["action_mask"], step)
+        obs, reward, terminated, truncated, info = vec.step(actions)
+        assert np.array_equal(vec.unwrapped.action_masks(), info["action_mask"])
+        assert vec.unwrapped.action_masks().shape == (N, singles[0].action_space.n)
+        for i, single in enumerate(singles):
+            if restart[i]:  # NEXT_STEP: the step after the end resets, ignoring the action
+                o, single_info = single.reset()
+                r, term, trunc = 0.0, False, False
+            else:
+                o, r, term, trunc, single_info = single.step(int(actions[i]))
+            restart[i] = term or trunc
+            assert np.array_equal(obs[i], o), (step, i)
+            assert (reward[i], terminated[i], truncated[i]) == (r, term, trunc), (step, i)
+            assert np.array_equal(info["action_mask"][i], single_info["action_mask"])
+            assert np.array_equal(info["expected_rewards"][i], single_info["expected_rewards"])
+            assert _outcome_row(info["outcome"], i) == single_info["outcome"], (step, i)
+            ended += term or trunc
+            offers += single_info["outcome"]["influencer_id"] != ""
+    assert ended >= 2 * N and offers >= 30
+
+
+def test_same_step_autoreset_reports_the_final_observation_and_info():
+    vec = InfluencerMatchingVectorEnv(N, autoreset_mode="SameStep", **OPTIONS, dynamics="v1")
+    assert vec.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    obs, info = vec.reset(seed=[5, 9, 2])
+    singles = [InfluencerMatchingEnv(**OPTIONS, dynamics="v1") for _ in range(N)]
+    for single, seed in zip(singles, [5, 9, 2], strict=True):
+        single.reset(seed=seed)
+    rng, ended = np.random.default_rng(2), 0
+    for step in range(40):
+        actions = _policy_actions(rng, info["action_mask"], step)
+        obs, reward, terminated, truncated, info = vec.step(actions)
+        for i, single in enumerate(singles):
+            o, r, term, trunc, single_info = single.step(int(actions[i]))
+            assert (reward[i], terminated[i], truncated[i]) == (r, term, trunc)
+            if term or trunc:
+                ended += 1
+                assert info["_final_obs"][i] and np.array_equal(info["final_obs"][i], o)
+                assert np.array_equal(
+                    info["final_info"]["expected_rewards"][i], single_info["expected_rewards"]
+                )
+                assert _outcome_row(info["final_info"]["outcome"], i) == single_info["outcome"]
+                o, single_info = single.reset()
+                assert _outcome_row(info["outcome"], i) == NO_OFFER
+            else:
+                assert "_final_obs" not in info or not info["_final_obs"][i]
+            assert np.array_equal(obs[i], o)
+            assert np.array_equal(info["action_mask"][i], single_info["action_mask"])
+    assert ended >= N
+
+
+def test_info_has_sync_vector_envs_layout():
+    native = gym.make_vec(envs.ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", **OPTIONS)
+    sync = gym.make_vec(envs.ENV_ID, num_envs=2, vectorization_mode="sync", **OPTIONS)
+    (obs_a, info_a), (obs_b, info_b) = native.reset(seed=0), sync.reset(seed=0)
+    assert np.array_equal(obs_a, obs_b) and info_a.keys() == info_b.keys()
+    assert info_a["outcome"].keys() == info_b["outcome"].keys()
+    for key, value in info_b["outcome"].items():
+        assert info_a["outcome"][key].dtype == value.dtype, key
+    step_a, step_b = native.step(np.array([0, 12])), sync.step(np.array([0, 12]))
+    for a, b in zip(step_a[:4], step_b[:4], strict=True):
+        assert np.array_equal(a, b)
+    assert np.array_equal(step_a[4]["expected_rewards"], step_b[4]["expected_rewards"])
+
+
+def test_seeding_repeats_and_unseeded_resets_continue():
+    vec = InfluencerMatchingVectorEnv(2, **OPTIONS)
+    first, _ = vec.reset(seed=7)
+    again, _ = vec.reset(seed=7)
+    assert np.array_equal(first, again)
+    single = InfluencerMatchingEnv(**OPTIONS)
+    single.reset(seed=8)
+    later, _ = vec.reset()
+    assert np.array_equal(later[1], single.reset()[0])  # sub-env 1 continues seed 8's stream
+    with pytest.raises(ValueError, match="seed"):
+        vec.reset(seed=[1, 2, 3])
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="num_envs"):
+        InfluencerMatchingVectorEnv(0, **OPTIONS)
+    with pytest.raises(ValueError, match="autoreset_mode"):
+        InfluencerMatchingVectorEnv(2, autoreset_mode="Disabled", **OPTIONS)
+    with pytest.raises(ValueError, match="persistent_market"):
+        InfluencerMatchingVectorEnv(2, persistent_market=True, **OPTIONS)
+    vec = InfluencerMatchingVectorEnv(2, **OPTIONS)
+    with pytest.raises(RuntimeError, match="reset"):
+        vec.step(np.array([0, 0]))
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match="actions"):
+        vec.step(np.array([0, 99]))
+    with pytest.raises(ValueError, match="actions"):
+        vec.step(np.array([0]))
+
+
+def test_render_gives_one_frame_per_sub_env():
+    vec = InfluencerMatchingVectorEnv(2, render_mode="rgb_array", **OPTIONS)
+    vec.reset(seed=0)
+    vec.step(np.array([0, 12]))
+    frames = vec.render()
+    single = InfluencerMatchingEnv(render_mode="rgb_array", **OPTIONS)
+    single.reset(seed=0)
+    single.step(0)
+    assert frames is not None and len(frames) == 2 and np.array_equal(frames[0], single.render())
