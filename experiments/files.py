@@ -157,6 +157,7 @@ def prepare_out_dir(path: Path) -> Path:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
     if pid == os.getpid():
         return True
     try:
@@ -165,7 +166,11 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def remove_stale(parent: Path, name: str | None = None) -> list[Path]:

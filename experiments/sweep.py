@@ -200,6 +200,7 @@ def _execute_joblib(pending: list[PlannedRun], n_jobs: int) -> Generator[tuple[P
                     backend.abort_everything(ensure_ready=False)
             with contextlib.suppress(Exception):
                 results.close()
+            _remove_stale_run_folders()  # the killed workers' temporary run folders
 
 
 def _tagged(i: int, spec: Any) -> tuple[int, dict]:

@@ -1,0 +1,93 @@
+"""A sweep stopped by Ctrl-C exits 130 with one line and stops its workers; a killed sweep's workers
+die with it; what either leaves in the temporary folder is cleaned."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+CONFIG = (
+    "timesteps: 3000000\nseeds: 4\neval: {every: 1000000, episodes: 2}\n"
+    "env: {n_influencers: 400, n_segments: 2, campaign_weeks: 4}\nagents: {random: {}}\n"
+)
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _start(tmp_path: Path) -> subprocess.Popen:
+    config = tmp_path / "long.yaml"
+    config.write_text(CONFIG)
+    argv = [sys.executable, "-m", "experiments.cli.sweep", str(config), "--out", str(tmp_path / "s")]
+    process = subprocess.Popen(
+        [*argv, "--n-jobs", "2", "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until both workers hold a run folder
+        if len(_run_folders(_children(process.pid))) >= 2 or process.poll() is not None:
+            break
+        time.sleep(0.5)
+    return process
+
+
+def _run_folders(pids) -> list[Path]:
+    root = Path(tempfile.gettempdir())
+    return [p for pid in pids for p in root.glob(f"influmatch-run-{pid}-*")]
+
+
+def _alive(pids) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                if handle.read().split()[2] != "Z":
+                    alive.append(pid)
+        except FileNotFoundError:
+            pass
+    return alive
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_sweep_and_its_workers(tmp_path):
+    process = _start(tmp_path)
+    workers = _children(process.pid)
+    assert _run_folders(workers), "the workers never started a run"
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.strip() == "influmatch sweep: interrupted"
+    time.sleep(1)
+    assert _alive(workers) == []
+    assert _run_folders(workers) == []
+    assert list((tmp_path / "s" / "runs").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_workers_die_with_a_killed_sweep_and_the_next_start_cleans_up(tmp_path):
+    process = _start(tmp_path)
+    workers = [pid for pid in _children(process.pid) if _run_folders([pid])]
+    assert workers, "the workers never started a run"
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=30)
+    deadline = time.monotonic() + 15
+    while _alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _alive(workers) == []
+    assert _run_folders(workers)  # a SIGKILL leaves them; the next sweep removes them
+    from experiments.sweep import _remove_stale_run_folders
+
+    _remove_stale_run_folders()
+    assert _run_folders(workers) == []
