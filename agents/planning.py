@@ -16,7 +16,11 @@ campaign's state is copied). Rollout ``r`` of every action and every horizon use
 stream (common random numbers), so two actions are compared on the same futures and their difference
 has far less noise than either value. Only the ``n_candidates`` hire actions with the highest expected
 reward (and waiting, when ``allow_wait``) are valued; the others cannot win by much where rewards are
-this skewed, and valuing them would multiply the cost.
+this skewed, and valuing them would multiply the cost. The planner departs from the myopic choice only
+when the best action beats it on fresh rollouts (twice as many, new random numbers) by more than
+``min_advantage_z`` standard errors of the paired difference: choosing the best of noisy estimates
+inflates them, and without the fresh comparison the planner waited too often and did worse than the
+myopic oracle it refines.
 
 ``allow_wait=False`` gives the same planner without the wait action (and its rollouts never wait while
 a hire is valid): the difference between the two is the value of timing.
@@ -43,6 +47,7 @@ __all__ = [
     "action_returns",
     "action_values",
     "myopic_action",
+    "plan",
     "planned_action",
     "rollout_return",
 ]
@@ -76,7 +81,18 @@ def rollout_return(env: Any, delay: int, allow_wait: bool = True) -> float:
     return total
 
 
-def action_returns(
+def _continuations(env: Any, action: int, delay: int, n: int, seed: int, allow_wait: bool) -> np.ndarray:
+    """``n`` sampled returns of "take ``action``, wait ``delay`` weeks, then act myopically" after this
+    week (rollout ``r`` draws from stream ``[seed, r]``, whatever the action: common random numbers)."""
+    out = np.empty(n)
+    for r in range(n):
+        clone = _fork(env, np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, r]))))
+        _, _, terminated, truncated, _ = clone.step(action)
+        out[r] = 0.0 if terminated or truncated else rollout_return(clone, delay, allow_wait)
+    return out
+
+
+def plan(
     env: Any,
     *,
     allow_wait: bool = True,
@@ -84,13 +100,15 @@ def action_returns(
     n_candidates: int = 2,
     wait_horizons: Sequence[int] | str = "months",
     seed: int = 0,
-) -> dict[int, np.ndarray]:
+) -> dict[int, tuple[np.ndarray, int]]:
     """Sampled planned values of every action the planner considers in ``env``'s current state.
 
-    Returns ``{action: values}`` with one value per rollout (thousands of USD): the exact expected
-    reward of the action plus that rollout's continuation under the action's best horizon (the one with
-    the highest mean). Rollout ``r`` shares its random stream across actions, so ``values[a] -
-    values[b]`` is a paired sample of the difference."""
+    Returns ``{action: (values, delay)}``: ``values`` holds one value per rollout (thousands of USD),
+    the exact expected reward of the action plus that rollout's continuation under ``delay``, the
+    action's best horizon (the one with the highest mean). Rollout ``r`` shares its random stream across
+    actions and horizons, so ``values[a] - values[b]`` is a paired sample of the difference. Picking the
+    best horizon biases each value up (a maximum of noisy means); :class:`PlanningOracle` therefore
+    re-measures its final comparison on fresh rollouts."""
     mask, expected = env.action_masks(), env.expected_rewards()
     hires = np.flatnonzero(mask[:-1])
     order = hires[np.lexsort((hires, -expected[hires]))][:n_candidates]
@@ -98,18 +116,17 @@ def action_returns(
     if allow_wait or not actions:
         actions.append(int(env.wait_action))
     horizons = _horizons(env, wait_horizons) if allow_wait else (0,)
-    out: dict[int, np.ndarray] = {}
+    out: dict[int, tuple[np.ndarray, int]] = {}
     for action in actions:
-        returns = np.empty((len(horizons), n_rollouts))
-        for r in range(n_rollouts):
-            stream = np.random.SeedSequence([seed, r])
-            for h, delay in enumerate(horizons):
-                clone = _fork(env, np.random.Generator(np.random.PCG64(stream)))
-                _, _, terminated, truncated, _ = clone.step(action)
-                returns[h, r] = 0.0 if terminated or truncated else rollout_return(clone, delay, allow_wait)
-        best = int(np.argmax(returns.mean(axis=1)))
-        out[action] = float(expected[action]) + returns[best]
+        returns = [_continuations(env, action, d, n_rollouts, seed, allow_wait) for d in horizons]
+        best = int(np.argmax([r.mean() for r in returns]))
+        out[action] = (float(expected[action]) + returns[best], horizons[best])
     return out
+
+
+def action_returns(env: Any, **kwargs: Any) -> dict[int, np.ndarray]:
+    """``{action: values}`` of :func:`plan` (same keywords), without the horizons."""
+    return {a: values for a, (values, _) in plan(env, **kwargs).items()}
 
 
 def month_horizons(env: Any, n_months: int = 6) -> tuple[int, ...]:
@@ -239,7 +256,7 @@ class PlanningOracle(EnvStatePolicy):
         }
 
     def action_returns(self, env: Any | None = None) -> dict[int, np.ndarray]:
-        """The planner's sampled values of each action it considers now (see :func:`action_returns`)."""
+        """The planner's first-stage sampled values of each action it considers now (:func:`plan`)."""
         return action_returns(
             env if env is not None else self._unwrapped(),
             allow_wait=self.allow_wait,
@@ -253,6 +270,20 @@ class PlanningOracle(EnvStatePolicy):
         mask = env.action_masks()
         if not mask[:-1].any():
             return int(env.wait_action)
-        return planned_action(
-            self.action_returns(env), myopic_action(env, self.allow_wait), self.min_advantage_z
-        )
+        default = myopic_action(env, self.allow_wait)
+        planned = plan(env, allow_wait=self.allow_wait, n_rollouts=self.n_rollouts,
+                       n_candidates=self.n_candidates, wait_horizons=self.wait_horizons,
+                       seed=int(self._rng.integers(2**63 - 1)))  # fmt: skip
+        best = min(planned, key=lambda a: (-float(planned[a][0].mean()), a))
+        if best == default or default not in planned:
+            return best
+        # The pick is biased up (the best of noisy horizons and actions): compare the two afresh, on
+        # new common random numbers, twice as many, each under its chosen horizon.
+        fresh = int(self._rng.integers(2**63 - 1))
+        expected = env.expected_rewards()
+        values = {
+            a: float(expected[a])
+            + _continuations(env, a, planned[a][1], 2 * self.n_rollouts, fresh, self.allow_wait)
+            for a in (best, default)
+        }
+        return planned_action(values, default, self.min_advantage_z)
