@@ -60,7 +60,12 @@ def format_summary(summary: dict, out: Path) -> str:
         f"(± s.e., {summary['eval_episodes']} evaluation campaigns).",
     ]
     if "n_leaves" in summary:
-        lines.append(f"CQI tree: {summary['n_leaves']} leaves, depth {summary['depth']} (rules in tree.txt).")
+        leaves = int(summary["n_leaves"])
+        lines.append(
+            f"CQI tree: {leaves} leaf"
+            + ("" if leaves == 1 else "ves")
+            + f", depth {summary['depth']} (rules in tree.txt)."
+        )
     files = sorted(p.name for p in out.iterdir() if p.is_file())
     lines.append(f"Wrote {out}/: {', '.join(files)}")
     return "\n".join(lines)

@@ -248,8 +248,10 @@ def method_styles(methods: list[tuple[str, str]]) -> dict[tuple[str, str], dict]
     for agent, variants in by_agent.items():
         base = np.asarray(matplotlib.colors.to_rgb(agent_colour(agent)))
         for i, variant in enumerate(variants):
-            # Later variants are darker shades of the agent's colour, with another line style.
-            shade = base * (1.0 - 0.5 * i / max(len(variants), 2)) if len(variants) > 1 else base
+            # Variants of one agent run from a dark to a light shade of its colour (told apart at a
+            # glance, still the agent's hue), each with its own line style.
+            t = -0.6 + 1.2 * i / (len(variants) - 1) if len(variants) > 1 else 0.0
+            shade = base * (1.0 + t) if t < 0 else base + (1.0 - base) * t
             styles[(agent, variant)] = {
                 "color": matplotlib.colors.to_hex((float(shade[0]), float(shade[1]), float(shade[2]))),
                 "linestyle": _LINESTYLES[i % len(_LINESTYLES)],
@@ -304,7 +306,8 @@ def plot_learning_curves(curves_csv: Path, out_png: Path, *, metric: str = "norm
     Returns
     -------
     Path of the figure. A method evaluated at a single timestep (an untrained reference or heuristic) is a
-    dotted horizontal line; shaded bands are 95 % bootstrap confidence intervals of the IQM.
+    dotted horizontal line; the shaded band of each agent is the 95 % bootstrap confidence interval of
+    the IQM of its best setting (one band per agent, so the lines stay readable).
     """
     curves = _read_csv(
         curves_csv, ("agent", "variant", "metric", "timesteps", "n_runs", "iqm", "ci_low", "ci_high")
@@ -320,6 +323,8 @@ def plot_learning_curves(curves_csv: Path, out_png: Path, *, metric: str = "norm
         m: curves[(curves["agent"] == m[0]) & (curves["variant"] == m[1])].iloc[-1]["iqm"] for m in methods
     }
     order = sorted(methods, key=lambda m: (-last[m], m))
+    # One band per agent (its best setting's): eleven overlapping bands would hide every line.
+    banded = {next(m for m in order if m[0] == agent) for agent in {m[0] for m in methods}}
     fig, ax = plt.subplots(figsize=(10.0, 5.8), layout="constrained")
     x_max = float(curves["timesteps"].max())
     for method in order:
@@ -343,7 +348,7 @@ def plot_learning_curves(curves_csv: Path, out_png: Path, *, metric: str = "norm
             x, rows["iqm"], color=style["color"], linestyle=style["linestyle"], linewidth=1.8, label=label
         )
         ax.plot(x, rows["iqm"], "o", color=style["color"], markersize=3)
-        if rows["ci_low"].notna().any():
+        if method in banded and rows["ci_low"].notna().any():
             ax.fill_between(x, rows["ci_low"], rows["ci_high"], color=style["color"], alpha=0.15, linewidth=0)
     if metric == "normalized_score":
         _reference_lines(ax, vertical=False)

@@ -491,7 +491,8 @@ def build_report(sweep_dir: Path) -> str:
                     tmp,
                     "curves.png",
                     lambda p: plot_learning_curves(sweep_dir / stats.CURVES_FILE, p),
-                    "Normalised score on the evaluation campaigns during training (IQM over seeds, 95 % bands).",
+                    "Normalised score on the evaluation campaigns during training (IQM over seeds; the band is the "
+                    "95 % interval of each agent's best setting).",
                 ),
             )
         section(
