@@ -137,7 +137,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 #: Options of the wrapper rather than of the SB3 constructor: VecNormalize's ``norm_obs``,
 #: ``norm_reward``, ``clip_obs`` and ``clip_reward``; ``torch_threads`` (``torch.set_num_threads``);
-#: ``net_arch`` (shorthand for ``policy_kwargs={"net_arch": ...}``, default SB3's [64, 64]).
+#: ``net_arch`` (shorthand for ``policy_kwargs={"net_arch": ...}``, default SB3's [64, 64]); ``n_envs``,
+#: campaigns collected side by side (1: ``DummyVecEnv([Monitor(env)])`` as always; more: the native
+#: vector env on ``env``'s market through :class:`agents.vec_env.InfluencerMatchingVecEnv` under
+#: ``VecMonitor``, or ``DummyVecEnv`` of copies for an env it cannot vectorise). SB3's ``n_steps`` is
+#: per env: a rollout holds ``n_steps * n_envs`` steps.
 WRAPPER_DEFAULTS: dict[str, Any] = {
     "norm_obs": False,
     "norm_reward": False,
@@ -145,6 +149,7 @@ WRAPPER_DEFAULTS: dict[str, Any] = {
     "clip_reward": 10.0,
     "torch_threads": 1,
     "net_arch": None,
+    "n_envs": 1,
 }
 
 _META_NAME = "influmatch.json"
@@ -196,7 +201,10 @@ def _vec_env(env: gym.Env, wrapper: Mapping[str, Any], gamma: float, stats: dict
 
     if not isinstance(env, gym.Env):
         raise ValueError(f"env: expected a single gymnasium.Env, got {type(env).__name__}")
-    venv = DummyVecEnv([lambda: Monitor(env)])
+    n_envs = wrapper.get("n_envs", 1)
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+        raise ValueError(f"n_envs: expected a whole number >= 1, got {n_envs!r}")
+    venv = DummyVecEnv([lambda: Monitor(env)]) if n_envs == 1 else _many_envs(env, n_envs)
     if not (wrapper["norm_obs"] or wrapper["norm_reward"]):
         return venv, None
     normalize = VecNormalize(
@@ -210,6 +218,24 @@ def _vec_env(env: gym.Env, wrapper: Mapping[str, Any], gamma: float, stats: dict
     if stats is not None:
         _restore_stats(normalize, stats)
     return normalize, normalize
+
+
+def _many_envs(env: gym.Env, n_envs: int) -> Any:
+    """``n_envs`` campaigns on ``env``'s market: the native vector env where it applies (one compiled
+    call per step), else ``DummyVecEnv`` of deep copies (the market is shared, not copied)."""
+    import copy
+    import functools
+
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+
+    from agents.vec_env import InfluencerMatchingVecEnv
+    from envs.matching_env import InfluencerMatchingEnv
+
+    single = env.unwrapped
+    if isinstance(single, InfluencerMatchingEnv) and not single.persistent_market:
+        return VecMonitor(InfluencerMatchingVecEnv(n_envs, env=single))
+    return DummyVecEnv([functools.partial(Monitor, copy.deepcopy(env)) for _ in range(n_envs)])
 
 
 def _stats_of(normalize: Any) -> dict:
@@ -269,7 +295,9 @@ def check_sb3_values(name: str, hyperparameters: Mapping[str, Any]) -> None:
         ok_type = isinstance(value, int) if whole else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok_type or not (low <= value <= high) or value != value:
             bounds = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
-            raise ValueError(f"hyperparameter '{key}' of {name}: expected {kind} {bounds}, got {_short(value)}")
+            raise ValueError(
+                f"hyperparameter '{key}' of {name}: expected {kind} {bounds}, got {_short(value)}"
+            )
 
 
 def _construct(cls: Any, name: str, venv: Any, seed: int | None, kwargs: dict[str, Any]) -> Any:
@@ -472,7 +500,8 @@ class SB3Agent:
             "version": _META_VERSION,
             "algorithm": self.algorithm,
             "gamma": float(self.model.gamma),
-            "wrapper": self.wrapper,
+            # n_envs=1 is left out, so a single-env model's file stays what it was before n_envs existed
+            "wrapper": {k: v for k, v in self.wrapper.items() if not (k == "n_envs" and v == 1)},
             "normalization": stats,
         }
 

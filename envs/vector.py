@@ -70,22 +70,37 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs: expected a whole number >= 1, got {num_envs!r}")
-        try:
-            mode = AutoresetMode(autoreset_mode)
-        except ValueError:
-            mode = None
-        if mode not in AUTORESET_MODES:
-            names = [m.value for m in AUTORESET_MODES]
-            raise ValueError(f"autoreset_mode: expected one of {names}, got {autoreset_mode!r}")
+        mode = _autoreset_mode(autoreset_mode)
         if options.get("persistent_market"):
             raise ValueError(
                 "persistent_market: not supported by the native vector env (each sub-env would carry its own "
                 "market); use gymnasium.make_vec(..., vectorization_mode='sync')"
             )
-        options.pop(
-            "max_episode_steps", None
-        )  # make_vec passes the spec's (None): campaigns end by themselves
-        self.env = InfluencerMatchingEnv(render_mode=render_mode, **options)
+        options.pop("max_episode_steps", None)  # make_vec passes the spec's (None); campaigns end anyway
+        self._setup(InfluencerMatchingEnv(render_mode=render_mode, **options), int(num_envs), mode)
+
+    @classmethod
+    def from_env(
+        cls,
+        env: InfluencerMatchingEnv,
+        num_envs: int,
+        *,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+    ) -> InfluencerMatchingVectorEnv:
+        """A vector env of ``num_envs`` campaigns on ``env``'s market (built once already: nothing is
+        segmented again) with ``env``'s options; ``env`` itself is left alone."""
+        single = getattr(env, "unwrapped", env)
+        if not isinstance(single, InfluencerMatchingEnv):
+            raise ValueError(f"env: expected an InfluencerMatchingEnv, got {type(single).__name__}")
+        if single.persistent_market:
+            raise ValueError("persistent_market: not supported by the native vector env")
+        vector = cls.__new__(cls)
+        vector._setup(single, int(num_envs), _autoreset_mode(autoreset_mode))
+        return vector
+
+    def _setup(self, env: InfluencerMatchingEnv, num_envs: int, mode: AutoresetMode) -> None:
+        render_mode = env.render_mode
+        self.env = env
         self.num_envs = int(num_envs)
         self.autoreset_mode = mode
         self.render_mode = render_mode
@@ -196,7 +211,7 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
 
     # ---------------------------------------------------------------------------- gym API
     def reset(
-        self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None
+        self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new campaign in every sub-env; ``seed`` as in the class docstring (``options`` are
         not used)."""
@@ -215,7 +230,7 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         self._no_offer(rows)
         return self._observation.copy(), self._info()
 
-    def _seeds(self, seed: int | Sequence[int] | None) -> list[int | None]:
+    def _seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:
         if seed is None:
             return [None] * self.num_envs
         if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
@@ -366,3 +381,14 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         single = copy.copy(env)
         single._state = view
         return single
+
+
+def _autoreset_mode(value: str | AutoresetMode) -> AutoresetMode:
+    try:
+        mode = AutoresetMode(value)
+    except ValueError:
+        mode = None
+    if mode not in AUTORESET_MODES:
+        names = [m.value for m in AUTORESET_MODES]
+        raise ValueError(f"autoreset_mode: expected one of {names}, got {value!r}")
+    return mode
