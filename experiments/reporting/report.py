@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 import struct
 import tempfile
 from collections.abc import Callable
@@ -85,15 +86,16 @@ h2 { font-size: 1.3em; margin-top: 2.2em; border-bottom: 1px solid #ddd; padding
 .question { font-size: 1.15em; font-style: italic; }
 .answer { background: #eef5fb; border-left: 4px solid #1f77b4; padding: 0.8em 1em; }
 .missing { color: #8a5a00; background: #fff7e6; border-left: 4px solid #e0a000; padding: 0.5em 0.9em; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.92em; }
-th, td { border: 1px solid #d0d0d0; padding: 0.3em 0.6em; text-align: right; vertical-align: top; }
+.table-wrap { max-width: 100%; overflow-x: auto; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.92em; max-width: 100%; }
+th, td { border: 1px solid #d0d0d0; padding: 0.3em 0.6em; text-align: right; vertical-align: top;
+         overflow-wrap: anywhere; }
 th { background: #f4f4f4; } td.text, th.text { text-align: left; }
 tr.reference td { color: #666; }
-figure { margin: 1.2em 0; } figure img { max-width: 100%; height: auto; }
-figure.wide { overflow-x: auto; } figure.wide img { max-width: none; }
+figure { margin: 1.2em 0; max-width: 100%; } figure img { max-width: 100%; height: auto; }
 figcaption { font-size: 0.88em; color: #555; }
 ol.rules li { margin-bottom: 0.45em; } .q { color: #666; font-size: 0.9em; }
-pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; max-width: 100%; }
 """
 
 
@@ -116,17 +118,44 @@ def write_report(sweep_dir: Path, out: Path | None = None, *, overwrite: bool = 
 
 @dataclass(frozen=True)
 class Recommendation:
-    """The best deployable method, the runner-up and how sure we are that the first beats the second."""
+    """What the intervals support: the best deployable method, the rivals it beats at 95 % confidence,
+    the rivals it cannot be told apart from, and its strongest rival (never ``random``, a reference).
+
+    ``probability`` (with ``ci_low``, ``ci_high``) is P(best > runner-up), NaN when the two were not
+    compared; ``beats_random`` says whether the best's score interval lies above 0 (random offers).
+    """
 
     best: pd.Series | None
     runner_up: pd.Series | None
     probability: float = math.nan
     ci_low: float = math.nan
     ci_high: float = math.nan
+    beats: tuple[str, ...] = ()
+    tied: tuple[str, ...] = ()
+    beats_random: bool = False
+
+    @property
+    def verdict(self) -> str:
+        """``"none"`` (nothing distinguishable from random), ``"clear"`` (beats every rival),
+        ``"some"`` (beats some, tied with others) or ``"tied"`` (tied with every rival)."""
+        if self.best is None or not self.beats_random:
+            return "none"
+        if not self.tied:
+            return "clear"
+        return "some" if self.beats else "tied"
+
+
+def _oriented(pairs: pd.DataFrame, a: pd.Series, b: pd.Series) -> tuple[float, float, float] | None:
+    """P(a > b) and its interval, or None when the two were not compared."""
+    row, flipped = _pair(pairs, a, b)
+    if row is None:
+        return None
+    p, low, high = (float(row[k]) for k in ("probability_of_improvement", "ci_low", "ci_high"))
+    return (1.0 - p, 1.0 - high, 1.0 - low) if flipped else (p, low, high)
 
 
 def recommend(final: pd.DataFrame, pairs: pd.DataFrame) -> Recommendation:
-    """Pick the deployable method with the highest IQM and its strongest rival of another agent.
+    """Pick the deployable method with the highest IQM and say what the intervals support.
 
     Parameters
     ----------
@@ -136,26 +165,40 @@ def recommend(final: pd.DataFrame, pairs: pd.DataFrame) -> Recommendation:
     Returns
     -------
     Recommendation
-        The oracle is never picked. ``probability`` is P(best > runner-up) with its interval, NaN when
-        the two were not compared.
+        The oracle is never picked; ``random`` is the zero of the scale, never a rival. A rival is
+        *beaten* when the interval of P(best > rival) lies above 0.5 and *tied* when it contains 0.5
+        (or has no interval); rivals whose score interval lies below 0 (worse than random offers) are
+        neither.
     """
     ranked = final[~final["agent"].isin(NOT_DEPLOYABLE)].sort_values(
         ["iqm", "agent", "variant"], ascending=[False, True, True], kind="stable"
     )
+    ranked = ranked[ranked["agent"] != "random"]
     if ranked.empty:
         return Recommendation(None, None)
     best = ranked.iloc[0]
+    beats_random = bool(best["iqm"] > 0 and (pd.isna(best["ci_low"]) or best["ci_low"] > 0))
+    if not pd.isna(best["ci_low"]) and best["ci_low"] <= 0:
+        beats_random = False
+    beaten: list[str] = []
+    tied: list[str] = []
+    for _, rival in ranked.iloc[1:].iterrows():
+        if rival["agent"] == best["agent"]:
+            continue  # settings of one agent are not compared (see stats.improvement_pairs)
+        below_random = not pd.isna(rival["ci_high"]) and rival["ci_high"] < 0
+        compared = _oriented(pairs, best, rival)
+        label = _label(rival["agent"], rival["variant"])
+        if compared is not None and not math.isnan(compared[1]) and compared[1] > 0.5:
+            beaten.append(label)
+        elif not below_random:
+            tied.append(label)
     rivals = ranked[ranked["agent"] != best["agent"]]
     if rivals.empty:
-        return Recommendation(best, None)
+        return Recommendation(best, None, beats=tuple(beaten), tied=tuple(tied), beats_random=beats_random)
     runner = rivals.iloc[0]
-    row, flipped = _pair(pairs, best, runner)
-    if row is None:
-        return Recommendation(best, runner)
-    p, low, high = row["probability_of_improvement"], row["ci_low"], row["ci_high"]
-    if flipped:
-        p, low, high = 1.0 - p, 1.0 - high, 1.0 - low
-    return Recommendation(best, runner, float(p), float(low), float(high))
+    compared = _oriented(pairs, best, runner)
+    p, low, high = compared if compared is not None else (math.nan, math.nan, math.nan)
+    return Recommendation(best, runner, p, low, high, tuple(beaten), tuple(tied), beats_random)
 
 
 def _pair(pairs: pd.DataFrame, a: pd.Series, b: pd.Series) -> tuple[pd.Series | None, bool]:
@@ -223,7 +266,7 @@ def _figure(path: Path, caption: str, *, wide: bool = False) -> str:
     cls = ""
     if wide:
         cls = ' class="wide"'
-        style = f' style="width: {round(_png_width(data) * 2 / 3)}px"'
+        style = f' style="width: {round(_png_width(data) * 2 / 3)}px; max-width: 100%"'
     return (
         f'<figure{cls}><img alt="{_e(caption)}"{style} src="data:image/png;base64,{encoded}">'
         f"<figcaption>{_e(caption)}</figcaption></figure>"
@@ -257,98 +300,161 @@ def _read_config(sweep_dir: Path) -> dict:
 # ------------------------------------------------------------------------------------------ sections
 
 
-def _answer(rec: Recommendation, final: pd.DataFrame, pairs: pd.DataFrame) -> str:
+def _answer(rec: Recommendation, final: pd.DataFrame, pairs: pd.DataFrame, question: str = "") -> str:
     if rec.best is None:
         return _missing(
-            "The sweep has no deployable policy (only the oracle), so there is nothing to recommend."
+            "The sweep has no deployable policy (only the references: random offers and the oracle), so "
+            "there is nothing to recommend."
         )
     best = rec.best
     name = _label(best["agent"], best["variant"])
     seeds = f"{int(best['n_runs'])} seed{'s' if best['n_runs'] != 1 else ''}"
-    if best["agent"] == "random" or best["iqm"] <= 0:
-        others = final[~final["agent"].isin((*NOT_DEPLOYABLE, "random"))]
-        closest = ""
-        if not others.empty:
-            top = others.sort_values(["iqm", "agent", "variant"], ascending=[False, True, True]).iloc[0]
-            closest = f" The closest is {_e(_label(top['agent'], top['variant']))}, with {_e(_score(top))}."
+    if rec.verdict == "none":
+        parts = [_no_answer(best, name)]
+    else:
+        parts = [_lead(rec, best, name, seeds)]
+        if rec.runner_up is not None:
+            parts.append(_runner_up(rec, name))
+        elif not rec.tied and not rec.beats:
+            parts.append(
+                "<p>No other deployable policy was run, so there is no runner-up to compare with.</p>"
+            )
+    parts.append(_cqi_note(best, name, final, pairs))
+    parts.append(_question_note(question, final, pairs))
+    return '<div class="answer">' + "".join(parts) + "</div>"
+
+
+def _no_answer(best: pd.Series, name: str) -> str:
+    if best["iqm"] <= 0:
         return (
-            '<div class="answer"><p><strong>Do not ship any of these policies yet.</strong> None of them beats '
-            "random offers on the evaluation campaigns (normalised score 0)."
-            f"{closest} Train longer, tune, or revisit the market settings before deciding.</p></div>"
+            "<p><strong>Do not ship any of these policies yet.</strong> None of them beats random offers on "
+            f"the evaluation campaigns (normalised score 0); the highest score is {_e(name)}'s, "
+            f"{_e(_score(best))}. Train longer, tune, or revisit the market settings before deciding.</p>"
         )
+    return (
+        "<p><strong>Nothing here is distinguishable from random offers yet.</strong> The highest score is "
+        f"{_e(name)}'s, {_e(_score(best))}, but its interval reaches down to 0, the score of random "
+        "offers. Run more seeds (or train longer) before deciding.</p>"
+    )
+
+
+def _lead(rec: Recommendation, best: pd.Series, name: str, seeds: str) -> str:
     if best["iqm"] <= 1:
         gap = (
             f"it closes {100 * best['iqm']:.0f} % of the gap between random offers (0) and a myopic oracle that "
-            "reads the simulator's hidden truth (1)."
+            "reads the simulator's hidden truth (1)"
         )
     else:
         gap = (
             "it beats the myopic oracle (1), which reads the simulator's hidden truth but only looks one week "
-            "ahead, and random offers (0)."
+            "ahead, and random offers (0)"
         )
-    parts = [
-        f'<p><strong>Ship <span class="best">{_e(name)}</span>.</strong> Over {seeds}, its normalised '
-        f"score (interquartile mean) is {_e(_score(best))}: {gap} "
-        f"It earns {_money_k(best['mean_return'])} net per campaign on average "
-        f"(± {_money_k(best['mean_return_se'])} standard error).</p>"
-    ]
-    if rec.runner_up is None:
-        parts.append("<p>No other deployable policy was run, so there is no runner-up to compare with.</p>")
-    else:
-        runner = rec.runner_up
-        runner_name = _label(runner["agent"], runner["variant"])
-        parts.append(
-            f"<p>The runner-up is {_e(runner_name)} (normalised score {_e(_score(runner))}). "
-            + (
-                f"A run of {_e(name)} beats a run of {_e(runner_name)} with probability "
-                f"{100 * rec.probability:.0f} %"
-                + (
-                    f" (95 % CI {100 * rec.ci_low:.0f} % to {100 * rec.ci_high:.0f} %). "
-                    if not math.isnan(rec.ci_low)
-                    else " (one of them has a single run: no interval). "
-                )
-                if not math.isnan(rec.probability)
-                else "The two were not compared on the same market. "
-            )
-            + _verdict(rec)
-            + "</p>"
+    facts = (
+        f"Over {seeds}, its normalised score (interquartile mean) is {_e(_score(best))}: {gap}. It earns "
+        f"{_money_k(best['mean_return'])} net per campaign on average (± {_money_k(best['mean_return_se'])} "
+        "standard error)."
+    )
+    tied = ", ".join(_e(t) for t in rec.tied)
+    beaten = ", ".join(_e(b) for b in rec.beats)
+    if rec.verdict == "clear":
+        return f'<p><strong>Ship <span class="best">{_e(name)}</span>.</strong> {facts}</p>'
+    if rec.verdict == "some":
+        return (
+            f'<p><strong>Ship <span class="best">{_e(name)}</span> or {tied}: the data cannot tell them '
+            f"apart.</strong> {facts} It beats {beaten} at 95 % confidence, but the interval of its "
+            f"probability of beating {tied} includes 50 %. Choose among them on other grounds (readable "
+            "rules, training cost) or run more seeds.</p>"
         )
+    return (
+        "<p><strong>No policy is distinguishable from the others yet.</strong> "
+        f'<span class="best">{_e(name)}</span> has the highest score and beats random offers, but it cannot '
+        f"be told apart from {tied} at 95 % confidence. {facts} Run more seeds before deciding.</p>"
+    )
+
+
+def _runner_up(rec: Recommendation, name: str) -> str:
+    runner = rec.runner_up
+    if runner is None:  # pragma: no cover - the caller checks
+        return ""
+    runner_name = _label(runner["agent"], runner["variant"])
+    text = f"<p>The runner-up is {_e(runner_name)} (normalised score {_e(_score(runner))}). "
+    if math.isnan(rec.probability):
+        return text + "The two were not compared on the same market.</p>"
+    text += (
+        f"A run of {_e(name)} beats a run of {_e(runner_name)} with probability {100 * rec.probability:.0f} %"
+    )
+    if math.isnan(rec.ci_low):
+        return text + " (one of them has a single run: no interval, so the difference cannot be called).</p>"
+    text += f" (95 % CI {100 * rec.ci_low:.0f} % to {100 * rec.ci_high:.0f} %). "
+    if rec.ci_low > 0.5:
+        return text + "The advantage is clear at 95 % confidence.</p>"
+    return text + "The advantage is not clear at 95 % confidence; more seeds would settle it.</p>"
+
+
+def _cqi_note(best: pd.Series, name: str, final: pd.DataFrame, pairs: pd.DataFrame) -> str:
+    """The interpretable tree policy beside the best: tied only when the interval says so and the tree
+    itself beats random offers; below random offers said as such."""
     cqi = final[final["agent"] == "cqi"].sort_values(
         ["iqm", "variant"], ascending=[False, True], kind="stable"
     )
-    if best["agent"] != "cqi" and not cqi.empty:
-        tree = cqi.iloc[0]
-        row, flipped = _pair(pairs, best, tree)
-        text = (
-            f"<p>The interpretable tree policy, {_e(_label('cqi', tree['variant']))}, scores {_e(_score(tree))}"
-            + ("" if pd.isna(tree["n_leaves"]) else f" with {tree['n_leaves']:.0f} rules on average")
-        )
-        if row is not None:
-            p = row["probability_of_improvement"]
-            low, high = row["ci_low"], row["ci_high"]
-            if flipped:
-                p, low, high = 1 - p, 1 - high, 1 - low
-            tied = not pd.isna(low) and low <= 0.5
-            text += f"; {_e(name)} beats it with probability {100 * p:.0f} %" + (
-                ". The two are statistically tied, so the readable rules below are a credible choice."
-                if tied
-                else "."
-            )
-        parts.append(text + "</p>")
-    return '<div class="answer">' + "".join(parts) + "</div>"
-
-
-def _verdict(rec: Recommendation) -> str:
-    if math.isnan(rec.probability):
+    if best["agent"] == "cqi" or cqi.empty:
         return ""
-    if math.isnan(rec.ci_low):
-        return "With so few runs the difference cannot be called; run more seeds before deciding."
-    if rec.ci_low > 0.5:
-        return "The advantage is clear at 95 % confidence."
-    return (
-        "The advantage is not clear at 95 % confidence: the runner-up is a credible alternative, and more "
-        "seeds would settle it."
+    tree = cqi.iloc[0]
+    text = (
+        f"<p>The interpretable tree policy, {_e(_label('cqi', tree['variant']))}, scores {_e(_score(tree))}"
+        + ("" if pd.isna(tree["n_leaves"]) else f" with {tree['n_leaves']:.0f} rules on average")
     )
+    below = (tree["ci_high"] < 0) if not pd.isna(tree["ci_high"]) else tree["iqm"] < 0
+    above = (tree["ci_low"] > 0) if not pd.isna(tree["ci_low"]) else tree["iqm"] > 0
+    if below:
+        return text + ": below random offers, so its rules are not worth shipping as they are.</p>"
+    compared = _oriented(pairs, best, tree)
+    if compared is None:
+        return text + ".</p>"
+    p, low, _ = compared
+    text += f"; {_e(name)} beats it with probability {100 * p:.0f} %"
+    if math.isnan(low) or low > 0.5:
+        return text + ".</p>"
+    if above:
+        return (
+            text + ". The two are statistically tied, so the readable rules below are a credible choice.</p>"
+        )
+    return (
+        text
+        + ", but the tree cannot be told apart from random offers either, so its rules are not yet a safe choice.</p>"
+    )
+
+
+def _question_note(question: str, final: pd.DataFrame, pairs: pd.DataFrame) -> str:
+    """When the config's question names policies of the sweep ("Is CQI as good as PPO?"), the answer
+    for those: each named policy's best setting against the others named."""
+    words = set(re.findall(r"[a-z0-9_]+", question.lower()))
+    named = [a for a in dict.fromkeys(final["agent"]) if a in words and a not in NOT_DEPLOYABLE]
+    if len(named) < 2:
+        return ""
+    bests = {
+        a: final[final["agent"] == a].sort_values(["iqm", "variant"], ascending=[False, True]).iloc[0]
+        for a in named
+    }
+    sentences = []
+    for i, a in enumerate(named):
+        for b in named[i + 1 :]:
+            compared = _oriented(pairs, bests[a], bests[b])
+            if compared is None:
+                continue
+            p, low, high = compared
+            la, lb = _label(a, bests[a]["variant"]), _label(b, bests[b]["variant"])
+            if not math.isnan(low) and low > 0.5:
+                verdict = f"{_e(la)} is better than {_e(lb)}"
+            elif not math.isnan(high) and high < 0.5:
+                verdict = f"{_e(lb)} is better than {_e(la)}"
+            else:
+                verdict = f"{_e(la)} and {_e(lb)} cannot be told apart"
+            interval = "" if math.isnan(low) else f", 95 % CI {100 * low:.0f} % to {100 * high:.0f} %"
+            sentences.append(f"{verdict} (P({_e(la)} beats {_e(lb)}) = {100 * p:.0f} %{interval})")
+    if not sentences:
+        return ""
+    return f"<p>On the policies the question names: {'; '.join(sentences)}.</p>"
 
 
 def _comparison_table(final: pd.DataFrame) -> str:
@@ -376,7 +482,7 @@ def _comparison_table(final: pd.DataFrame) -> str:
             f"<td>{int(row['n_runs'])}</td><td>{_num(row['iqm'])}{ci}</td><td>{ret}</td>"
             f"<td>{_duration(row['train_seconds'])}</td><td>{leaves}</td></tr>"
         )
-    return f"<table>{head}{''.join(rows)}</table>"
+    return f'<div class="table-wrap"><table>{head}{"".join(rows)}</table></div>'
 
 
 def _rules_html(rules: list[Rule]) -> str:
@@ -420,7 +526,7 @@ def _segments_table(profiles: pd.DataFrame) -> str:
         "<tr>" + "".join(f"<td{css(c[0])}>{_e(c[2](row[c[0]]))}</td>" for c in present) + "</tr>"
         for _, row in profiles.iterrows()
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f'<div class="table-wrap"><table><tr>{head}</tr>{body}</table></div>'
 
 
 def _caveats(final: pd.DataFrame, config: dict) -> str:
@@ -474,7 +580,7 @@ def build_report(sweep_dir: Path) -> str:
             body.append(f"<h2>{_e(SECTIONS[index])}</h2>")
             body.extend(content)
 
-        section(0, f'<p class="question">{_e(question)}</p>', _answer(rec, final, pairs))
+        section(0, f'<p class="question">{_e(question)}</p>', _answer(rec, final, pairs, question))
         section(
             1,
             "<p>One row per policy (and setting), best first. The normalised score is 0 for random offers and 1 "

@@ -91,7 +91,8 @@ def test_a_sweep_without_cqi_or_segments_says_what_is_missing(tmp_path):
     words = _text(page)
     assert "This sweep has no CQI runs, so there is no tree policy to show." in words
     assert "No segment profiles" in words
-    assert "Ship ppo." in words and "The runner-up is random" in words
+    assert "Ship ppo." in words and "No other deployable policy was run" in words
+    assert "runner-up is random" not in words  # random is the zero of the scale, never a rival
     assert page.count(FIGURE) == 2  # curves and final scores
 
 
