@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -170,6 +171,10 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         )
         self._months_by_start = np.stack([month_of_week(m, np.arange(weeks + 1)) for m in range(12)])
         self._ids = np.asarray(market.pool.influencer_id, dtype=object)
+        # The calibration's kernel constants; a campaign sets its five (see InfluencerMatchingEnv._kernel_constants).
+        self._consts_template = env._kernel_constants(
+            sample_campaign(np.random.default_rng(0), env.calibration)
+        )
         self._no_swaps = (np.zeros(0, dtype=np.int64),) * 3
         self._churn_templates = (env._join_template.astype(self._week_dtype),
                                  env._leave_template.astype(self._week_dtype), market.load_sum,
@@ -183,25 +188,43 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
     def _start_campaigns(self, rows: np.ndarray) -> None:
         """New campaigns in ``rows``: drawn in Python with each row's generator (the campaign, then the
         churn, as :meth:`InfluencerMatchingEnv.reset`), set up by one compiled call."""
-        env, market, cal = self.env, self.env._market, self.env.calibration
+        env, market, cal, k = self.env, self.env._market, self.env.calibration, _kernels
         audience_fit = np.empty((len(rows), len(market.pool)))
         scale = np.empty(len(rows))
         swaps: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        campaigns = []
         for b, i in enumerate(rows.tolist()):
             rng = self._generators[i]
             campaign = sample_campaign(rng, cal)
+            campaigns.append(campaign)
             self._campaigns[i] = campaign
             swaps.append(env._churn_draws(rng) if env.churn_rate > 0 else self._no_swaps)
-            c, goal, month0 = int(campaign.category), int(campaign.goal), int(campaign.start_month)
-            self._category[i] = c
-            self._month_list[i] = self._months_by_start[month0]
-            self._budget_left[i] = float(campaign.budget)
-            self._premium[i] = float(env._premium[month0])
-            self._consts[i] = env._kernel_constants(campaign)
-            self._observation[i] = env._campaign_features(campaign)
             np.matmul(market.sqrt_audience, np.sqrt(campaign.target_audience), out=audience_fit[b])
-            scale[b] = value_scale(goal, month0, float(campaign.order_value), float(campaign.value_per_engagement),
-                                   float(campaign.value_per_1k_reach), cal)  # fmt: skip
+            scale[b] = value_scale(int(campaign.goal), int(campaign.start_month), float(campaign.order_value),
+                                   float(campaign.value_per_engagement), float(campaign.value_per_1k_reach),
+                                   cal)  # fmt: skip
+        # The campaigns' scalars, row by row as InfluencerMatchingEnv.reset sets them.
+        fields = np.array(
+            [(c.category, c.goal, c.start_month, c.budget, c.order_value, c.value_per_engagement,
+              c.value_per_1k_reach, math.log10(max(float(c.budget), 1.0))) for c in campaigns],
+            dtype=float,
+        ).reshape(len(rows), 8)  # fmt: skip
+        category, goal, month0 = (fields[:, j].astype(np.int64) for j in range(3))
+        self._category[rows] = category
+        self._month_list[rows] = self._months_by_start[month0]
+        self._budget_left[rows] = fields[:, 3]
+        self._premium[rows] = env._premium[month0]
+        consts = np.repeat(self._consts_template[None], len(rows), axis=0)
+        consts[:, k.C_GOAL] = goal
+        consts[:, k.C_BUDGET], consts[:, k.C_ORDER_VALUE] = fields[:, 3], fields[:, 4]
+        consts[:, k.C_VALUE_PER_ENGAGEMENT], consts[:, k.C_VALUE_PER_1K_REACH] = fields[:, 5], fields[:, 6]
+        self._consts[rows] = consts
+        observation = np.zeros((len(rows), self._observation.shape[1]), dtype=np.float32)
+        everyone = np.arange(len(rows))
+        observation[everyone, category] = 1.0
+        observation[everyone, 12 + goal] = 1.0
+        observation[:, 15] = fields[:, 7]
+        self._observation[rows] = observation
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum([len(leavers) for leavers, _, _ in swaps], out=offsets[1:])
         churn = tuple(np.concatenate([swap[j] for swap in swaps]).astype(np.int64) for j in range(3))
