@@ -286,6 +286,14 @@ class InfluencerMatchingEnv(gym.Env):
     (height ``4 + 14 * (2 + S)``, width 168, 3 channels) with one bar each for the share of budget left,
     the share of weeks left and the hires of every segment (one block per hire), drawn with numpy.
 
+    ## Vector Environments
+
+    The env runs under gymnasium's make_vec with vectorization_mode "sync" or "async", SyncVectorEnv,
+    AsyncVectorEnv and Stable-Baselines3's make_vec_env (DummyVecEnv, SubprocVecEnv). Both ids also
+    register a native vector env, :class:`envs.vector.InfluencerMatchingVectorEnv` (vectorization_mode
+    "vector_entry_point", which make_vec uses when no mode is given): N campaigns on one shared market,
+    stepped by one compiled call, each sub-env the same as a single env with the matching seed.
+
     ## Version History
 
     * v1: the calendar of a real campaign: brand-category demand by month, creators booking up ahead
@@ -297,7 +305,7 @@ class InfluencerMatchingEnv(gym.Env):
       which vector envs could not merge with an offer's dict. Observations, rewards and expected
       rewards are unchanged byte for byte (the v0 digest test maps :data:`NO_OFFER` back to None
       and still matches the digest recorded before). ``render_mode="rgb_array"`` added (what
-      Stable-Baselines3's make_vec_env passes).
+      Stable-Baselines3's make_vec_env passes). The native vector env registered for both ids.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}

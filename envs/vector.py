@@ -77,7 +77,10 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
                 "persistent_market: not supported by the native vector env (each sub-env would carry its own "
                 "market); use gymnasium.make_vec(..., vectorization_mode='sync')"
             )
-        options.pop("max_episode_steps", None)  # make_vec passes the spec's (None); campaigns end anyway
+        if options.pop("max_episode_steps", None) is not None:
+            raise ValueError(
+                "max_episode_steps: not supported by the vector env; campaign_weeks sets the length"
+            )
         self._setup(InfluencerMatchingEnv(render_mode=render_mode, **options), int(num_envs), mode)
 
     @classmethod
@@ -171,6 +174,7 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         )
         self._months_by_start = np.stack([month_of_week(m, np.arange(weeks + 1)) for m in range(12)])
         self._ids = np.asarray(market.pool.influencer_id, dtype=object)
+        self._audience_fit = np.zeros((N, n))  # each new campaign's audience fit, row b of a batch of resets
         # The calibration's kernel constants; a campaign sets its five (see InfluencerMatchingEnv._kernel_constants).
         self._consts_template = env._kernel_constants(
             sample_campaign(np.random.default_rng(0), env.calibration)
@@ -189,7 +193,7 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         """New campaigns in ``rows``: drawn in Python with each row's generator (the campaign, then the
         churn, as :meth:`InfluencerMatchingEnv.reset`), set up by one compiled call."""
         env, market, cal, k = self.env, self.env._market, self.env.calibration, _kernels
-        audience_fit = np.empty((len(rows), len(market.pool)))
+        audience_fit = self._audience_fit[: len(rows)]  # reused: a fresh buffer would fault in its pages
         scale = np.empty(len(rows))
         swaps: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         campaigns = []
