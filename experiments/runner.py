@@ -14,7 +14,8 @@ A run folder holds
 * ``summary.json``: ``agent``, ``seed``, ``timesteps``, the final evaluation (``mean_return``,
   ``std_return``, ``std_error``, ``normalized_score``, ``random_return``, ``oracle_return``,
   ``eval_episodes``, ``eval_returns``), ``train_episodes``, ``model_file``, for CQI ``n_leaves`` and
-  ``depth``, and the wall-clock fields ``train_seconds``, ``eval_seconds`` and ``total_seconds``;
+  ``depth``, and the wall-clock fields ``train_seconds``, ``eval_seconds``, ``compile_seconds`` (numba
+  compiling its kernels on first use, counted in neither of the other two) and ``total_seconds``;
 * for CQI, ``tree.txt``: the tree as if/else rules with feature and action names.
 
 Randomness: ``SeedSequence(spec.seed)`` spawns three children, for the environment (its ``market_seed``,
@@ -61,6 +62,7 @@ from agents import (
     make_agent,
     model_filename,
 )
+from agents.registry import SB3_AGENTS
 from experiments.evaluation import EvaluationResult, Evaluator
 from experiments.files import (
     check_output,
@@ -81,6 +83,7 @@ __all__ = [
     "load_run",
     "make_env",
     "check_specs",
+    "resume",
     "run",
     "run_seeds",
 ]
@@ -284,7 +287,13 @@ class _Recorder:
     """Progress and evaluation rows of one run, at fixed step intervals."""
 
     def __init__(
-        self, agent: Any, evaluator: Evaluator, eval_every: int, progress_every: int, fixed: bool
+        self,
+        agent: Any,
+        evaluator: Evaluator,
+        eval_every: int,
+        progress_every: int,
+        fixed: bool,
+        start: int = 0,
     ) -> None:
         self.agent = agent
         self.evaluator = evaluator
@@ -296,10 +305,11 @@ class _Recorder:
         self.eval_rows: list[dict] = []
         self.episodes = 0
         self.eval_seconds = 0.0
+        self.compile_clock = _CompileClock()
         self.last: EvaluationResult | None = None
         self._start = time.perf_counter()
-        self._next_eval = eval_every
-        self._next_progress = progress_every
+        self._next_eval = start + eval_every  # start: the step count a resumed run continues from
+        self._next_progress = start + progress_every
 
     def step(self, timesteps: int, recent_returns: Callable[[], Any]) -> None:
         """Record what is due at ``timesteps``; ``recent_returns()`` gives the last training returns."""
@@ -322,16 +332,17 @@ class _Recorder:
         if self.is_cqi:
             row["n_leaves"] = int(self.agent.n_leaves)
             row["depth"] = int(self.agent.depth)
-        row["train_seconds"] = round(time.perf_counter() - self._start - self.eval_seconds, 3)
+        elapsed = time.perf_counter() - self._start - self.eval_seconds - self.compile_clock.total
+        row["train_seconds"] = round(elapsed, 3)
         self.progress_rows.append(row)
 
     def evaluate(self, timesteps: int) -> None:
         if self.eval_rows and self.eval_rows[-1]["timesteps"] == timesteps:
             return
-        start = time.perf_counter()
+        start, compiling = time.perf_counter(), self.compile_clock.total
         if not (self.fixed and self.last is not None):
             self.last = self.evaluator.evaluate(self.agent, deterministic=True)
-        seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start - (self.compile_clock.total - compiling)
         self.eval_seconds += seconds
         result = self.last
         self.eval_rows.append(
@@ -407,6 +418,51 @@ def _play_fixed_policy(agent: Any, env: gym.Env, recorder: _Recorder, timesteps:
     return timesteps
 
 
+class _CompileClock:
+    """Seconds numba spends compiling while the clock is entered (``numba:compile`` events, nested ones
+    counted once), so that a run's first, compiling call is not counted as training or evaluation."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._stack: Any = None
+
+    def _add(self, seconds: float) -> None:
+        self.total += seconds
+
+    def __enter__(self) -> _CompileClock:
+        import contextlib
+
+        from numba.core import event
+
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(event.install_timer("numba:compile", self._add))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+
+def _train(
+    spec: RunSpec,
+    agent: Any,
+    train_env: gym.Env,
+    recorder: _Recorder,
+    begin: int,
+    parent: Any,
+    progress_bar: bool,
+) -> int:
+    """Train (or, for a fixed policy, play) for ``spec.timesteps`` steps; returns the steps taken."""
+    if spec.agent not in LEARNING_AGENTS:
+        return _play_fixed_policy(agent, train_env, recorder, spec.timesteps)
+    callback = _recording_callback(recorder, agent, begin + spec.timesteps)
+    agent.learn(spec.timesteps, callback=callback, progress_bar=progress_bar, reset_num_timesteps=not parent)
+    timesteps = int(agent.num_timesteps)
+    recorder.finish(timesteps, _episode_returns(agent))
+    return timesteps
+
+
 # ------------------------------------------------------------------------------------ the run
 def _check_destination(out_dir: Path, overwrite: bool) -> None:
     if out_dir.is_dir() and (out_dir / "summary.json").exists() and not overwrite:
@@ -467,6 +523,77 @@ def _move_into_place(tmp: Path, out_dir: Path) -> None:
     replace_dir(tmp, out_dir)
 
 
+#: Agents whose saved model can continue learning (:func:`resume`).
+RESUMABLE_AGENTS: tuple[str, ...] = ("cqi", "logistic_bandit", *SB3_AGENTS)
+
+
+def resume(
+    run_dir: str | Path,
+    timesteps: int,
+    out_dir: str | Path,
+    *,
+    env: Mapping[str, Any] | None = None,
+    eval_every: int | None = None,
+    eval_episodes: int | None = None,
+    progress_bar: bool = False,
+    overwrite: bool = False,
+) -> dict:
+    """Continue the saved model of ``run_dir`` for ``timesteps`` more steps into a new run folder.
+
+    The model (CQI, the bandit or an SB3 agent: :data:`RESUMABLE_AGENTS`) is loaded on the parent's
+    market (its recorded env options, ``market_seed`` included) with ``env`` applied on top (a changed
+    market: e.g. ``{"calibration": "shifted.yaml"}``), and learns with ``reset_num_timesteps=False``,
+    so step counts, ``progress.csv`` and ``eval.csv`` continue from the parent's; it is evaluated on the
+    parent's evaluation campaigns (the same seeds) in the new market. ``config.json`` records
+    ``parent`` (the parent folder and its step count) and ``summary.json`` ``parent``.
+
+    Returns
+    -------
+    dict
+        The contents of the new ``summary.json`` (``timesteps`` is the total, the parent's included).
+    """
+    from agents import load_agent
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    info = load_run(run_dir)
+    parent_spec, config = info["spec"], info["config"]
+    if parent_spec.agent not in RESUMABLE_AGENTS:
+        raise ValueError(
+            f"{run_dir}: a {parent_spec.agent} run cannot continue learning "
+            f"(resumable: {', '.join(RESUMABLE_AGENTS)})"
+        )
+    check_env_options(list(env or {}), "--env")
+    spec = dataclasses.replace(
+        parent_spec,
+        timesteps=timesteps,
+        env={**config["env_options"], **dict(env or {})},
+        eval_every=eval_every,
+        eval_episodes=eval_episodes or parent_spec.eval_episodes,
+    )
+    _check_destination(out_dir, overwrite)
+    total_start = time.perf_counter()
+    seeds = run_seeds(spec)
+    new_env = make_env(spec)
+    evaluator = Evaluator(new_env, seeds["eval_seed"], spec.eval_episodes)
+    train_env = _SeededFirstReset(new_env, seeds["reset_seed"])
+    agent = load_agent(spec.agent, run_dir / config["model_file"], env=train_env)
+    parent = {"run_dir": str(run_dir.resolve()), "timesteps": int(agent.num_timesteps)}
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(out_dir.parent, out_dir.name)
+    tmp = temp_sibling(out_dir, ".partial", directory=True)
+    try:
+        summary = _train_and_write(spec, agent, train_env, evaluator, seeds, tmp, progress_bar, parent)
+        summary["total_seconds"] = round(time.perf_counter() - total_start, 3)
+        write_json(tmp / "summary.json", summary)
+        _move_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        new_env.close()
+    return summary
+
+
 def _train_and_write(
     spec: RunSpec,
     agent: Any,
@@ -475,6 +602,7 @@ def _train_and_write(
     seeds: dict[str, int],
     folder: Path,
     progress_bar: bool,
+    parent: dict[str, Any] | None = None,
 ) -> dict:
     unwrapped: Any = train_env.unwrapped  # an InfluencerMatchingEnv (calibration, feature and action names)
     model_file = model_filename(spec.agent)
@@ -489,21 +617,18 @@ def _train_and_write(
             "model_file": model_file,
             "calibration": unwrapped.calibration.to_dict(),
             "versions": library_versions(),
+            **({"parent": parent} if parent else {}),
         },
     )
     fixed = spec.agent not in LEARNING_AGENTS
+    begin = int(parent["timesteps"]) if parent else 0
     recorder = _Recorder(
-        agent, evaluator, spec.evaluation_interval, max(spec.timesteps // 100, 1), fixed=fixed
+        agent, evaluator, spec.evaluation_interval, max(spec.timesteps // 100, 1), fixed=fixed, start=begin
     )
     start = time.perf_counter()
-    if fixed:
-        timesteps = _play_fixed_policy(agent, train_env, recorder, spec.timesteps)
-    else:
-        callback = _recording_callback(recorder, agent, spec.timesteps)
-        agent.learn(spec.timesteps, callback=callback, progress_bar=progress_bar)
-        timesteps = int(agent.num_timesteps)
-        recorder.finish(timesteps, _episode_returns(agent))
-    train_seconds = time.perf_counter() - start - recorder.eval_seconds
+    with recorder.compile_clock:
+        timesteps = _train(spec, agent, train_env, recorder, begin, parent, progress_bar)
+    train_seconds = time.perf_counter() - start - recorder.eval_seconds - recorder.compile_clock.total
 
     _write_csv(folder / "progress.csv", recorder.progress_rows)
     _write_csv(folder / "eval.csv", recorder.eval_rows)
@@ -519,6 +644,7 @@ def _train_and_write(
         "eval_returns": list(final.returns),
         "train_episodes": recorder.episodes,
         "model_file": model_file,
+        **({"parent": parent["run_dir"]} if parent else {}),
     }
     if hasattr(agent, "n_leaves") and hasattr(agent, "export_text"):  # the tree policies: CQI, distilled
         summary["n_leaves"] = int(agent.n_leaves)
@@ -527,6 +653,7 @@ def _train_and_write(
         write_text_atomic(folder / "tree.txt", tree + "\n")
     summary["train_seconds"] = round(train_seconds, 3)
     summary["eval_seconds"] = round(recorder.eval_seconds, 3)
+    summary["compile_seconds"] = round(recorder.compile_clock.total, 3)
     return summary
 
 

@@ -2,6 +2,10 @@
 
 ``--env KEY=VALUE`` sets an environment option and ``--hp KEY=VALUE`` an agent hyperparameter; values
 are read as YAML scalars or lists (:func:`experiments.options.parse_assignments`: (``64``, ``0.3``, ``3e-4``, ``true``, ``[64, 64]``, ``null``).
+
+``--resume RUN_DIR --timesteps N --out NEW_DIR`` (instead of ``--agent``) continues a saved CQI, bandit
+or SB3 model for N more steps on the parent's market, changed by ``--env`` and ``--calibration FILE``
+(:func:`experiments.runner.resume`); the new folder records its parent.
 """
 
 from __future__ import annotations
@@ -21,8 +25,14 @@ from experiments.options import (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--agent", required=True, help="agent name (cqi, ppo, maskable_ppo, random, segment_3, ...)"
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--agent", help="agent name (cqi, ppo, maskable_ppo, random, segment_3, ...)")
+    which.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue the saved model of a CQI, bandit or SB3 run folder (its agent, seed and market, "
+        "changed by --env / --calibration) for --timesteps more steps",
     )
     parser.add_argument("--timesteps", type=positive_int, required=True, help="environment steps of training")
     parser.add_argument("--seed", type=seed_argument, default=0, help="the run's seed")
@@ -39,12 +49,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "newcomers would otherwise join your influencers",
     )
     add_env_argument(parser, "environment options, e.g. n_segments=6 (repeatable)")
+    parser.add_argument(
+        "--calibration", type=input_file, help="calibration YAML (the env option calibration=FILE.yaml)"
+    )
     add_assignment_argument(parser, "--hp", "agent hyperparameters, e.g. gamma=0.95 (repeatable)")
     parser.add_argument(
         "--eval-every", type=positive_int, help="steps between evaluations (default: a tenth of --timesteps)"
     )
     parser.add_argument(
-        "--eval-episodes", type=positive_int, default=100, help="evaluation campaigns (default 100)"
+        "--eval-episodes",
+        type=positive_int,
+        help="evaluation campaigns (default 100; with --resume, the parent's)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     add_progress_argument(parser, default=False)
@@ -54,7 +69,12 @@ def format_summary(summary: dict, out: Path) -> str:
     """A few lines: the score, the return, the tree size for CQI, and where the files are."""
     lines = [
         f"Trained {summary['agent']} (seed {summary['seed']}) for {summary['timesteps']:,} steps "
-        f"in {summary['train_seconds']:.1f} s.",
+        f"in {summary['train_seconds']:.1f} s"
+        + (
+            f" (plus {summary['compile_seconds']:.1f} s compiling numba kernels, once per install)."
+            if summary.get("compile_seconds", 0) >= 0.05
+            else "."
+        ),
         f"Normalised score {summary['normalized_score']:.3f} (0 = random, 1 = myopic oracle); mean return "
         f"{summary['mean_return']:.2f} ± {summary['std_error']:.2f} thousand USD per campaign "
         f"(± s.e., {summary['eval_episodes']} evaluation campaigns).",
@@ -85,6 +105,10 @@ def train_env_options(args: argparse.Namespace) -> dict:
         if "churn_rate" in env:
             raise ValueError("--no-newcomers: also given as --env churn_rate=...; give one")
         env["churn_rate"] = 0.0
+    if args.calibration is not None:
+        if "calibration" in env:
+            raise ValueError("--calibration: also given as --env calibration=...; give it once")
+        env["calibration"] = str(args.calibration)
     churn = env.get("churn_rate", env_option_defaults()["churn_rate"])
     if env.get("pool") is not None and churn:
         print(
@@ -99,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     from experiments.runner import RunSpec
     from experiments.runner import run as run_spec
 
+    if args.resume is not None:
+        return _resume(args)
     spec = RunSpec(
         agent=args.agent,
         seed=args.seed,
@@ -106,9 +132,22 @@ def run(args: argparse.Namespace) -> int:
         env=train_env_options(args),
         hyperparameters=parse_assignments(args.hp, "--hp"),
         eval_every=args.eval_every,
-        eval_episodes=args.eval_episodes,
+        eval_episodes=args.eval_episodes or 100,
     )
     summary = run_spec(spec, args.out, progress_bar=args.progress, overwrite=args.overwrite)
+    print(format_summary(summary, args.out))
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from experiments.runner import resume
+
+    if args.hp:
+        raise ValueError("--hp: a resumed run keeps its parent's hyperparameters")
+    summary = resume(args.resume, args.timesteps, args.out, env=train_env_options(args),
+                     eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+                     progress_bar=args.progress, overwrite=args.overwrite)  # fmt: skip
+    print(f"Continued {args.resume} (parent, {summary['timesteps'] - args.timesteps:,} steps).")
     print(format_summary(summary, args.out))
     return 0
 
