@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 
-.PHONY: demo test test-fast lint typecheck install install-dev bench clean
+.PHONY: demo test test-fast lint typecheck install install-dev browser bench docs clean
 
 # The stamp files make re-runs cheap: the install only runs again when pyproject.toml changes.
 $(BIN)/python:
@@ -16,10 +16,25 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-# The tests exercise the Ray backend on a local instance, so the dev install includes the ray extra.
+# The tests exercise the Ray backend on a local instance, so the dev install includes the ray extra,
+# and they check the HTML report in a real headless browser: Debian's chromium, installed if missing
+# (a browser download by an installer such as Playwright's cannot reach its host here). Without apt
+# (or without root) the browser test is skipped and says why.
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev,ray]"
+	$(MAKE) --no-print-directory browser
 	touch $@
+
+browser:
+	@if command -v chromium >/dev/null 2>&1; then \
+		echo "chromium: $$(command -v chromium)"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium \
+			|| echo "chromium could not be installed: the browser test of the report will be skipped"; \
+	else \
+		echo "no apt-get: chromium not installed, the browser test of the report will be skipped"; \
+	fi
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
@@ -43,7 +58,11 @@ test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 bench: $(VENV)/.installed
-	$(BIN)/influmatch bench --out runs/bench.json
+	$(BIN)/influmatch bench --out runs/bench.json --overwrite
+
+# The README's demo table, figures and timings, rerun and written back (influmatch docs).
+docs: $(VENV)/.installed
+	$(BIN)/influmatch docs
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -219,3 +219,27 @@ def test_bench_prints_as_it_goes_and_exits_1_when_a_goal_is_missed(tmp_path, cap
     assert code == 1 and "[1/2] outcome_sampling: ratio 0.50, goal 1.00 (MISSED" in err
     assert "1 of 2 goals missed: fake" in err and out.is_file()
     assert main(["bench", "--only", "env_steps", "--out", str(tmp_path / "c.json")]) == 0
+
+
+def test_numba_compile_time_is_counted_apart_from_training(tmp_path, capsys):
+    import numba
+
+    from experiments.runner import _CompileClock
+
+    with _CompileClock() as clock:
+        numba.njit(lambda x: x * 2 + 1)(3)  # a new function: compiled here, never cached
+    assert clock.total > 0.01
+    argv = [
+        "train",
+        "--agent",
+        "random",
+        "--timesteps",
+        "5",
+        "--eval-episodes",
+        "2",
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    assert main([*argv, "--env", *SMALL]) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["compile_seconds"] >= 0 and summary["train_seconds"] >= 0
