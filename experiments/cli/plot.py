@@ -13,6 +13,9 @@ writes it). Kinds:
 - ``tree``: the CQI tree of one run folder, or of a typical run of a sweep's best CQI setting;
 - ``tradeoff``: CQI's number of leaves against final score, one point per run, coloured by split
   threshold;
+- ``frontier``: normalised score against number of leaves for the tree policies (CQI settings,
+  distilled trees), IQM with 95 % intervals, the SB3 agents as reference lines; prints the smallest
+  tree within 0.05 of the best neural policy (:mod:`experiments.reporting.frontier`);
 - ``segments``: the segment map to ``--out`` and the segment profiles beside it (``NAME_profiles.png``,
   same suffix);
   the default for a segment folder.
@@ -42,7 +45,7 @@ from experiments.reporting.figures import (
 )
 from experiments.reporting.trees import plot_cqi_tree
 
-KINDS = ("curves", "final", "tree", "tradeoff", "segments")
+KINDS = ("curves", "final", "tree", "tradeoff", "frontier", "segments")
 SEGMENTS_DIR = "segments"
 
 
@@ -166,6 +169,14 @@ def _draw(kind: str, paths: list[Path], kinds: list[str], out: Path, metric: str
             stats.write_csv(stats.final_scores(runs), tmp / stats.FINAL_FILE)
             stats.write_csv(runs[list(stats.RUN_COLUMNS)], tmp / stats.RUNS_FILE)
             plot_final_scores(tmp / stats.FINAL_FILE, out, runs_csv=tmp / stats.RUNS_FILE)
+        elif kind == "frontier":
+            from experiments.reporting.frontier import plot_frontier, smallest_tree_within
+
+            final = stats.final_scores(runs)
+            stats.write_csv(final, tmp / stats.FINAL_FILE)
+            stats.write_csv(runs[list(stats.RUN_COLUMNS)], tmp / stats.RUNS_FILE)
+            plot_frontier(tmp / stats.FINAL_FILE, out, runs_csv=tmp / stats.RUNS_FILE)
+            print(smallest_tree_within(final).sentence())
         else:  # tradeoff
             if not ((runs["agent"] == "cqi") & runs["n_leaves"].notna()).any():
                 raise ValueError(f"{paths[0]}: no CQI runs with a number of leaves, so no trade-off to draw")

@@ -100,3 +100,14 @@ def test_a_sweep_without_trees_has_no_frontier_to_draw(tmp_path):
     stats.summarize_sweep(sweep)
     with pytest.raises(ValueError, match="no tree policies"):
         frontier.plot_frontier(sweep / stats.FINAL_FILE, tmp_path / "f.png")
+
+
+def test_the_plot_command_draws_the_frontier_and_names_the_smallest_tree(tables, tmp_path, capsys):
+    from experiments.cli import main
+
+    sweep, _ = tables
+    out = tmp_path / "frontier.png"
+    assert main(["plot", str(sweep), "--kind", "frontier", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "is distilled_tree (max_leaves=16)" in printed and f"Wrote {out}" in printed
+    assert png_size(out)[0] >= 800
