@@ -53,6 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "fit the market's outcome parameters to your influencers and logged matches",
     ),
     "bench": ("experiments.cli.bench", "measure every speed goal against a same-run reference"),
+    "docs": (
+        "experiments.cli.docs",
+        "rerun the demo the README quotes and write its numbers and figures back",
+    ),
 }
 
 USAGE_ERROR = 2

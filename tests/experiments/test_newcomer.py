@@ -243,3 +243,27 @@ def test_numba_compile_time_is_counted_apart_from_training(tmp_path, capsys):
     assert main([*argv, "--env", *SMALL]) == 0
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["compile_seconds"] >= 0 and summary["train_seconds"] >= 0
+
+
+def test_docs_reruns_the_demo_and_writes_its_numbers_into_the_readme(tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        "name: tiny\ntimesteps: 50\nseeds: 2\neval: {every: 25, episodes: 2}\n"
+        "env: {n_influencers: 400, n_segments: 2, campaign_weeks: 4}\n"
+        "agents: {best_fit: {}, random: {}, oracle: {}}\n"
+    )
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\nbefore\n<!-- docs:demo -->\nold numbers\n<!-- /docs:demo -->\nafter\n")
+    argv = ["docs", "--config", str(config), "--readme", str(readme), "--figures", str(tmp_path / "docs")]
+    assert main([*argv, "--n-jobs", "1", "--no-progress"]) == 0
+    text = readme.read_text()
+    assert "old numbers" not in text and text.startswith("# x\nbefore\n") and text.endswith("after\n")
+    assert (
+        "$ influmatch demo     # 6 runs" in text and "oracle" in text and "Mean training time per run" in text
+    )
+    for name in ("demo_final_scores.png", "demo_learning_curves.png"):
+        assert (tmp_path / "docs" / name).read_bytes().startswith(b"\x89PNG")
+    readme.write_text("no markers\n")
+    assert (
+        main(argv) == 2 and "no <!-- docs:demo --> ... <!-- /docs:demo --> markers" in capsys.readouterr().err
+    )
