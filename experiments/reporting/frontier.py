@@ -46,6 +46,7 @@ __all__ = [
     "FrontierFinding",
     "frontier_table",
     "plot_frontier",
+    "seconds_to_score",
     "smallest_tree_within",
 ]
 
@@ -266,3 +267,40 @@ def _draw_tree_point(ax: plt.Axes, row: pd.Series, colour: Any) -> None:
     xerr = [[x - float(row["leaves_min"])], [float(row["leaves_max"]) - x]]
     ax.errorbar([x], [y], yerr=yerr, xerr=xerr, fmt=_MARKERS.get(row["agent"], "D"), color=colour,
                 markersize=7, capsize=3, linewidth=1.2, zorder=4, label=row["label"])  # fmt: skip
+
+
+def seconds_to_score(runs: pd.DataFrame, target: float = 0.6) -> pd.DataFrame:
+    """Training wall-clock until each run's evaluation first reached ``target`` normalised score.
+
+    Parameters
+    ----------
+    runs : DataFrame
+        Per-run table with ``agent``, ``variant``, ``seed`` and ``run_dir`` (a run folder with ``eval.csv``
+        and ``progress.csv``), as :func:`experiments.stats.read_sweep_runs` gives.
+    target : float
+        The normalised score to reach (0 = random policy, 1 = myopic oracle).
+
+    Returns
+    -------
+    DataFrame
+        One row per run: ``agent``, ``variant``, ``label``, ``seed``, ``timesteps`` (environment steps at the
+        first evaluation at or above ``target``; NaN when none was) and ``train_seconds`` (training
+        wall-clock at that step, evaluations excluded: the first ``progress.csv`` row at or after it).
+        Evaluations are every ``eval_every`` steps, so both are upper bounds at that resolution.
+    """
+    rows = []
+    for _, run in runs.iterrows():
+        steps = seconds = math.nan
+        folder = Path(run["run_dir"])
+        if (folder / "eval.csv").is_file() and (folder / "progress.csv").is_file():
+            evals = pd.read_csv(folder / "eval.csv")
+            reached = evals[evals["normalized_score"] >= target]
+            if not reached.empty:
+                steps = float(reached["timesteps"].iloc[0])
+                progress = pd.read_csv(folder / "progress.csv")
+                later = progress[progress["timesteps"] >= steps]
+                seconds = float(later["train_seconds"].iloc[0]) if steps > 0 and not later.empty else 0.0
+        rows.append({"agent": run["agent"], "variant": run["variant"],
+                     "label": method_label(str(run["agent"]), str(run["variant"])), "seed": run["seed"],
+                     "timesteps": steps, "train_seconds": seconds})  # fmt: skip
+    return pd.DataFrame(rows, columns=["agent", "variant", "label", "seed", "timesteps", "train_seconds"])

@@ -210,7 +210,7 @@ def plot_market_shift(summary_csv: Path, out_png: Path) -> Path:
     shift = summary[summary["market"] == "after"]["timesteps"].min()
     ax.axvline(shift, color="0.3", linewidth=1.0)
     ax.text(
-        shift, 1.0, " market shift", color="0.3", fontsize=9, va="bottom", transform=ax.get_xaxis_transform()
+        shift, 0.02, " market shift", color="0.3", fontsize=9, va="bottom", transform=ax.get_xaxis_transform()
     )
     n_seeds = int(summary["n_seeds"].max())
     ax.set_xlabel("environment steps (one step = one campaign week)")

@@ -111,3 +111,20 @@ def test_the_plot_command_draws_the_frontier_and_names_the_smallest_tree(tables,
     printed = capsys.readouterr().out
     assert "is distilled_tree (max_leaves=16)" in printed and f"Wrote {out}" in printed
     assert png_size(out)[0] >= 800
+
+
+def test_seconds_to_score_reads_the_first_evaluation_at_the_target_and_the_training_clock_there(tmp_path):
+    rows = []
+    for seed, scores in enumerate([(0.1, 0.5, 0.7, 0.65), (0.0, 0.2, 0.3, 0.4)]):
+        folder = tmp_path / f"run{seed}"
+        folder.mkdir()
+        pd.DataFrame({"timesteps": [0, 100, 200, 300], "normalized_score": scores}).to_csv(
+            folder / "eval.csv"
+        )
+        pd.DataFrame({"timesteps": [150, 210, 300], "train_seconds": [1.5, 2.1, 3.0]}).to_csv(
+            folder / "progress.csv"
+        )
+        rows.append({"agent": "cqi", "variant": "default", "seed": seed, "run_dir": str(folder)})
+    table = frontier.seconds_to_score(pd.DataFrame(rows), target=0.6)
+    assert table["timesteps"].iloc[0] == 200 and table["train_seconds"].iloc[0] == 2.1
+    assert np.isnan(table["timesteps"].iloc[1]) and np.isnan(table["train_seconds"].iloc[1])
