@@ -3,7 +3,9 @@
 :class:`CheapestPerFollowerPolicy`, :class:`BestFitPolicy`, :class:`BiggestReachPolicy`,
 :class:`BestValuePerDollarPolicy` and :class:`FixedSegmentPolicy` are :class:`~agents.references.EnvStatePolicy`
 subclasses: they read ``env.unwrapped.candidate_features()`` and ``action_masks()`` when ``predict`` is
-called (see :mod:`agents.references`).
+called (see :mod:`agents.references`). :meth:`HeuristicPolicy.choose` is the same rule on recorded
+candidate features and masks (a batch of them, e.g. the candidate columns of logged matches), so a
+heuristic can be evaluated from logs that recorded what it reads.
 
 **The offer-level rule.** A heuristic first picks, for every segment, the offer level it would use: list
 price (the level 1.0, or the level nearest to 1 on a log scale) if that action is valid, otherwise the
@@ -53,29 +55,59 @@ class HeuristicPolicy(EnvStatePolicy):
     module's list-price rule (see the module docstring). Subclasses define :meth:`score`.
     """
 
+    #: The candidate features :meth:`score` reads (what logs must record to evaluate the rule from them).
+    reads: tuple[str, ...] = ()
+
     def score(self, features: dict[str, np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
-        """Score of every action's candidate (higher is better; NaN where there is none)."""
+        """Score of every action's candidate (higher is better; NaN where there is none); the arrays
+        may be of any shape, one entry per action in the last axis."""
         raise NotImplementedError
 
     def _segment_allowed(self, n_segments: int) -> np.ndarray:
         return np.ones(n_segments, dtype=bool)
 
     def _act(self, env: Any) -> int:
-        n_segments, n_levels = env.n_segments, len(env.offer_levels)
-        valid = env.action_masks()[: n_segments * n_levels].reshape(n_segments, n_levels)
-        preference = offer_level_preference(env.offer_levels)
-        valid_in_order = valid[:, preference]
-        level = preference[valid_in_order.argmax(axis=1)]
-        actions = np.arange(n_segments) * n_levels + level
-        score = np.asarray(self.score(env.candidate_features()), dtype=float)[actions]
-        usable = valid_in_order.any(axis=1) & self._segment_allowed(n_segments) & ~np.isnan(score)
-        if not usable.any():
-            return int(env.wait_action)
-        return int(actions[np.argmax(np.where(usable, score, -np.inf))])
+        features = {key: np.asarray(value)[None] for key, value in env.candidate_features().items()}
+        masks = env.action_masks()[None]
+        return int(self.choose(features, masks, env.n_segments, env.offer_levels)[0])
+
+    def choose(
+        self, features: dict[str, np.ndarray], action_masks: np.ndarray, n_segments: int, offer_levels: Any
+    ) -> np.ndarray:
+        """The rule's action for a batch of states, from what it reads.
+
+        Parameters
+        ----------
+        features : dict of str to numpy.ndarray, each (n, A)
+            Every action's candidate features (the keys of ``candidate_features()`` that :meth:`score`
+            reads; NaN where an action has no candidate).
+        action_masks : numpy.ndarray of bool, shape (n, A)
+        n_segments : int
+        offer_levels : sequence of float
+
+        Returns
+        -------
+        numpy.ndarray of int, shape (n,)
+            The action of every state; waiting (the last action) where no segment is usable.
+        """
+        masks = np.asarray(action_masks, dtype=bool)
+        n, n_levels = len(masks), len(offer_levels)
+        valid = masks[:, : n_segments * n_levels].reshape(n, n_segments, n_levels)
+        preference = offer_level_preference(offer_levels)
+        valid_in_order = valid[:, :, preference]
+        level = preference[valid_in_order.argmax(axis=2)]
+        actions = np.arange(n_segments)[None, :] * n_levels + level
+        score = np.take_along_axis(np.asarray(self.score(features), dtype=float), actions, axis=1)
+        usable = valid_in_order.any(axis=2) & self._segment_allowed(n_segments)[None] & ~np.isnan(score)
+        best = np.argmax(np.where(usable, score, -np.inf), axis=1)
+        chosen = actions[np.arange(n), best]
+        return np.where(usable.any(axis=1), chosen, masks.shape[1] - 1).astype(np.int64)
 
 
 class CheapestPerFollowerPolicy(HeuristicPolicy):
     """Offer to the candidate with the lowest offer cost per follower (USD per follower)."""
+
+    reads = ("cost", "followers")
 
     def score(self, features: dict[str, np.ndarray]) -> np.ndarray:
         return -features["cost"] / features["followers"]
@@ -84,6 +116,8 @@ class CheapestPerFollowerPolicy(HeuristicPolicy):
 class BestFitPolicy(HeuristicPolicy):
     """Offer to the candidate with the best brand fit (category mix and audience, ``fit``)."""
 
+    reads = ("fit",)
+
     def score(self, features: dict[str, np.ndarray]) -> np.ndarray:
         return features["fit"]
 
@@ -91,12 +125,16 @@ class BestFitPolicy(HeuristicPolicy):
 class BiggestReachPolicy(HeuristicPolicy):
     """Offer to the affordable candidate with the most followers (biggest reach within budget)."""
 
+    reads = ("followers",)
+
     def score(self, features: dict[str, np.ndarray]) -> np.ndarray:
         return features["followers"]
 
 
 class BestValuePerDollarPolicy(HeuristicPolicy):
     """Offer to the candidate with the best estimated value per dollar (from observables only)."""
+
+    reads = ("value_per_dollar",)
 
     def score(self, features: dict[str, np.ndarray]) -> np.ndarray:
         return features["value_per_dollar"]
@@ -121,7 +159,7 @@ class FixedSegmentPolicy(HeuristicPolicy):
         return {"segment": self.segment, "seed": self.seed}
 
     def score(self, features: dict[str, np.ndarray]) -> np.ndarray:
-        return np.zeros(len(features["segment"]))
+        return np.zeros(np.shape(features["segment"]))
 
     def _segment_allowed(self, n_segments: int) -> np.ndarray:
         if self.segment >= n_segments:
