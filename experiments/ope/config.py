@@ -32,6 +32,23 @@ class OPEConfig:
         Boosting iterations of every ``HistGradientBoostingRegressor``.
     n_threads : int
         OpenMP threads of the regressors.
+    model_based : bool
+        Also fit the market to the logs and estimate per campaign in it (``MB``, ``MB-DR``; needs the
+        logs' outcome columns and the influencers they name).
+    n_draws : int
+        Parameter draws of the fitted market (:meth:`envs.fit.MarketFit.draw_calibrations`): one
+        simulated market each.
+    n_simulations : int
+        Campaigns simulated in all by the model-based estimate, spread evenly over the draws and over
+        the logged campaigns (each logged campaign about ``n_simulations / n_campaigns`` times).
+    n_check_simulations : int
+        Simulated replays of the logged offers in the fit's predictive checks.
+    max_flagged_share : float
+        The fit passes its predictive checks when at most this share of them flag (logged outside the
+        model's 95 % interval); see the recommendation rule in :mod:`experiments.ope.pipeline`.
+    min_ess_share : float
+        Per-campaign importance weights count as usable when their effective sample is at least this
+        share of the campaigns (then model-based DR is recommended over the model-based estimate).
     """
 
     clip: float | None = None
@@ -41,13 +58,26 @@ class OPEConfig:
     random_state: int = 0
     max_iter: int = 100
     n_threads: int = 1
+    model_based: bool = True
+    n_draws: int = 8
+    n_simulations: int = 2400
+    n_check_simulations: int = 40
+    max_flagged_share: float = 0.1
+    min_ess_share: float = 0.1
 
     def __post_init__(self) -> None:
         if self.clip is not None and (
             isinstance(self.clip, bool) or not isinstance(self.clip, (int, float)) or not self.clip > 0
         ):
             raise ValueError(f"clip: expected a number > 0 or None, got {self.clip!r}")
-        for name, minimum in (("n_folds", 2), ("n_bootstrap", 1), ("max_iter", 1), ("n_threads", 1)):
+        if not isinstance(self.model_based, bool):
+            raise ValueError(f"model_based: expected true or false, got {self.model_based!r}")
+        for name in ("max_flagged_share", "min_ess_share"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name}: expected a share in [0, 1], got {value!r}")
+        for name, minimum in (("n_folds", 2), ("n_bootstrap", 1), ("max_iter", 1), ("n_threads", 1),
+                              ("n_draws", 2), ("n_simulations", 2), ("n_check_simulations", 2)):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
                 raise ValueError(f"{name}: expected a whole number >= {minimum}, got {value!r}")
@@ -64,6 +94,12 @@ class OPEConfig:
             np.random.default_rng(boot),
             int(models.generate_state(1, dtype=np.uint32)[0]),
         )
+
+    def model_streams(self) -> tuple[np.random.Generator, np.random.Generator]:
+        """(fit and checks generator, simulation generator) of the model-based estimate, spawned from
+        ``random_state`` apart from :meth:`streams` (so adding it changes no other estimate)."""
+        fit, simulate = np.random.SeedSequence([self.random_state, 15]).spawn(2)
+        return np.random.default_rng(fit), np.random.default_rng(simulate)
 
 
 #: The default options (a frozen instance, shared as the default argument of the estimators).

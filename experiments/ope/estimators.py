@@ -25,6 +25,18 @@ of week ``t``. After a campaign ends its reward is 0 and its weight stays ``rho_
 - ``DR``: step-wise doubly robust (Jiang & Li 2016; Thomas & Brunskill 2016),
   ``mean_c sum_t [rho_ct (r_ct - Q_hat(x_ct, a_ct)) + rho_c,t-1 V_hat(x_ct)]``.
 
+**Per campaign, with models that learn action effects or the fitted market** (the importance weights of
+a whole campaign are degenerate unless the target is close to the logging policy, so per campaign the
+model carries the estimate):
+
+- ``DM-AF`` / ``DR-AF``: DM and step-wise DR with fitted-Q evaluation on action features and pooled
+  weeks (:func:`~experiments.ope.models.fitted_q_action_features`);
+- ``MB``: the model-based estimate, the target run in the market fitted to the logs on the logged
+  campaigns (:mod:`experiments.ope.model_based`), with an interval from parameter draws and
+  simulation noise (not the bootstrap);
+- ``MB-DR``: step-wise DR whose Q-model is the fitted market
+  (:func:`~experiments.ope.model_based.model_based_q`).
+
 ``logged`` rows give the logging policy's own value (the mean logged reward per decision and per
 campaign): what the current policy earns, beside which the candidate is judged.
 
@@ -37,7 +49,7 @@ effective sample size shows.
 **Models.** The reward model of DM/DR per decision and fitted-Q evaluation per campaign are
 cross-fitted over campaigns (:mod:`experiments.ope.models`).
 
-**Intervals.** Percentile bootstrap over *campaigns* (decisions of one campaign are dependent):
+**Intervals.** (``MB`` aside, see above.) Percentile bootstrap over *campaigns* (decisions of one campaign are dependent):
 ``n_bootstrap`` resamples drawn from a seeded generator, every estimator's sums recomputed from the same
 resampled campaign counts in one matrix product. The models are not refitted per resample.
 
@@ -63,7 +75,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -76,9 +88,13 @@ from experiments.ope.policies import StochasticPolicy
 
 __all__ = [
     "DM",
+    "DMActionFeatures",
     "DR",
+    "DRActionFeatures",
     "ESTIMATORS",
     "IPS",
+    "MB",
+    "ModelBasedDR",
     "SCOPES",
     "SNIPS",
     "Group",
@@ -102,13 +118,19 @@ GROUP_FIELDS = (("brand", "brand_category"), ("goal", "goal"))
 def target_probabilities(policy: StochasticPolicy, data: LoggedData, chunk: int = 16_384) -> np.ndarray:
     """The target policy's action probabilities at every logged context, shape (n, A).
 
-    Raises :class:`~experiments.ope.policies.PolicyError` for a policy that reads the simulator's state.
+    A heuristic decides from the logs' candidate facts (:attr:`LoggedData.candidates
+    <experiments.ope.logs.LoggedData>`). Raises :class:`~experiments.ope.policies.PolicyError` for a
+    policy that reads the simulator's hidden state, or candidate facts the logs do not record.
     """
     policy.check_dimensions(len(data.feature_names), data.n_actions, f"the logs ({data.source})")
     out = np.empty((data.n_decisions, data.n_actions))
+    reads_candidates = getattr(policy, "reads_candidates", False)
     for start in range(0, data.n_decisions, chunk):
         stop = start + chunk
-        out[start:stop] = policy.probabilities(data.context[start:stop], data.action_mask[start:stop])
+        candidates = {k: v[start:stop] for k, v in data.candidates.items()} if reads_candidates else None
+        out[start:stop] = policy.probabilities(
+            data.context[start:stop], data.action_mask[start:stop], candidates=candidates
+        )
     return out
 
 
@@ -201,11 +223,14 @@ def _groups(
 # ------------------------------------------------------------------------------------ estimators
 class Term(NamedTuple):
     """One estimate as sums over campaigns: ``sum_j sum_c numerator[c, j] / sum_c denominator[c, j]``
-    (arrays of shape (C, k)), and the effective sample size of its weights (NaN when it has none)."""
+    (arrays of shape (C, k)), and the effective sample size of its weights (NaN when it has none).
+    An estimate with an interval of its own (``MB``) gives ``summary`` = (estimate, low, high, standard
+    error) instead, and its sums are not used."""
 
     numerator: np.ndarray
     denominator: np.ndarray
     ess: float
+    summary: tuple[float, float, float, float] | None = None
 
 
 def _ess(weights: np.ndarray) -> float:
@@ -220,8 +245,9 @@ class Inputs:
     Per decision: importance weights ``w`` (clipped), rewards ``r``, and with a reward model the DM
     value ``dm_rows`` and DR value ``dr_rows`` of every decision. Per campaign, arrays (C, H): the
     cumulative weights ``rho`` (carried forward after a campaign ends, clipped), ``rho_prev`` (one week
-    earlier), rewards ``r_pad`` (0 after the end), and with fitted-Q the DR sum ``dr_campaign`` and
-    ``V_hat`` at every campaign's first decision (``v_first``).
+    earlier), rewards ``r_pad`` (0 after the end), and per Q-model (``models``: ``"fqe"``, ``"fqe_af"``,
+    ``"mb"``) the DR sum ``dr_campaign[key]`` and ``V_hat`` at every campaign's first decision
+    (``v_first[key]``); ``model_based``: the simulated campaigns of ``MB``.
     """
 
     def __init__(
@@ -232,9 +258,12 @@ class Inputs:
         fqe: tuple[np.ndarray, np.ndarray] | None,
         config: OPEConfig,
         segments: np.ndarray | None,
+        models: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+        model_based: Any = None,
     ) -> None:
         n, A, C = data.n_decisions, data.n_actions, data.n_campaigns
         self.data, self.target_probs, self.segments = data, target_probs, segments
+        self.config, self.model_based = config, model_based
         self.w = importance_weights(data, target_probs, config.clip)
         self.r = data.reward
         self.q_hat: np.ndarray | None = None
@@ -258,13 +287,15 @@ class Inputs:
         self.rho = rho
         self.rho_prev = np.hstack([np.ones((C, 1)), rho[:, :-1]])
         self.r_pad = data.padded(self.r)
-        self.has_fqe = fqe is not None
-        self.v_first: np.ndarray | None = None
-        self.dr_campaign: np.ndarray | None = None
+        all_models = dict(models or {})
         if fqe is not None:
-            q_logged, v_hat = fqe
-            self.v_first = v_hat[data.campaign_first_rows()]
-            self.dr_campaign = (
+            all_models["fqe"] = fqe
+        self.has_fqe = "fqe" in all_models
+        self.v_first: dict[str, np.ndarray] = {}
+        self.dr_campaign: dict[str, np.ndarray] = {}
+        for key, (q_logged, v_hat) in all_models.items():
+            self.v_first[key] = v_hat[data.campaign_first_rows()]
+            self.dr_campaign[key] = (
                 self.rho * (self.r_pad - data.padded(q_logged)) + self.rho_prev * data.padded(v_hat)
             ).sum(axis=1)
 
@@ -370,9 +401,11 @@ class SNIPS(OffPolicyEstimator):
 
 class DM(OffPolicyEstimator):
     """The direct method: ``mean(sum_a pi(a|x_i) q_hat(x_i, a))`` per decision (a reward model);
-    ``mean_c V_hat(x_c0)`` per campaign (fitted-Q evaluation)."""
+    ``mean_c V_hat(x_c0)`` per campaign (fitted-Q evaluation, one model per week on a one-hot action)."""
 
     name = "DM"
+    #: The per-campaign Q-model (a key of ``Inputs.v_first``).
+    model: ClassVar[str] = "fqe"
 
     def per_decision(self, inputs: Inputs, group: Group) -> Term | None:
         if inputs.dm_rows is None:
@@ -381,9 +414,10 @@ class DM(OffPolicyEstimator):
         return Term(numerator, inputs.decision_sums(group.rows), math.nan)
 
     def per_campaign(self, inputs: Inputs, group: Group) -> Term | None:
-        if inputs.v_first is None or group.segment is not None:
+        v_first = inputs.v_first.get(self.model)
+        if v_first is None or group.segment is not None:
             return None
-        return Term((inputs.v_first * group.campaigns)[:, None], group.campaigns[:, None], math.nan)
+        return Term((v_first * group.campaigns)[:, None], group.campaigns[:, None], math.nan)
 
 
 class DR(OffPolicyEstimator):
@@ -392,6 +426,8 @@ class DR(OffPolicyEstimator):
     per campaign (Jiang & Li 2016; Thomas & Brunskill 2016)."""
 
     name = "DR"
+    #: The per-campaign Q-model (a key of ``Inputs.dr_campaign``).
+    model: ClassVar[str] = "fqe"
 
     def per_decision(self, inputs: Inputs, group: Group) -> Term | None:
         if inputs.dr_rows is None:
@@ -400,10 +436,58 @@ class DR(OffPolicyEstimator):
         return Term(numerator, inputs.decision_sums(group.rows), inputs.decision_ess(group))
 
     def per_campaign(self, inputs: Inputs, group: Group) -> Term | None:
-        if inputs.dr_campaign is None or group.segment is not None:
+        dr_campaign = inputs.dr_campaign.get(self.model)
+        if dr_campaign is None or group.segment is not None:
             return None
-        numerator = (inputs.dr_campaign * group.campaigns)[:, None]
+        numerator = (dr_campaign * group.campaigns)[:, None]
         return Term(numerator, group.campaigns[:, None], inputs.campaign_ess(group))
+
+
+class DMActionFeatures(DM):
+    """Per campaign: ``mean_c V_hat(x_c0)`` of fitted-Q evaluation with action features and pooled
+    weeks (:func:`~experiments.ope.models.fitted_q_action_features`)."""
+
+    name = "DM-AF"
+    model = "fqe_af"
+
+    def per_decision(self, inputs: Inputs, group: Group) -> Term | None:
+        return None
+
+
+class DRActionFeatures(DR):
+    """Per campaign: step-wise DR on fitted-Q evaluation with action features and pooled weeks."""
+
+    name = "DR-AF"
+    model = "fqe_af"
+
+    def per_decision(self, inputs: Inputs, group: Group) -> Term | None:
+        return None
+
+
+class ModelBasedDR(DR):
+    """Per campaign: step-wise DR whose Q-model is the fitted market
+    (:func:`~experiments.ope.model_based.model_based_q`)."""
+
+    name = "MB-DR"
+    model = "mb"
+
+    def per_decision(self, inputs: Inputs, group: Group) -> Term | None:
+        return None
+
+
+class MB(OffPolicyEstimator):
+    """Per campaign: the target run in the market fitted to the logs, on the logged campaigns
+    (:mod:`experiments.ope.model_based`); the interval holds parameter uncertainty and simulation noise
+    (:meth:`~experiments.ope.model_based.ModelBasedValues.summary`), not the bootstrap."""
+
+    name = "MB"
+
+    def per_campaign(self, inputs: Inputs, group: Group) -> Term | None:
+        if inputs.model_based is None or group.segment is not None:
+            return None
+        summary = inputs.model_based.summary(group.campaigns, inputs.config.confidence)
+        C = len(group.campaigns)
+        return Term(np.zeros((C, 1)), np.ones((C, 1)), math.nan, summary)
 
 
 class Logged(OffPolicyEstimator):
@@ -422,7 +506,9 @@ class Logged(OffPolicyEstimator):
 
 
 #: The estimators, in table order (``logged`` last).
-ESTIMATORS: tuple[OffPolicyEstimator, ...] = (IPS(), SNIPS(), DM(), DR(), Logged())
+ESTIMATORS: tuple[OffPolicyEstimator, ...] = (
+    IPS(), SNIPS(), DM(), DR(), DMActionFeatures(), DRActionFeatures(), MB(), ModelBasedDR(), Logged(),
+)  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -439,6 +525,7 @@ class _Term:
     n_decisions: int
     n_campaigns: int
     target_share: float = math.nan
+    summary: tuple[float, float, float, float] | None = None
 
 
 def estimate(
@@ -453,6 +540,8 @@ def estimate(
     breakdown: bool = False,
     feature_specs: Sequence[FeatureSpec] | None = None,
     estimators: Sequence[OffPolicyEstimator] = ESTIMATORS,
+    models: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    model_based: Any = None,
 ) -> pd.DataFrame:
     """Every estimate of the target policy's value, with bootstrap intervals.
 
@@ -481,6 +570,11 @@ def estimate(
         (``env.unwrapped.feature_specs``; default: :meth:`~experiments.ope.logs.LoggedData.specs`).
     estimators : sequence of OffPolicyEstimator
         Default: :data:`ESTIMATORS`.
+    models : mapping, optional
+        More per-campaign Q-models ``(Q_hat(x_i, a_i), V_hat(x_i))`` by key: ``"fqe_af"`` (``DM-AF``,
+        ``DR-AF``), ``"mb"`` (``MB-DR``).
+    model_based : experiments.ope.model_based.ModelBasedValues, optional
+        The simulated campaigns of ``MB``.
 
     Returns
     -------
@@ -498,7 +592,7 @@ def estimate(
         segments = np.asarray(segments)
         if segments.shape != (A,):
             raise ValueError(f"segments: expected shape ({A},), got {segments.shape}")
-    inputs = Inputs(data, target_probs, q_hat, fqe, config, segments)
+    inputs = Inputs(data, target_probs, q_hat, fqe, config, segments, models, model_based)
     terms: list[_Term] = []
     for group in _groups(data, target_probs, segments, segment_names, feature_specs, breakdown):
         n_rows, n_camp = int(group.rows.sum()), int(group.campaigns.sum())
@@ -507,7 +601,8 @@ def estimate(
                 term = getattr(estimator, scope)(inputs, group)
                 if term is not None:
                     terms.append(_Term(scope, group.group_by, group.label, estimator.name, term.numerator,
-                                       term.denominator, term.ess, n_rows, n_camp, group.share))  # fmt: skip
+                                       term.denominator, term.ess, n_rows, n_camp, group.share,
+                                       term.summary))  # fmt: skip
     return _bootstrap_table(terms, data.n_campaigns, config)
 
 
@@ -533,6 +628,9 @@ def _bootstrap_table(terms: list[_Term], n_campaigns: int, config: OPEConfig) ->
         low = np.nanpercentile(boot, 100 * alpha / 2, axis=0)
         high = np.nanpercentile(boot, 100 * (1 - alpha / 2), axis=0)
         std = np.nanstd(boot, axis=0, ddof=1) if B > 1 else np.full(len(terms), np.nan)
+    for j, t in enumerate(terms):
+        if t.summary is not None:
+            point[j], low[j], high[j], std[j] = t.summary
     return pd.DataFrame(
         {
             "scope": [t.scope for t in terms],

@@ -17,6 +17,7 @@ import pandas as pd
 from envs.fit.simulate import OfferRecorder
 from experiments.evaluation import episode_seeds
 from experiments.ope.logs import (
+    CANDIDATE_FIELDS,
     INFLUENCER,
     META_FORMAT,
     META_VERSION,
@@ -47,13 +48,18 @@ def rollouts(
     *,
     expected: bool = False,
     outcomes: bool = True,
+    candidates: bool = False,
+    campaigns: Sequence[Any] | None = None,
     lockstep: int = LOCKSTEP,
 ) -> dict[str, np.ndarray]:
     """Play one campaign per reset seed with ``policy``, sampling actions from its probabilities.
 
     Campaign ``c`` starts with ``reset(seed=reset_seeds[c])`` on a copy of ``env.unwrapped`` and draws
     its actions from ``default_rng(draw_seeds[c])``; ``lockstep`` campaigns run side by side so the
-    policy is asked once per week for all of them (the result does not depend on ``lockstep``).
+    policy is asked once per week for all of them (the result does not depend on ``lockstep``). With
+    ``campaigns`` (one :class:`~envs.campaigns.Campaign` per reset seed), campaign ``c`` is
+    ``campaigns[c]`` instead of the one its reset draws (the reset seed still decides the churn and the
+    outcomes).
 
     Returns
     -------
@@ -64,7 +70,9 @@ def rollouts(
         offer facts of :data:`experiments.ope.logs.OFFER_FACTS` (recorded by
         :class:`envs.fit.simulate.OfferRecorder` before and after each step; NaN on waits);
         with ``expected`` also ``expected_rewards`` (n, A), the exact expected reward of every action
-        under the hidden truth (thousands of USD).
+        under the hidden truth (thousands of USD); with ``candidates`` also ``candidate_<field>`` (n, A)
+        for every field of :data:`experiments.ope.logs.CANDIDATE_FIELDS` (``candidate_features()`` before
+        each step).
     """
     base = env.unwrapped
     n = len(reset_seeds)
@@ -74,12 +82,13 @@ def rollouts(
     recorders = [recorder.bind(e) for e in envs] if recorder is not None else []
     records: dict[str, list] = {k: [] for k in ("campaign", "step", "context", "action_mask", "probabilities",
                                                    "action", "reward", "expected_rewards", "outcome",
-                                                   "facts")}  # fmt: skip
+                                                   "facts", "candidates")}  # fmt: skip
     for start in range(0, n, width):
         block = list(range(start, min(n, start + width)))
         obs, masks, rngs, steps = {}, {}, {}, {}
         for j, c in enumerate(block):
-            o, info = envs[j].reset(seed=int(reset_seeds[c]))
+            options = None if campaigns is None else {"campaign": campaigns[c]}
+            o, info = envs[j].reset(seed=int(reset_seeds[c]), options=options)
             obs[j], masks[j] = o, np.asarray(info["action_mask"], dtype=bool)
             rngs[j], steps[j] = np.random.default_rng(draw_seeds[c]), 0
             if recorders:
@@ -97,10 +106,8 @@ def rollouts(
                 a = min(a, len(p) - 1)
                 if expected:
                     records["expected_rewards"].append(envs[j].expected_rewards())
-                offer: dict | None = None
-                if recorders and a != base.wait_action:
-                    features = envs[j].candidate_features()
-                    offer = recorders[j].before_step(observations[row], a, features)
+                recorder = recorders[j] if recorders else None
+                offer = _before_step(envs[j], recorder, observations[row], a, records if candidates else None)
                 o2, reward, terminated, truncated, info = envs[j].step(a)
                 records["campaign"].append(block[j])
                 records["step"].append(steps[j])
@@ -136,6 +143,10 @@ def rollouts(
     }
     if expected:
         out["expected_rewards"] = np.stack(records["expected_rewards"])[order]
+    if candidates:
+        stacked = np.stack(records["candidates"])[order]
+        for k, field in enumerate(CANDIDATE_FIELDS):
+            out[f"candidate_{field}"] = stacked[:, k]
     if outcomes:
         taken = [records["outcome"][i] for i in order]
         for name, kind in OUTCOME_COLUMNS:
@@ -148,15 +159,34 @@ def rollouts(
     return out
 
 
+def _before_step(env: Any, recorder: Any, observation: np.ndarray, action: int, records: dict | None) -> dict | None:  # fmt: skip
+    """Record the candidate facts (into ``records``, when given) and the offer's facts before a step."""
+    if records is None and recorder is None:
+        return None
+    features = env.candidate_features()
+    if records is not None:
+        records["candidates"].append(np.stack([features[f] for f in CANDIDATE_FIELDS]))
+    if recorder is None or action == env.wait_action:
+        return None
+    return recorder.before_step(observation, action, features)
+
+
 def generate_logs(
-    env: Any, policy: StochasticPolicy, n_campaigns: int, seed: int, *, lockstep: int = LOCKSTEP
+    env: Any,
+    policy: StochasticPolicy,
+    n_campaigns: int,
+    seed: int,
+    *,
+    lockstep: int = LOCKSTEP,
+    candidates: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Logs of ``n_campaigns`` campaigns played by ``policy`` in ``env``.
 
     The campaigns are those of :func:`experiments.evaluation.episode_seeds` for ``seed``; actions are
     drawn from the policy's probabilities with streams spawned from ``seed``, and ``propensity`` is the
     exact probability of the action drawn. ``lockstep`` campaigns are simulated side by side (see
-    :func:`rollouts`); it changes the speed, not the logs.
+    :func:`rollouts`); it changes the speed, not the logs. ``candidates`` records the candidate facts
+    (what the heuristics read, so they can be evaluated from the logs).
 
     Returns
     -------
@@ -168,7 +198,7 @@ def generate_logs(
         raise ValueError(f"campaigns: expected a whole number >= 1, got {n_campaigns!r}")
     unwrapped = env.unwrapped
     reset_seeds, draw_seeds = _campaign_streams(seed, int(n_campaigns))
-    sim = rollouts(env, policy, reset_seeds, draw_seeds, lockstep=lockstep)
+    sim = rollouts(env, policy, reset_seeds, draw_seeds, lockstep=lockstep, candidates=candidates)
     data = LoggedData(
         campaign_ids=np.arange(n_campaigns),
         campaign=sim["campaign"],
@@ -182,6 +212,7 @@ def generate_logs(
         action_names=tuple(unwrapped.action_names),
         outcomes={k: sim[k] for k in [*(name for name, _ in OUTCOME_COLUMNS), INFLUENCER]},
         offer_facts={spec.name: sim[spec.name] for spec in OFFER_FACTS},
+        candidates={f: sim[f"candidate_{f}"] for f in CANDIDATE_FIELDS} if candidates else {},
         source="generated logs",
     )
     returns = data.per_campaign(data.reward)

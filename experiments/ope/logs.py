@@ -74,6 +74,19 @@ offer's month, brand category and goal are not repeated: they are the context co
 public API); a value the API does not show (the load or overlap of a newcomer of a churning market) is
 left empty.
 
+**Candidate facts** (optional columns): what a rule that reads the candidates (the heuristics of
+:mod:`agents.heuristics`) saw before deciding, so it can be evaluated from the logs. For every field of
+:data:`CANDIDATE_FIELDS` and every hire action ``a`` (``0 .. A - 2``), a column
+``candidate_<field>_<a>``: the environment's ``candidate_features()[field][a]`` at that decision, empty
+where the action had no candidate. A field's columns are all present or all absent.
+
+=====================  ============================  =================================================
+``followers``          number >= 0                   the candidate's followers
+``cost``               number >= 0, USD              the offer at the action's level (month premium in)
+``fit``                number in [0, 1]              brand fit from observables
+``value_per_dollar``   number                        the environment's estimated value per dollar
+=====================  ============================  =================================================
+
 Any other column, a missing required column, a missing value, a non-number, a propensity outside
 (0, 1], an action outside [0, A), a mask value other than 0/1, a logged action that its own mask marks
 invalid, a repeated or missing step, or an empty file is refused with the file, row (0-based data row;
@@ -114,11 +127,13 @@ from experiments.files import write_json
 
 __all__ = [
     "CAMPAIGN",
+    "CANDIDATE_FIELDS",
     "CONTEXT_FACTS",
     "OFFER_FACTS",
     "OUTCOME_COLUMNS",
     "LogFormatError",
     "LoggedData",
+    "candidate_columns",
     "check_suffix",
     "mask_columns",
     "metadata_path",
@@ -158,6 +173,14 @@ OFFER_FACTS: tuple[OfferColumn, ...] = tuple(
     for c in OFFER_COLUMNS
     if c.group == "decision" and c.name not in (INFLUENCER, CAMPAIGN, "accepted", *CONTEXT_FACTS)
 )
+#: Candidate facts a log may record per hire action (see the module docstring): (field, lower bound).
+CANDIDATE_FIELDS: tuple[str, ...] = ("followers", "cost", "fit", "value_per_dollar")
+_CANDIDATE_LOWER: dict[str, float | None] = {
+    "followers": 0.0,
+    "cost": 0.0,
+    "fit": 0.0,
+    "value_per_dollar": None,
+}
 SUFFIXES = (".csv", ".parquet")
 META_FORMAT = "influmatch.logs"
 META_VERSION = 1
@@ -170,6 +193,11 @@ class LogFormatError(ValueError):
 def mask_columns(n_actions: int) -> list[str]:
     """``mask_0`` .. ``mask_<n_actions - 1>``."""
     return [f"mask_{a}" for a in range(n_actions)]
+
+
+def candidate_columns(field: str, n_actions: int) -> list[str]:
+    """``candidate_<field>_0`` .. ``candidate_<field>_<n_actions - 2>`` (one per hire action)."""
+    return [f"candidate_{field}_{a}" for a in range(n_actions - 1)]
 
 
 def metadata_path(path: str | Path) -> Path:
@@ -204,6 +232,9 @@ class LoggedData:
     offer_facts : dict of str to numpy.ndarray
         The optional offer-fact columns present in the file (:data:`OFFER_FACTS`), floats with NaN
         where empty.
+    candidates : dict of str to numpy.ndarray, each (n, A)
+        The optional candidate facts present in the file (:data:`CANDIDATE_FIELDS`), one column per
+        action (NaN for waiting and where an action had no candidate).
     row : numpy.ndarray of int, shape (n,)
         Data row of every decision in the file (for messages).
     source : str
@@ -224,6 +255,7 @@ class LoggedData:
     action_names: tuple[str, ...]
     outcomes: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     offer_facts: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    candidates: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     row: np.ndarray | None = None
     source: str = "logs"
     metadata: dict | None = None
@@ -255,8 +287,29 @@ class LoggedData:
         order = np.lexsort((self.step, self.campaign))
         if not np.array_equal(order, np.arange(n)):
             raise LogFormatError(f"{self.source}: decisions must be sorted by campaign and step")
+        for name, values in self.candidates.items():
+            if np.shape(values) != (n, A):
+                raise LogFormatError(f"{self.source}: candidates[{name}]: expected shape {(n, A)}")
         if self.row is None:
             object.__setattr__(self, "row", np.arange(n))
+
+    def subset(self, rows: np.ndarray) -> LoggedData:
+        """The decisions ``rows`` (sorted indices), every campaign kept in ``campaign_ids``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return dataclasses.replace(
+            self,
+            campaign=self.campaign[rows],
+            step=self.step[rows],
+            context=self.context[rows],
+            action=self.action[rows],
+            propensity=self.propensity[rows],
+            reward=self.reward[rows],
+            action_mask=self.action_mask[rows],
+            outcomes={k: v[rows] for k, v in self.outcomes.items()},
+            offer_facts={k: v[rows] for k, v in self.offer_facts.items()},
+            candidates={k: v[rows] for k, v in self.candidates.items()},
+            row=None if self.row is None else self.row[rows],
+        )
 
     @classmethod
     def from_frame(
@@ -346,6 +399,10 @@ class LoggedData:
             if spec.name in self.offer_facts:
                 values = self.offer_facts[spec.name]
                 columns[spec.name] = pd.array(values, dtype="Int64") if spec.kind == "int" else values
+        for field in CANDIDATE_FIELDS:
+            if field in self.candidates:
+                for a, name in enumerate(candidate_columns(field, self.n_actions)):
+                    columns[name] = self.candidates[field][:, a]
         for a, name in enumerate(mask_columns(self.n_actions)):
             columns[name] = self.action_mask[:, a].astype(np.int8)
         return pd.DataFrame(columns)
@@ -536,6 +593,7 @@ def _check_columns(frame: pd.DataFrame, source: str, feature_names: list[str], m
         INFLUENCER,
         *(name for name, _ in OUTCOME_COLUMNS),
         *(c.name for c in OFFER_FACTS),
+        *(name for field in CANDIDATE_FIELDS for name in candidate_columns(field, A)),
     ]
     known = set(required) | set(optional)
     columns = [str(c) for c in frame.columns]
@@ -550,8 +608,8 @@ def _check_columns(frame: pd.DataFrame, source: str, feature_names: list[str], m
                 )
             raise LogFormatError(
                 f"{source}: unknown column '{column}' (expected campaign_id, step, the {len(feature_names)} "
-                f"feature columns, action, propensity, reward, mask_0..mask_{A - 1} and optional outcome and "
-                "offer-fact columns)"
+                f"feature columns, action, propensity, reward, mask_0..mask_{A - 1} and optional outcome, "
+                "offer-fact and candidate columns)"
             )
     for column in required:
         if column not in columns:
@@ -626,6 +684,29 @@ def _offer_facts(frame: pd.DataFrame, check: _Checker) -> dict[str, np.ndarray]:
     return facts
 
 
+def _candidates(frame: pd.DataFrame, check: _Checker, n_actions: int) -> dict[str, np.ndarray]:
+    """The optional candidate facts present in the file, (n, A) each (NaN where empty and for waiting);
+    a field's columns must be all present or all absent."""
+    out: dict[str, np.ndarray] = {}
+    for field in CANDIDATE_FIELDS:
+        names = candidate_columns(field, n_actions)
+        present = [name in frame.columns for name in names]
+        if not any(present):
+            continue
+        if not all(present):
+            absent = names[present.index(False)]
+            raise LogFormatError(
+                f"{check.source}: missing column '{absent}': the {field} candidate columns must all be present "
+                "or all absent"
+            )
+        values = np.full((len(frame), n_actions), np.nan)
+        spec = OfferColumn(field, "float", "", "decision", field, _CANDIDATE_LOWER[field])
+        for a, name in enumerate(names):
+            values[:, a] = _offer_fact_check(check, frame[name], dataclasses.replace(spec, name=name))
+        out[field] = values
+    return out
+
+
 def _sorted_steps(
     campaign: np.ndarray, step: np.ndarray, campaign_ids: Any, check: _Checker
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -669,6 +750,7 @@ def _from_frame(
     action_mask = _action_masks(frame, check, action, action_names, masks)
     outcomes = _outcomes(frame, check)
     facts = _offer_facts(frame, check)
+    candidates = _candidates(frame, check, len(action_names))
     order, c, s = _sorted_steps(campaign, step, campaign_ids, check)
     if meta is not None and "feature_names" in meta and list(meta["feature_names"]) != feature_names:
         raise LogFormatError(f"{metadata_path(source)}: feature_names differ from the environment's")
@@ -685,6 +767,7 @@ def _from_frame(
         action_names=tuple(action_names),
         outcomes={k: v[order] for k, v in outcomes.items()},
         offer_facts={k: v[order] for k, v in facts.items()},
+        candidates={k: v[order] for k, v in candidates.items()},
         row=order.astype(np.int64),
         source=source,
         metadata=meta,

@@ -5,15 +5,29 @@ agent's own distribution (``action_probabilities``: uniform for ``random``, the 
 policy of PPO, A2C and MaskablePPO, the bandit's exploration) or epsilon-greedy around
 ``predict(observation, deterministic=True)``: ``(1 - epsilon) * 1{a = greedy} + epsilon / |valid|`` on
 the valid actions. An invalid greedy action is a no-op that wastes the week in the environment, exactly
-like waiting, so it is recorded as waiting. :func:`policy_source` resolves ``--policy`` (a run folder
-or an agent name) and :func:`build_policy` builds the policy in an environment made by :func:`make_env`.
+like waiting, so it is recorded as waiting. :func:`policy_source` resolves ``--policy`` (a run folder,
+an agent name, or a team's own rule ``module:function``, see :class:`FunctionPolicy`) and
+:func:`build_policy` builds the policy in an environment made by :func:`make_env`.
+
+**Which policies are targets.** Any policy that decides from what is logged: the observation and the
+action mask (trained agents, ``random``, a ``module:function`` rule), and the heuristics of
+:mod:`agents.heuristics`, which read the candidates' features: logs record those
+(:data:`~experiments.ope.logs.CANDIDATE_FIELDS`) and the heuristics decide from them
+(:meth:`agents.heuristics.HeuristicPolicy.choose`). The oracles read the hidden truth and are no targets.
+
+**Markets.** :func:`check_same_market` refuses logs and a policy trained in different markets (other
+environment options, market seed or dynamics) unless the caller allows it: such a policy acts on
+observations of a market it never saw, and its value in the logs' market is not what it earned in its own.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
-from collections.abc import Mapping, Sequence
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +37,13 @@ from agents import RandomPolicy
 from agents.base import accepts_action_masks
 
 __all__ = [
+    "FunctionPolicy",
+    "MarketMismatchError",
     "PolicyError",
     "PolicySource",
     "StochasticPolicy",
     "build_policy",
+    "check_same_market",
     "differing_options",
     "make_env",
     "policy_source",
@@ -35,6 +52,84 @@ __all__ = [
 
 class PolicyError(ValueError):
     """A policy cannot be used as asked (no distribution of its own, reads the simulator's state, ...)."""
+
+
+class MarketMismatchError(PolicyError):
+    """Logs and a policy come from different markets (see :func:`check_same_market`)."""
+
+
+#: ``package.module:function``
+_FUNCTION_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+class FunctionPolicy:
+    """A team's own rule as a Python function: ``function(observations, action_masks) -> probabilities``.
+
+    ``observations`` is (n, d) with the columns of the environment's ``feature_names`` (the logs' context
+    columns), ``action_masks`` (n, A) bool; the function returns (n, A) action probabilities (rows are
+    renormalised over the valid actions; a function that returns one row for one observation, (d,) and
+    (A,), is called row by row). A deterministic rule returns one-hot rows.
+
+    Parameters
+    ----------
+    function : callable
+    label : str
+        How the rule is named (``module:function``).
+    """
+
+    def __init__(self, function: Callable[[np.ndarray, np.ndarray], Any], label: str) -> None:
+        self.function = function
+        self.label = label
+
+    def action_probabilities(self, observation: np.ndarray, action_mask: np.ndarray) -> np.ndarray:
+        """The function's probabilities, checked: same shape as the mask, finite, >= 0."""
+        try:
+            out = np.asarray(self.function(observation, action_mask), dtype=np.float64)
+        except (ValueError, TypeError, RuntimeError):
+            raise
+        except Exception as err:  # a team's code: name it, one line
+            raise PolicyError(f"{self.label} raised {type(err).__name__}: {err}") from None
+        if out.shape != np.shape(action_mask):
+            raise PolicyError(
+                f"{self.label}: expected probabilities of shape {np.shape(action_mask)}, got {out.shape}"
+            )
+        if not np.isfinite(out).all() or (out < 0).any():
+            raise PolicyError(f"{self.label}: probabilities must be finite and >= 0")
+        return out
+
+    def predict(
+        self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+        deterministic: bool = False, action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, None]:  # fmt: skip
+        """The most probable valid action (the protocol's ``predict``; ``action_masks`` default: all)."""
+        obs = np.atleast_2d(np.asarray(observation, dtype=np.float64))
+        masks = np.ones((len(obs), 0), bool) if action_masks is None else np.atleast_2d(action_masks)
+        probs = np.where(masks, self.action_probabilities(obs, masks), -np.inf)
+        actions = probs.argmax(axis=1)
+        return (actions[0] if np.ndim(observation) == 1 else actions), None
+
+
+def load_function(spec: str) -> FunctionPolicy:
+    """The rule ``module:function`` (the module importable from the Python path or the current folder)."""
+    module_name, _, function_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name != module_name.split(".")[0] or "" in sys.path:
+            raise ValueError(f"--policy {spec}: cannot import '{module_name}' ({err})") from None
+        sys.path.insert(0, "")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            raise ValueError(
+                f"--policy {spec}: no module '{module_name}' on the Python path or in the current folder"
+            ) from None
+        finally:
+            sys.path.remove("")
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ValueError(f"--policy {spec}: module '{module_name}' has no function '{function_name}'")
+    return FunctionPolicy(function, spec)
 
 
 def _agent_dimensions(agent: Any) -> tuple[int | None, int | None]:
@@ -71,8 +166,10 @@ class StochasticPolicy:
     -----
     :class:`~agents.RandomPolicy` is uniform over the valid actions whatever ``epsilon`` is.
     Policies that read the environment's state when they decide (``reads_env_state``: the oracle and
-    the heuristics) can log matches (:meth:`probabilities` with ``envs``) but cannot be evaluated
-    from logged contexts: :meth:`probabilities` without ``envs`` raises :class:`PolicyError`.
+    the heuristics) log matches with :meth:`probabilities` given ``envs``. The heuristics (an agent with
+    ``choose``, :class:`agents.heuristics.HeuristicPolicy`) are also evaluated from logged contexts
+    given the logs' candidate facts (``candidates``); the oracle cannot be: :meth:`probabilities`
+    without ``envs`` (or candidates) raises :class:`PolicyError`.
     """
 
     def __init__(self, agent: Any, epsilon: float | None, *, wait_action: int, label: str = "policy") -> None:
@@ -94,6 +191,10 @@ class StochasticPolicy:
         self._takes_masks = accepts_action_masks(agent)
         self._bound: dict[int, Any] = {}
         self.n_features, self.n_actions = _agent_dimensions(agent)
+        env = getattr(getattr(agent, "env", None), "unwrapped", None)
+        #: (n_segments, offer_levels) of the agent's environment, for deciding from candidate facts.
+        self._layout = None if env is None else (int(env.n_segments), tuple(env.offer_levels))
+        self.reads_candidates = self.reads_env_state and hasattr(agent, "choose") and self._layout is not None
 
     def describe(self) -> str:
         """E.g. ``cqi (runs/cqi), epsilon-greedy (epsilon 0.1)``."""
@@ -115,7 +216,11 @@ class StochasticPolicy:
             raise PolicyError(f"{self.label} has {self.n_actions} actions, {where} has {n_actions}")
 
     def probabilities(
-        self, observations: np.ndarray, action_masks: np.ndarray, envs: Sequence[Any] | None = None
+        self,
+        observations: np.ndarray,
+        action_masks: np.ndarray,
+        envs: Sequence[Any] | None = None,
+        candidates: Mapping[str, np.ndarray] | None = None,
     ) -> np.ndarray:
         """Action probabilities for a batch of contexts.
 
@@ -125,7 +230,10 @@ class StochasticPolicy:
         action_masks : numpy.ndarray of bool, shape (n, A)
         envs : sequence of environments, optional
             The environment each row comes from; required by (and only used for) policies that read
-            the environment's state.
+            the environment's state, unless they decide from ``candidates``.
+        candidates : mapping of str to numpy.ndarray (n, A), optional
+            The logged candidate facts of every row (:attr:`LoggedData.candidates
+            <experiments.ope.logs.LoggedData>`), which the heuristics decide from when ``envs`` is None.
 
         Returns
         -------
@@ -141,7 +249,7 @@ class StochasticPolicy:
         n, A = masks.shape
         if self.uniform:
             return masks / masks.sum(axis=1, keepdims=True)
-        if self.reads_env_state and envs is None:
+        if self.reads_env_state and envs is None and not (self.reads_candidates and candidates is not None):
             raise PolicyError(
                 f"{self.label} reads the simulator's state when it decides, not the observation, so it "
                 "can log matches (influmatch log) but cannot be evaluated from logged contexts; evaluate "
@@ -149,7 +257,7 @@ class StochasticPolicy:
             )
         if self.epsilon is None:
             return self._own(obs, masks)
-        greedy = self._greedy(obs, masks, envs)
+        greedy = self._greedy(obs, masks, envs, candidates)
         valid = masks.sum(axis=1, keepdims=True)
         probs = self.epsilon * masks / valid
         rows = np.arange(n)
@@ -162,7 +270,15 @@ class StochasticPolicy:
             probs[~ok] += (1.0 - self.epsilon) * masks[~ok] / valid[~ok]
         return probs
 
-    def _greedy(self, obs: np.ndarray, masks: np.ndarray, envs: Sequence[Any] | None) -> np.ndarray:
+    def _greedy(
+        self,
+        obs: np.ndarray,
+        masks: np.ndarray,
+        envs: Sequence[Any] | None,
+        candidates: Mapping[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        if self.reads_env_state and envs is None and candidates is not None:
+            return self._from_candidates(masks, candidates)
         if self.reads_env_state:
             assert envs is not None, "probabilities() refuses a policy reading the env without envs"
             return np.array(
@@ -180,6 +296,23 @@ class StochasticPolicy:
         if actions.shape != (len(obs),) or not ((actions >= 0) & (actions < masks.shape[1])).all():
             raise PolicyError(f"{self.label}: predict returned {actions!r} for {len(obs)} observations")
         return actions
+
+    def _from_candidates(self, masks: np.ndarray, candidates: Mapping[str, np.ndarray]) -> np.ndarray:
+        """A heuristic's greedy actions from logged candidate facts."""
+        assert self._layout is not None, "reads_candidates needs the agent's environment"
+        n_segments, offer_levels = self._layout
+        reads = tuple(getattr(self.agent, "reads", ()))
+        lacking = [f for f in reads if f != "segment" and f not in candidates]
+        if lacking:
+            raise PolicyError(
+                f"{self.label} decides from the candidates' {', '.join(lacking)}, which the logs do not record "
+                f"(columns candidate_{lacking[0]}_<action>; influmatch log writes them)"
+            )
+        n, A = masks.shape
+        features = {f: np.asarray(candidates[f], dtype=np.float64) for f in reads if f != "segment"}
+        K = len(offer_levels)
+        features["segment"] = np.broadcast_to(np.append(np.arange(A - 1) // K, -1), (n, A))
+        return np.asarray(self.agent.choose(features, masks, n_segments, offer_levels), dtype=np.int64)
 
     def _bind(self, env: Any) -> Any:
         agent = self._bound.get(id(env))
@@ -216,6 +349,8 @@ class PolicySource:
     run_dir: Path | None
     env_options: dict
     model_file: str | None = None
+    #: ``module:function`` for a team's own rule (``name`` is then ``"function"``).
+    function: str | None = None
 
     @property
     def label(self) -> str:
@@ -223,7 +358,8 @@ class PolicySource:
 
 
 def policy_source(spec: str) -> PolicySource:
-    """Resolve ``--policy``: a run folder written by ``influmatch train`` or an agent name.
+    """Resolve ``--policy``: a run folder written by ``influmatch train``, an agent name, or a team's
+    own rule ``module:function`` (:class:`FunctionPolicy`).
 
     A run folder's ``config.json`` is read in the layout of :mod:`experiments.runner` (``spec.agent``,
     ``env_options``, ``model_file``) or in the plain one (``agent``, ``env``; the model file named by
@@ -258,12 +394,14 @@ def policy_source(spec: str) -> PolicySource:
         return PolicySource(spec, name, path, dict(env_options), model_file)
     if path.exists():
         raise NotADirectoryError(f"{path}: --policy must be a run folder or an agent name")
+    if _FUNCTION_SPEC.fullmatch(spec):
+        return PolicySource(spec, "function", None, {}, function=spec)
     try:
         name = check_agent_name(spec)
     except ValueError:
         raise ValueError(
-            f"--policy: '{spec}' is neither a run folder nor an agent name "
-            f"(known: {', '.join(AGENT_NAMES)}, {SEGMENT_AGENT_PATTERN})"
+            f"--policy: '{spec}' is neither a run folder, an agent name "
+            f"(known: {', '.join(AGENT_NAMES)}, {SEGMENT_AGENT_PATTERN}) nor module:function"
         ) from None
     if name in LEARNING_AGENTS:
         raise ValueError(
@@ -278,7 +416,14 @@ def build_policy(source: PolicySource, env: Any, epsilon: float | None, seed: in
     from agents import LEARNING_AGENTS, load_agent, make_agent, model_filename
 
     unwrapped = env.unwrapped
-    if source.run_dir is None:
+    if source.function is not None:
+        agent: Any = load_function(source.function)
+        if epsilon is not None and epsilon > 0:
+            raise PolicyError(
+                f"--policy {source.spec}: a rule's own probabilities are evaluated; drop --epsilon"
+            )
+        epsilon = None
+    elif source.run_dir is None:
         agent = make_agent(source.name, env, seed=seed)
     else:
         model = source.run_dir / (source.model_file or model_filename(source.name))
@@ -301,6 +446,30 @@ def make_env(options: Mapping[str, Any]) -> Any:
         return InfluencerMatchingEnv(**options)
     except TypeError as err:
         raise ValueError(f"environment options {options}: {err}") from None
+
+
+def check_same_market(
+    logs_options: Mapping[str, Any], policy_options: Mapping[str, Any], policy_label: str, logs_label: str,
+    *, allow: bool = False,
+) -> list[str]:  # fmt: skip
+    """The environment options in which the logs' market and the policy's differ; raises
+    :class:`MarketMismatchError` naming both markets unless ``allow`` (then the caller warns).
+
+    A market is the environment's options (pool, market seed, dynamics, segments, offer levels, weeks,
+    churn, calibration, ...), defaults filled in."""
+    differ = differing_options(policy_options, logs_options)
+    if differ and not allow:
+        from envs.matching_env import env_option_defaults
+
+        defaults = env_option_defaults()
+        shown = [f"{k} {logs_options.get(k, defaults.get(k))!r} in the logs, "
+                 f"{policy_options.get(k, defaults.get(k))!r} for the policy" for k in differ]  # fmt: skip
+        raise MarketMismatchError(
+            f"{logs_label} and {policy_label} come from different markets: {'; '.join(shown)}. The estimate "
+            "would be the policy's value in the logs' market, not in its own; pass --allow-different-market "
+            "to evaluate it there anyway"
+        )
+    return differ
 
 
 def differing_options(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
