@@ -48,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("experiments.cli.report", "write a self-contained HTML report of a sweep for a product team"),
     "log": ("experiments.cli.log", "log the matches a policy makes, with exact propensities"),
     "ope": ("experiments.cli.ope", "estimate a policy's value from logged matches (off-policy evaluation)"),
+    "ope-backtest": (
+        "experiments.cli.ope_backtest",
+        "measure the off-policy estimators against the simulator's truth over a grid of scenarios",
+    ),
     "fit": (
         "experiments.cli.fit",
         "fit the market's outcome parameters to your influencers and logged matches",
