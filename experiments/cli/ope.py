@@ -22,7 +22,15 @@ from experiments.options import add_env_argument, epsilon_argument, parse_env_op
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--logs", type=input_file, required=True, help="logged decisions (.csv or .parquet)")
     parser.add_argument(
-        "--policy", required=True, help="target policy: run folder of a trained agent, or a name"
+        "--policy",
+        required=True,
+        help="target policy: run folder of a trained agent, an agent name (the heuristics included), or "
+        "your own rule as module:function (observations, action masks -> action probabilities)",
+    )
+    parser.add_argument(
+        "--allow-different-market",
+        action="store_true",
+        help="evaluate a policy trained in another market than the logs' (refused by default)",
     )
     parser.add_argument(
         "--epsilon",
@@ -63,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
     overrides = parse_env_options(args.env)
     check_output(args.out, args.overwrite, folder=True)
     result = evaluate_logs(
-        args.logs, args.policy, args.epsilon, config, env_overrides=overrides, truth=args.truth
-    )
+        args.logs, args.policy, args.epsilon, config, env_overrides=overrides, truth=args.truth,
+        allow_different_market=args.allow_different_market,
+    )  # fmt: skip
     out = write_results(result, args.out, overwrite=args.overwrite)
     data, overall, summary = result.data, result.overall, result.summary
     print(
@@ -75,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(overall))
     for note in degenerate_weight_notes(overall):
         print(note)
+    for scope, choice in summary.get("recommended", {}).items():
+        print(f"Recommended {scope.replace('_', ' ')}: {choice['estimator']} ({choice['why']}).")
     took = sum(v for k, v in summary["seconds"].items() if k not in ("read", "truth"))
     print(f"\nEstimated in {took:.1f} s. Wrote {out}/estimates.csv, breakdown.csv (by brand, goal, segment), "
           "estimates.png, summary.json")  # fmt: skip
@@ -105,6 +116,8 @@ def format_table(table: pd.DataFrame) -> str:
     """The overall estimates as aligned text columns."""
     has_truth = "truth" in table.columns
     header = ["scope", "estimator", "estimate", "interval", "ess"]
+    if "recommended" in table.columns:
+        header.append("recommended")
     if has_truth:
         header += ["truth", "error", "rel. error", "covered"]
     lines: list[list[str]] = []
@@ -118,6 +131,8 @@ def format_table(table: pd.DataFrame) -> str:
             f"[{row['low']:.4g}, {row['high']:.4g}]",
             "" if math.isnan(ess) else (f"{ess:,.0f}" if ess >= 10 else f"{ess:.2g}"),
         ]
+        if "recommended" in row:
+            cells.append("*" if bool(row["recommended"]) else "")
         if has_truth:
             if math.isnan(float(row["truth"])):
                 cells += ["", "", "", ""]
