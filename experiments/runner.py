@@ -46,8 +46,7 @@ import logging
 import platform
 import shutil
 import time
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +62,7 @@ from agents import (
     model_filename,
 )
 from agents.registry import SB3_AGENTS
-from experiments.evaluation import EvaluationResult, Evaluator
+from experiments.evaluation import Evaluator
 from experiments.files import (
     check_output,
     remove_stale,
@@ -74,6 +73,10 @@ from experiments.files import (
 )
 from experiments.market import seed_ints
 from experiments.options import check_env_options
+from experiments.recording import Recorder as _Recorder
+from experiments.recording import episode_returns as _episode_returns
+from experiments.recording import play_fixed_policy as _play_fixed_policy
+from experiments.recording import recording_callback as _recording_callback
 
 __all__ = [
     "RunSpec",
@@ -82,7 +85,6 @@ __all__ = [
     "library_versions",
     "load_run",
     "make_env",
-    "check_specs",
     "resume",
     "run",
     "run_seeds",
@@ -224,33 +226,6 @@ def env_options(spec: RunSpec) -> dict[str, Any]:
     return {"dynamics": DEFAULT_DYNAMICS, **spec.env, "market_seed": run_seeds(spec)["market_seed"]}
 
 
-def check_specs(specs: Sequence[RunSpec], source: str = "config") -> None:
-    """Build the environment and the agent of every spec (without training), so that a bad environment
-    value or hyperparameter is refused before anything is written; ``ValueError`` naming ``source``
-    and the agent. Specs differing only in their seed share one check."""
-    envs: dict[str, gym.Env] = {}
-    checked: set[str] = set()
-    try:
-        for spec in specs:
-            env_key = json.dumps(dict(spec.env), sort_keys=True)
-            if env_key not in envs:
-                try:
-                    envs[env_key] = make_env(spec)
-                except ValueError as err:
-                    raise ValueError(f"{source}: env: {err}") from None
-            agent_key = json.dumps([spec.agent, dict(spec.hyperparameters), env_key], sort_keys=True)
-            if agent_key in checked:
-                continue
-            try:
-                make_agent(spec.agent, envs[env_key], seed=0, **spec.hyperparameters)
-            except ValueError as err:
-                raise ValueError(f"{source}: agents.{spec.agent}: {err}") from None
-            checked.add(agent_key)
-    finally:
-        for env in envs.values():
-            env.close()
-
-
 def make_env(spec: RunSpec) -> gym.Env:
     """The run's environment, ``gymnasium.make("influmatch/InfluencerMatching-v1", **env_options)``."""
     import envs
@@ -280,168 +255,6 @@ def library_versions() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-# ------------------------------------------------------------------------------------ recording
-class _Recorder:
-    """Progress and evaluation rows of one run, at fixed step intervals."""
-
-    def __init__(
-        self,
-        agent: Any,
-        evaluator: Evaluator,
-        eval_every: int,
-        progress_every: int,
-        fixed: bool,
-        start: int = 0,
-    ) -> None:
-        self.agent = agent
-        self.evaluator = evaluator
-        self.eval_every = eval_every
-        self.progress_every = progress_every
-        self.fixed = fixed
-        self.is_cqi = hasattr(agent, "n_leaves")
-        self.progress_rows: list[dict] = []
-        self.eval_rows: list[dict] = []
-        self.episodes = 0
-        self.eval_seconds = 0.0
-        self.compile_clock = _CompileClock()
-        self.last: EvaluationResult | None = None
-        self._start = time.perf_counter()
-        self._next_eval = start + eval_every  # start: the step count a resumed run continues from
-        self._next_progress = start + progress_every
-
-    def step(self, timesteps: int, recent_returns: Callable[[], Any]) -> None:
-        """Record what is due at ``timesteps``; ``recent_returns()`` gives the last training returns."""
-        if timesteps >= self._next_progress:
-            self.progress(timesteps, recent_returns())
-            self._next_progress = (timesteps // self.progress_every + 1) * self.progress_every
-        if timesteps >= self._next_eval:
-            self.evaluate(timesteps)
-            self._next_eval = (timesteps // self.eval_every + 1) * self.eval_every
-
-    def progress(self, timesteps: int, recent_returns: Any) -> None:
-        if self.progress_rows and self.progress_rows[-1]["timesteps"] == timesteps:
-            return
-        returns = [float(r) for r in recent_returns]
-        row = {
-            "timesteps": timesteps,
-            "episodes": self.episodes,
-            "mean_return": float(np.mean(returns)) if returns else float("nan"),
-        }
-        if self.is_cqi:
-            row["n_leaves"] = int(self.agent.n_leaves)
-            row["depth"] = int(self.agent.depth)
-        elapsed = time.perf_counter() - self._start - self.eval_seconds - self.compile_clock.total
-        row["train_seconds"] = round(elapsed, 3)
-        self.progress_rows.append(row)
-
-    def evaluate(self, timesteps: int) -> None:
-        if self.eval_rows and self.eval_rows[-1]["timesteps"] == timesteps:
-            return
-        start, compiling = time.perf_counter(), self.compile_clock.total
-        if not (self.fixed and self.last is not None):
-            self.last = self.evaluator.evaluate(self.agent, deterministic=True)
-        seconds = time.perf_counter() - start - (self.compile_clock.total - compiling)
-        self.eval_seconds += seconds
-        result = self.last
-        self.eval_rows.append(
-            {
-                "timesteps": timesteps,
-                "mean_return": result.mean_return,
-                "std_return": result.std_return,
-                "std_error": result.std_error,
-                "normalized_score": result.normalized_score,
-                "eval_seconds": round(seconds, 3),
-            }
-        )
-        logger.info(
-            "%s: step %d, mean return %.3f ± %.3f, normalised score %.3f",
-            type(self.agent).__name__,
-            timesteps,
-            result.mean_return,
-            result.std_error,
-            result.normalized_score,
-        )
-
-    def finish(self, timesteps: int, recent_returns: Any) -> None:
-        self.progress(timesteps, recent_returns)
-        self.evaluate(timesteps)
-
-
-def _episode_returns(agent: Any) -> list[float]:
-    buffer = getattr(agent, "ep_info_buffer", None) or []
-    return [float(ep["r"]) for ep in buffer]
-
-
-def _recording_callback(recorder: _Recorder, agent: Any, stop_at: int) -> Any:
-    """An SB3 callback that records progress and evaluations and stops at exactly ``stop_at`` steps."""
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    class RecordingCallback(BaseCallback):
-        def _on_training_start(self) -> None:
-            recorder.evaluate(self.model.num_timesteps)
-
-        def _on_step(self) -> bool:
-            dones = self.locals.get("dones")
-            if dones is not None:
-                recorder.episodes += int(np.sum(dones))
-            timesteps = self.model.num_timesteps
-            recorder.step(timesteps, lambda: _episode_returns(agent))
-            if timesteps < stop_at:
-                return True
-            # At the budget: let a just-completed on-policy rollout be trained on; stop anything else.
-            n_steps, n_rollout = self.locals.get("n_steps"), self.locals.get("n_rollout_steps")
-            return n_steps is not None and n_rollout is not None and n_steps + 1 >= n_rollout
-
-    return RecordingCallback()
-
-
-def _play_fixed_policy(agent: Any, env: gym.Env, recorder: _Recorder, timesteps: int) -> int:
-    """The simple loop of the policies that do not learn: act for ``timesteps`` steps."""
-    recorder.evaluate(0)
-    recent: deque[float] = deque(maxlen=100)
-    obs, info = env.reset()
-    episode_return = 0.0
-    for t in range(1, timesteps + 1):
-        action, _ = agent.predict(obs, action_masks=info["action_mask"])
-        obs, reward, terminated, truncated, info = env.step(int(action))
-        episode_return += float(reward)
-        if terminated or truncated:
-            recent.append(episode_return)
-            recorder.episodes += 1
-            episode_return = 0.0
-            obs, info = env.reset()
-        recorder.step(t, lambda: recent)
-    agent.num_timesteps = timesteps
-    recorder.finish(timesteps, recent)
-    return timesteps
-
-
-class _CompileClock:
-    """Seconds numba spends compiling while the clock is entered (``numba:compile`` events, nested ones
-    counted once), so that a run's first, compiling call is not counted as training or evaluation."""
-
-    def __init__(self) -> None:
-        self.total = 0.0
-        self._stack: Any = None
-
-    def _add(self, seconds: float) -> None:
-        self.total += seconds
-
-    def __enter__(self) -> _CompileClock:
-        import contextlib
-
-        from numba.core import event
-
-        self._stack = contextlib.ExitStack()
-        self._stack.enter_context(event.install_timer("numba:compile", self._add))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._stack is not None:
-            self._stack.close()
-            self._stack = None
 
 
 def _train(

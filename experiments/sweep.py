@@ -28,7 +28,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +101,6 @@ def run_sweep(
     same = _holds_this_sweep(out_dir, text, overwrite)
     runs_dir = out_dir / "runs"
     pending = [r for r in planned if not (same and (runs_dir / r.run_id / "summary.json").exists())]
-    from experiments.runner import check_specs
-
     check_specs([r.spec for r in pending], source=config.source)
     _remove_stale_run_folders()
     if same or not out_dir.exists() or not any(out_dir.iterdir()):
@@ -147,6 +145,36 @@ def _run_into(
             executions.close()  # on an error or Ctrl-C: stops the workers (see _execute_joblib)
             bar.close()
     return write_results(out_dir, planned)
+
+
+def check_specs(specs: Sequence[Any], source: str = "config") -> None:
+    """Build the environment and the agent of every spec (without training), so that a bad environment
+    value or hyperparameter is refused before anything is written; ``ValueError`` naming ``source``
+    and the agent. Specs differing only in their seed share one check."""
+    from agents import make_agent
+    from experiments.runner import make_env
+
+    envs: dict[str, Any] = {}
+    checked: set[str] = set()
+    try:
+        for spec in specs:
+            env_key = json.dumps(dict(spec.env), sort_keys=True)
+            if env_key not in envs:
+                try:
+                    envs[env_key] = make_env(spec)
+                except ValueError as err:
+                    raise ValueError(f"{source}: env: {err}") from None
+            agent_key = json.dumps([spec.agent, dict(spec.hyperparameters), env_key], sort_keys=True)
+            if agent_key in checked:
+                continue
+            try:
+                make_agent(spec.agent, envs[env_key], seed=0, **spec.hyperparameters)
+            except ValueError as err:
+                raise ValueError(f"{source}: agents.{spec.agent}: {err}") from None
+            checked.add(agent_key)
+    finally:
+        for env in envs.values():
+            env.close()
 
 
 def write_results(out_dir: Path, planned: list[PlannedRun]) -> pd.DataFrame:
