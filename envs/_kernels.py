@@ -5,7 +5,8 @@ the pool. Once per campaign:
 
 * :func:`campaign_values`: every influencer's brand fit and estimated value per dollar;
 * :func:`rank_segments`: for each segment the best ``depth`` influencers who could be hired at all
-  (whatever their price), from which
+  (whatever their price; :func:`rank_at_start`, the same ranking read from the top of each segment by
+  an upper bound of the value, at a campaign's start), from which
 * :func:`cut_prefixes` cuts the ranked prefix of every (segment, offer level) pair (again whenever
   prices drop, in January).
 
@@ -90,13 +91,51 @@ def _thresholds(budget_left, levels, premium):
 
 
 @nb.njit(cache=True)
-def campaign_values(category_share, audience_fit, weights, coef_a, coef_b, scale, fit, value_per_dollar):
+def campaign_values(category_share, audience_fit, weights, coef_a, coef_b, scale, fit, value_per_dollar,
+                    segment, join, never, n_eligible):  # fmt: skip
     """Everyone's brand fit (``weights`` of category share and audience overlap) and estimated value per
-    dollar, ``scale * (coef_a + coef_b * fit)`` (see :func:`envs.outcomes.value_coefficients`)."""
+    dollar, ``scale * (coef_a + coef_b * fit)`` (see :func:`envs.outcomes.value_coefficients`); and, per
+    segment, how many could be hired at the campaign's start (in the pool or joining, with a finite
+    value: :func:`rank_segments`' count at week 0, nobody hired yet)."""
+    n_eligible[:] = 0
     for i in range(len(fit)):
         f = weights[0] * category_share[i] + weights[1] * audience_fit[i]
         fit[i] = f
-        value_per_dollar[i] = scale * (coef_a[i] + coef_b[i] * f)
+        v = scale * (coef_a[i] + coef_b[i] * f)
+        value_per_dollar[i] = v
+        if join[i] < never and np.isfinite(v):
+            n_eligible[segment[i]] += 1
+
+
+@nb.njit(cache=True)
+def rank_at_start(value_per_dollar, scale, bound, order, segment_start, segment, join, leave, hired, never,
+                  ranked, n_eligible):  # fmt: skip
+    """:func:`rank_segments` at a campaign's start (week 0, nobody hired; ``n_eligible`` from
+    :func:`campaign_values`), exactly, reading only the top of each segment.
+
+    ``bound[i]`` is an upper bound of ``coef_a + coef_b * fit`` over every possible fit and ``order`` the
+    segment's members by decreasing bound (grouped by segment as ``segment_start`` says), so
+    ``scale * bound[i] >= value_per_dollar[i]`` (rounding is monotone) and the scan of a segment stops
+    once the bound falls below its ``depth``-th best value so far (strictly: an equal value could still
+    rank first by its lower index). Without a usable bound (``scale`` not positive and finite) it is
+    :func:`rank_segments`."""
+    if not (scale > 0.0 and np.isfinite(scale)):
+        rank_segments(value_per_dollar, segment, join, leave, hired, 0, never, ranked, n_eligible)
+        return
+    n_segments, depth = ranked.shape
+    heap_key = np.empty((1, depth))
+    for s in range(n_segments):
+        heap_key[:] = -np.inf
+        row = ranked[s : s + 1]
+        row[:] = -1
+        for j in range(segment_start[s], segment_start[s + 1]):
+            i = order[j]
+            if scale * bound[i] < heap_key[0, 0]:
+                break
+            v = value_per_dollar[i]
+            if _could_be_hired(join[i], leave[i], hired[i], v, 0, never):
+                _heap_push(heap_key, row, 0, v, i)
+        _sort_ranked(heap_key[0], row[0])
 
 
 @nb.njit(cache=True)

@@ -225,8 +225,8 @@ def _start_churn(i, lo, hi, churn, templates, join, leave, load_sum, load_count)
 
 
 @nb.njit(cache=True)
-def reset_campaigns(rows, offsets, churn, templates, audience_fit, scale, fit_weights, value_coef, state, tables,
-                    campaign, market):  # fmt: skip
+def reset_campaigns(rows, offsets, churn, templates, audience_fit, scale, fit_weights, value_coef, rank_bound,
+                    rank_order, state, tables, campaign, market):  # fmt: skip
     """Start the campaigns of ``rows`` (their scalars, constants and campaign features already set by the
     Python side, which also drew the churn: swaps ``offsets[b]:offsets[b + 1]`` of ``churn`` belong to
     ``rows[b]``, as do ``audience_fit[b]`` and ``scale[b]``): churn tables, fit and value per dollar,
@@ -237,7 +237,7 @@ def reset_campaigns(rows, offsets, churn, templates, audience_fit, scale, fit_we
     (ranked, n_eligible, prefix, complete, join, leave, hired, category_share, load, fit, value_per_dollar,
      rates, hired_array, hired_segment, hired_load, hires, candidate, terms, expected, mask, observation,
      load_sum, load_count) = campaign  # fmt: skip
-    never, price, levels = market[3], market[4], market[5]
+    segment_start, never, price, levels = market[1], market[3], market[4], market[5]
     weeks = month_list.shape[1] - 1
     load_recovers = scalars[S_LOAD_RECOVERS] != 0.0
     for b in range(len(rows)):
@@ -258,9 +258,10 @@ def reset_campaigns(rows, offsets, churn, templates, audience_fit, scale, fit_we
         candidate[i] = -1
         goal = int(consts[i, k.C_GOAL])
         k.campaign_values(category_share[category[i]], audience_fit[b], fit_weights, value_coef[goal, 0],
-                          value_coef[goal, 1], scale[b], fit[i], value_per_dollar[i])  # fmt: skip
-        k.rank_segments(value_per_dollar[i], segment, join[i], leave[i], hired[i], 0, never, ranked[i],
-                        n_eligible[i])  # fmt: skip
+                          value_coef[goal, 1], scale[b], fit[i], value_per_dollar[i], segment, join[i], never,
+                          n_eligible[i])  # fmt: skip
+        k.rank_at_start(value_per_dollar[i], scale[b], rank_bound[goal], rank_order[goal], segment_start, segment,
+                        join[i], leave[i], hired[i], never, ranked[i], n_eligible[i])  # fmt: skip
         k.cut_prefixes(ranked[i], n_eligible[i], price, leave[i], hired[i], 0, budget_left[i], levels,
                        premium[i], prefix[i], complete[i])  # fmt: skip
         _refresh(i, True, 1.0, 0, weeks, category, month_list, budget_left, n_hired, consts, demand,

@@ -123,6 +123,8 @@ class _Market:
     value_coef: np.ndarray  # (3, 2, n_total) estimated value per dollar, see _value_per_dollar_coefficients
     load_sum: np.ndarray  # (S,) background sponsored load of each segment's incumbents
     load_count: np.ndarray  # (S,) incumbents per segment
+    rank_bound: np.ndarray  # (3, n_total) per goal: upper bound of value per dollar / scale, any campaign
+    rank_order: np.ndarray  # (3, n_total) per goal: indices by segment (segment_start), by rank_bound desc
 
 
 @dataclasses.dataclass
@@ -467,6 +469,7 @@ class InfluencerMatchingEnv(gym.Env):
         incumbents = labels[: len(pool)]
         followers, load = everyone.followers.astype(float), everyone.sponsored_load
         by_price = np.lexsort((np.arange(len(labels)), everyone.price, labels))
+        value_coef = self._value_per_dollar_coefficients(everyone, followers, load, fake_guess)
         return _Market(
             pool=everyone,
             n_incumbents=len(pool),
@@ -482,10 +485,39 @@ class InfluencerMatchingEnv(gym.Env):
             mix_unit=everyone.category_mix / np.linalg.norm(everyone.category_mix, axis=1, keepdims=True),
             reach_value=cal.array("platform_reach_value_multiplier")[everyone.platform],
             true_rates=self._true_rates(everyone, followers, load),
-            value_coef=self._value_per_dollar_coefficients(everyone, followers, load, fake_guess),
+            value_coef=value_coef,
             load_sum=np.bincount(incumbents, weights=pool.sponsored_load, minlength=S),
             load_count=np.bincount(incumbents, minlength=S).astype(float),
+            **self._rank_bounds(everyone, labels, value_coef),
         )
+
+    def _rank_bounds(self, pool: InfluencerPool, labels: np.ndarray, value_coef: np.ndarray) -> dict:
+        """For :func:`envs._kernels.rank_at_start`: per goal, an upper bound of ``coef_a + coef_b * fit``
+        over every campaign, and everyone ordered by it within their segment.
+
+        A campaign's fit is ``w_c * category share + w_a * audience fit``, the share between the
+        influencer's smallest and largest category share and the audience fit (a dot product of square
+        roots) between 0 and ``sqrt(sum of the audience)`` (Cauchy-Schwarz: the target sums to 1); the
+        bounds are widened by a relative 1e-6 so that rounding cannot cross them. With a negative fit
+        weight there is no such bound and every bound is infinite (the ranking reads everyone)."""
+        w_category, w_audience = (
+            float(self.calibration.fit_category_weight),
+            float(self.calibration.fit_audience_weight),
+        )
+        mix = pool.category_mix
+        if w_category < 0 or w_audience < 0:
+            bound = np.full(value_coef.shape[::2], np.inf)
+        else:
+            audience_max = np.sqrt(pool.audience.sum(axis=1))
+            fit_max = (w_category * mix.max(axis=1) + w_audience * audience_max) * (1 + 1e-6) + 1e-12
+            fit_min = w_category * mix.min(axis=1) * (1 - 1e-6) - 1e-12
+            coef_a, coef_b = value_coef[:, 0], value_coef[:, 1]
+            bound = coef_a + np.where(coef_b >= 0, coef_b * fit_max, coef_b * fit_min)
+            bound = np.where(np.isfinite(bound), bound, np.inf)  # never cut off: scanned (and skipped) first
+            bound = np.maximum(bound, np.nextafter(bound, np.inf))  # one more ulp of room
+        index = np.arange(len(labels))
+        order = np.stack([np.lexsort((index, -b, labels)) for b in bound])
+        return {"rank_bound": bound, "rank_order": order}
 
     def _true_rates(self, pool: InfluencerPool, followers: np.ndarray, load: np.ndarray) -> np.ndarray:
         """The hidden fit-free outcome rates of everyone, stacked as a (4, n) array."""
@@ -568,9 +600,14 @@ class InfluencerMatchingEnv(gym.Env):
                             float(campaign.value_per_1k_reach), cal)  # fmt: skip
         _kernels.campaign_values(st.category_share, market.sqrt_audience @ np.sqrt(campaign.target_audience),
                                  self._fit_weights, value_coef[goal, 0], value_coef[goal, 1], scale, st.fit,
-                                 st.value_per_dollar)  # fmt: skip
-        _kernels.rank_segments(st.value_per_dollar, market.segment, st.join, st.leave, st.hired, 0,
-                               self._never, st.ranked, st.n_eligible)  # fmt: skip
+                                 st.value_per_dollar, market.segment, st.join, self._never, st.n_eligible)  # fmt: skip
+        if self.persistent_market:  # the bounds hold for the market's coefficients, not a campaign's own
+            _kernels.rank_segments(st.value_per_dollar, market.segment, st.join, st.leave, st.hired, 0,
+                                   self._never, st.ranked, st.n_eligible)  # fmt: skip
+        else:
+            _kernels.rank_at_start(st.value_per_dollar, scale, market.rank_bound[goal], market.rank_order[goal],
+                                   market.segment_start, market.segment, st.join, st.leave, st.hired,
+                                   self._never, st.ranked, st.n_eligible)  # fmt: skip
         self._cut_prefixes(st)
         self._refresh(st)
         return st.observation.copy(), self._info(st, NO_OFFER)

@@ -233,7 +233,8 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         np.cumsum([len(leavers) for leavers, _, _ in swaps], out=offsets[1:])
         churn = tuple(np.concatenate([swap[j] for swap in swaps]).astype(np.int64) for j in range(3))
         _vector_kernels.reset_campaigns(rows, offsets, churn, self._churn_templates, audience_fit, scale,
-                                        env._fit_weights, market.value_coef, self._state, self._tables,
+                                        env._fit_weights, market.value_coef, market.rank_bound,
+                                        market.rank_order, self._state, self._tables,
                                         self._campaign_arrays, self._market_arrays)  # fmt: skip
 
     # ---------------------------------------------------------------------------- gym API

@@ -69,3 +69,43 @@ def test_cut_prefixes_keeps_rank_order_and_prices():
             got = prefix[s, k][prefix[s, k] >= 0]
             np.testing.assert_array_equal(got, expected)
     assert not complete.any()  # every segment has more members than the ranked depth
+
+
+@pytest.mark.parametrize("case", ["default", "ties", "tiny_segments", "persistent"])
+def test_rank_at_start_ranks_exactly_like_rank_segments(case):
+    """The bounded ranking of a campaign's start against the full one, on the env's own campaigns (every
+    goal, churn, ties of the value per dollar, segments smaller than the ranked depth, a persistent
+    market, which ranks in full)."""
+    import dataclasses
+
+    from envs.matching_env import InfluencerMatchingEnv
+    from envs.outcomes import value_scale
+
+    options: dict = {"n_influencers": 3_000, "n_segments": 5, "churn_rate": 0.01}
+    if case == "tiny_segments":
+        options = {"n_influencers": 120, "n_segments": 6, "churn_rate": 0.0}
+    if case == "persistent":  # the campaign's own coefficients: the full ranking, unbounded
+        options = {**options, "persistent_market": True}
+    env = InfluencerMatchingEnv(**options)
+    market = env._market
+    if case == "ties":  # two value coefficients for everyone: the values tie in large groups
+        market.value_coef[:] = np.round(market.value_coef, 1)
+        env._market = dataclasses.replace(
+            market, **env._rank_bounds(market.pool, market.segment, market.value_coef)
+        )
+        market = env._market
+    for seed in range(40):
+        env.reset(seed=seed)
+        st = env._state
+        ranked, n_eligible = np.zeros_like(st.ranked), np.zeros_like(st.n_eligible)
+        _kernels.rank_segments(st.value_per_dollar, market.segment, st.join, st.leave, st.hired, 0, env._never,
+                               ranked, n_eligible)  # fmt: skip
+        np.testing.assert_array_equal(st.ranked, ranked)
+        np.testing.assert_array_equal(st.n_eligible, n_eligible)
+        if case == "persistent":
+            continue
+        c = st.campaign
+        scale = value_scale(int(c.goal), int(c.start_month), float(c.order_value), float(c.value_per_engagement),
+                            float(c.value_per_1k_reach), env.calibration)  # fmt: skip
+        finite = np.isfinite(st.value_per_dollar)
+        assert np.all(st.value_per_dollar[finite] <= scale * market.rank_bound[int(c.goal)][finite])
