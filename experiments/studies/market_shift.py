@@ -166,7 +166,9 @@ def summarize(curves: pd.DataFrame) -> pd.DataFrame:
 
 def claim_table(curves: pd.DataFrame) -> pd.DataFrame:
     """Per seed: ``pre_shift`` (last score on the old market), ``frozen`` and ``learning`` (final scores on
-    the new market) and ``regained`` (learning >= pre_shift - :data:`REGAINED_TOLERANCE`)."""
+    the new market), ``learning_late`` (the learning copy's mean over the second half of its post-shift
+    evaluations: one CQI evaluation swings by tenths from one to the next), and ``regained`` /
+    ``frozen_regained`` (final score >= pre_shift - :data:`REGAINED_TOLERANCE`)."""
     rows = []
     for seed, group in curves.groupby("seed", sort=True):
         assert isinstance(seed, (int, np.integer))
@@ -174,8 +176,10 @@ def claim_table(curves: pd.DataFrame) -> pd.DataFrame:
         after = group[group["market"] == "after"].sort_values("timesteps")
         pre = float(before["normalized_score"].iloc[-1])
         frozen = float(after[after["arm"] == "frozen"]["normalized_score"].iloc[-1])
-        learning = float(after[after["arm"] == "learning"]["normalized_score"].iloc[-1])
+        scores = after[after["arm"] == "learning"]["normalized_score"].to_numpy(dtype=float)
+        learning = float(scores[-1])
         rows.append({"seed": seed, "pre_shift": pre, "frozen": frozen, "learning": learning,
+                     "learning_late": float(scores[len(scores) // 2 :].mean()),
                      "learning_minus_frozen": learning - frozen,
                      "regained": learning >= pre - REGAINED_TOLERANCE,
                      "frozen_regained": frozen >= pre - REGAINED_TOLERANCE})  # fmt: skip

@@ -71,6 +71,7 @@ def test_the_claim_table_compares_each_seed_with_its_own_pre_shift_score():
     assert list(claim["pre_shift"]) == [0.7, 0.6, 0.8]
     assert list(claim["regained"]) == [True, False, True]  # 0.5 < 0.6 - 0.05
     assert not claim["frozen_regained"].any()
+    assert claim["learning_late"].tolist() == pytest.approx([0.72, 0.5, 0.79])  # second half: the last point
     assert claim["learning_minus_frozen"].tolist() == pytest.approx([0.42, 0.3, 0.39])
 
 
