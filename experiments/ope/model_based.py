@@ -12,11 +12,15 @@ logging policy, so per campaign the logs are used another way: to fit the market
    asymptotic normal (:meth:`envs.fit.MarketFit.draw_calibrations`), one environment each with the
    logs' options (pool, segments, offer levels, weeks, dynamics, churn) and that calibration. The
    influencers' observable columns are the logs' pool's; their hidden ones (true engagement rate,
-   response quality) are drawn given the observables under the drawn calibration, as for a team's own
-   influencer CSV (the true rate from the regression calibration of the observed rate that the fit
-   uses, :func:`envs.fit.offers.offer_observables`; the quality given the list price,
-   :func:`envs.population.quality_given_price`). So the simulator does not see the truth the logs were
-   drawn from, only what a team could know.
+   response quality) are drawn from what the observables and the logs say about them under the drawn
+   calibration: the true rate from the regression calibration of the observed rate that the fit uses
+   (:func:`envs.fit.offers.offer_observables`); the response quality from its posterior
+   (:func:`quality_posterior`): the prior given the list price (as
+   :func:`envs.population.quality_given_price`) updated with the logged reach of the influencer's
+   accepted offers (log reach = log of the reach the observables and the overlap predict + log quality +
+   normal post noise). A few influencers the campaigns keep choosing carry much of the value, so what
+   the logs show of them matters. The simulator does not see the truth the logs were drawn from, only
+   what a team could know.
 3. **The campaigns** (:class:`LoggedCampaigns`): every logged campaign's brand category, goal, budget
    and start month are read from its first decision's context (the log format's context columns). What
    the logs do not hold is inferred where the outcomes pin it down and drawn from the calibration
@@ -65,7 +69,7 @@ from envs.campaigns import Campaign
 from envs.fit.offers import offer_observables
 from envs.observation import FeatureSpec, find
 from envs.outcomes import AWARENESS, ENGAGEMENT
-from envs.population import InfluencerPool, quality_given_price, sample_audience, typical_engagement
+from envs.population import InfluencerPool, response_quality, sample_audience, typical_engagement
 from experiments.ope.config import DEFAULT_CONFIG, OPEConfig
 from experiments.ope.generation import rollouts
 from experiments.ope.logs import INFLUENCER, LoggedData
@@ -78,6 +82,7 @@ __all__ = [
     "ModelBasedValues",
     "fit_logged_market",
     "model_based_q",
+    "quality_posterior",
     "simulate_target",
     "simulated_market",
 ]
@@ -165,9 +170,49 @@ def fit_logged_market(
     return FittedMarket(run, dict(env_options), pool, data.n_decisions - len(rows), calibrations)
 
 
+def quality_posterior(
+    offers: pd.DataFrame, pool: InfluencerPool, cal: Calibration
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and standard deviation of every influencer's standardised hidden quality ``u``
+    (response quality ``exp(sd u - sd^2 / 2)``, ``sd = response_quality_sd``) under ``cal``.
+
+    Prior: ``u | price ~ N(rho z, 1 - rho^2)`` with ``z`` the list price's standardised residual and
+    ``rho = price_quality_correlation``. Each accepted offer with reach ``R > 0`` adds
+    ``log R - log(R0 overlap) + sd^2 / 2 = sd u + e``, ``e ~ N(0, reach_post_sd^2)``, where ``R0`` is the
+    reach the observables predict (real followers x reach rate) and ``overlap`` the logged overlap factor.
+    """
+    from envs.outcomes import reach_rate
+    from envs.population import _typical_price
+
+    sd, rho, noise = cal.response_quality_sd, cal.price_quality_correlation, cal.reach_post_sd
+    price_z = np.log(pool.price / _typical_price(pool.followers, pool.platform, pool.engagement_rate, cal))
+    mean0 = rho * price_z / cal.price_log_sd
+    var0 = max(1.0 - rho**2, 1e-9)
+    precision = np.full(len(pool), 1.0 / var0)
+    weighted = mean0 / var0
+    if sd > 0 and noise > 0 and len(offers):
+        hired = offers[(offers["accepted"] == 1) & (offers["reach"] > 0)]
+        where = pd.Index(pool.influencer_id.astype(str)).get_indexer(hired["influencer_id"].astype(str))
+        keep = where >= 0
+        i = where[keep]
+        expected = (
+            (1.0 - pool.fake_share[i])
+            * pool.followers[i]
+            * reach_rate(pool.followers[i], pool.platform[i], cal)
+        )
+        y = np.log(
+            hired["reach"].to_numpy(float)[keep] / (expected * hired["overlap_factor"].to_numpy(float)[keep])
+        )
+        signal = (y + sd**2 / 2) / sd  # = u + e / sd
+        precision += np.bincount(i, minlength=len(pool)) * sd**2 / noise**2
+        weighted = weighted + np.bincount(i, weights=signal, minlength=len(pool)) * sd**2 / noise**2
+    return weighted / precision, 1.0 / np.sqrt(precision)
+
+
 def simulated_market(fitted: FittedMarket, calibration: Calibration, rng: np.random.Generator) -> Any:
     """An environment of the logs' options with ``calibration`` and the logs' influencers, their hidden
-    columns drawn given the observables under ``calibration`` (see the module docstring)."""
+    columns drawn from what the observables and the logged outcomes say under ``calibration`` (see the
+    module docstring)."""
     pool = fitted.pool
     n = len(pool)
     observed = offer_observables(pd.DataFrame({"influencer_id": pool.influencer_id}), pool, calibration)
@@ -175,9 +220,8 @@ def simulated_market(fitted: FittedMarket, calibration: Calibration, rng: np.ran
     lo, hi = calibration.engagement_rate_bounds
     z = rng.standard_normal(n)
     true_rate = np.clip(typical * np.exp(observed.quality_mean + math.sqrt(observed.quality_var) * z), lo, hi)
-    quality = quality_given_price(
-        pool.followers, pool.platform, pool.engagement_rate, pool.price, rng, calibration
-    )
+    mean, sd = quality_posterior(fitted.run.offers, pool, calibration)
+    quality = response_quality(mean + sd * rng.standard_normal(n), calibration)
     simulated = dataclasses.replace(pool, true_engagement_rate=true_rate, response_quality=quality)
     return make_env({**fitted.env_options, "pool": simulated, "calibration": calibration})
 
