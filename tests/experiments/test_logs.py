@@ -226,7 +226,9 @@ def test_policies_without_a_distribution_or_reading_the_env(env):
 
 
 def test_policy_sources_and_env_options(tmp_path):
-    with pytest.raises(ValueError, match="'nobody' is neither a run folder nor an agent name"):
+    with pytest.raises(
+        ValueError, match="'nobody' is neither a run folder, an agent name .* nor module:function"
+    ):
         policy_source("nobody")
     with pytest.raises(ValueError, match="ppo learns; give the run folder"):
         policy_source("ppo")

@@ -217,7 +217,8 @@ def test_log_then_ope_end_to_end(trained_run, tmp_path, capsys, caplog):
     printed = capsys.readouterr().out
     assert "per campaign  DR" in printed and "truth" in printed
     table = pd.read_csv(out / "estimates.csv")
-    assert set(table.estimator) == {"IPS", "SNIPS", "DM", "DR", "logged"}
+    assert {"IPS", "SNIPS", "DM", "DR", "DM-AF", "DR-AF", "logged"} <= set(table.estimator)
+    assert table.groupby("scope").recommended.sum().eq(1).all()
     assert {"truth", "error", "relative_error", "covered"} <= set(table.columns)
     target_rows = table[table.estimator != "logged"]
     assert target_rows.truth.notna().all() and np.isfinite(target_rows.estimate).all()
