@@ -244,9 +244,10 @@ class Evaluator:
             self._planner = cached
         return self._planner
 
-    def evaluate(self, agent: Any, deterministic: bool = True) -> EvaluationResult:
-        """``agent``'s returns on the evaluation campaigns, its normalised score and its score against
-        the planning oracle."""
+    def evaluate(self, agent: Any, deterministic: bool = True, planner: bool = False) -> EvaluationResult:
+        """``agent``'s returns on the evaluation campaigns and its normalised score; with ``planner``
+        (and an evaluator built with ``planner=True``) also its score against the planning oracle, whose
+        returns are computed the first time they are asked for (runs ask at their final evaluation)."""
         random_returns, oracle_returns = self.reference_returns()
         if isinstance(agent, RandomPolicy):
             returns = random_returns
@@ -258,10 +259,10 @@ class Evaluator:
         result = EvaluationResult.from_returns(
             returns, float(random_returns.mean()), float(oracle_returns.mean())
         )
-        planner = self.planner_returns()
-        if planner is None:
+        top = self.planner_returns() if planner else None
+        if top is None:
             return result
-        score, se = ratio_score(np.asarray(returns), random_returns, planner)
+        score, se = ratio_score(np.asarray(returns), random_returns, top)
         return dataclasses.replace(
-            result, planner_return=float(planner.mean()), score_vs_planner=score, score_vs_planner_se=se
+            result, planner_return=float(top.mean()), score_vs_planner=score, score_vs_planner_se=se
         )

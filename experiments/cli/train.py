@@ -79,10 +79,17 @@ def format_summary(summary: dict, out: Path) -> str:
         f"{summary['mean_return']:.2f} ± {summary['std_error']:.2f} thousand USD per campaign "
         f"(± s.e., {summary['eval_episodes']} evaluation campaigns).",
     ]
+    vs_planner = summary.get("score_vs_planner")
+    if isinstance(vs_planner, float) and vs_planner == vs_planner:  # not NaN
+        lines.append(
+            f"Against the planning oracle (the best policy found, hidden truth): {vs_planner:.3f} ± "
+            f"{summary['score_vs_planner_se']:.3f} (0 = random, 1 = planner; optimality gap "
+            f"{1 - vs_planner:.0%} of the random-to-planner span)."
+        )
     if "n_leaves" in summary:
         leaves = int(summary["n_leaves"])
         lines.append(
-            f"CQI tree: {leaves} leaf"
+            f"{'CQI tree' if summary['agent'] == 'cqi' else 'Tree'}: {leaves} leaf"
             + ("" if leaves == 1 else "ves")
             + f", depth {summary['depth']} (rules in tree.txt)."
         )

@@ -52,7 +52,7 @@ def test_references_are_computed_once(market, monkeypatch):
     ev = Evaluator(market, seed=1, n_episodes=5)
     for _ in range(3):
         ev.evaluate(BiggestReachPolicy(market))
-    assert len(calls) == 2 + 3  # random and oracle once, then the agent three times
+    assert len(calls) == 2 + 3  # random and oracle once, then the agent three times (no planner asked)
 
 
 def test_campaigns_are_seeded_and_prefix_stable():
@@ -86,3 +86,31 @@ def test_normalized_score_and_result_fields():
     }
     with pytest.raises(ValueError, match="eval_episodes"):
         Evaluator(InfluencerMatchingEnv.__new__(InfluencerMatchingEnv), seed=0, n_episodes=0)
+
+
+def test_score_vs_planner_and_its_standard_error(market):
+    """The planner scale: a policy's paired gain over random as a share of the planner's, with a
+    delta-method standard error that shrinks with more campaigns; the planner scores 1 on it."""
+    from agents import PlanningOracle
+    from experiments.evaluation import ratio_score
+
+    ev = Evaluator(market, seed=2, n_episodes=6)
+    planner = ev.planner_returns()
+    random_returns, _ = ev.reference_returns()
+    assert planner is not None and planner.shape == (6,)
+    result = ev.evaluate(BiggestReachPolicy(market), planner=True)
+    assert np.isnan(ev.evaluate(BiggestReachPolicy(market)).score_vs_planner)  # only when asked
+    score, se = ratio_score(np.asarray(result.returns), random_returns, planner)
+    assert result.score_vs_planner == score and result.score_vs_planner_se == se and se > 0
+    assert result.planner_return == planner.mean()
+    np.testing.assert_allclose(ratio_score(planner, random_returns, planner), (1.0, 0.0), atol=1e-12)
+    # Same campaigns, same options: a second evaluator reuses the planner's returns.
+    again = Evaluator(market, seed=2, n_episodes=6)
+    assert again.planner_returns() is planner or np.array_equal(again.planner_returns(), planner)
+    off = Evaluator(market, seed=2, n_episodes=6, planner=False)
+    assert np.isnan(off.evaluate(BiggestReachPolicy(market), planner=True).score_vs_planner)
+    rng = np.random.default_rng(0)
+    a, r, t = rng.normal(2, 1, 400), rng.normal(0, 1, 400), rng.normal(4, 1, 400)
+    est, err = ratio_score(a, r, t)
+    assert abs(est - 0.5) < 4 * err and 0 < err < 0.05
+    assert PlanningOracle(market).reads_env_state
