@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from envs.calibration import AUDIENCE_CELLS, CATEGORIES, PLATFORMS, POPULATION_MODES, Calibration
+from envs.csv_checks import CSVCheckError, check_csv_bytes, check_whole_numbers
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +187,10 @@ class InfluencerPool:
         1-based line of a CSV with a header) and the column.
         """
         cal = calibration or Calibration()
+        try:  # whole numbers a float holds exactly: no 1e308, 30 digits or 2**63 written back as -2**63
+            check_whole_numbers(frame, ("followers",), source)
+        except CSVCheckError as err:
+            raise PoolValidationError(str(err)) from None
         return _frame_to_pool(frame, rng, cal, source)
 
     def write_csv(self, path: str | Path) -> None:
@@ -204,8 +209,16 @@ class InfluencerPool:
     ) -> InfluencerPool:
         """Read and validate an influencer CSV (see the module docstring for the contract)."""
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise PoolValidationError(f"{path}: no such file")
+        if path.is_dir():
+            raise PoolValidationError(f"{path}: is a folder, not an influencer CSV file")
+        if not path.is_file():
+            raise PoolValidationError(f"{path}: is not a regular file (a device or a pipe?); give a CSV file")
+        try:
+            check_csv_bytes(path)  # bytes that are not UTF-8, duplicated or space-padded header names
+        except CSVCheckError as err:
+            raise PoolValidationError(str(err)) from None
         try:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
         except pd.errors.EmptyDataError:

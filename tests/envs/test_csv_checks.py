@@ -91,3 +91,34 @@ def test_a_quoted_header_is_read_as_csv(tmp_path):
     check_csv_bytes(_write(tmp_path, b'"influencer_id","platform"\n'))
     with pytest.raises(CSVCheckError, match="also column 1"):
         check_csv_bytes(_write(tmp_path, b'"influencer_id","influencer_id"\n'))
+
+
+HEADER = "influencer_id,platform,followers,engagement_rate,primary_category,price\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (HEADER + "a,instagram,1e308,0.03,beauty,100\n", "2\\*\\*53"),
+        (HEADER + "a,instagram,9223372036854775808,0.03,beauty,100\n", "2\\*\\*53"),
+        (HEADER + "a,instagram,9007199254740993,0.03,beauty,100\n", "2\\*\\*53"),
+        (HEADER.replace("price", "followers,price") + "a,instagram,1,2,0.03,beauty,100\n", "also column"),
+        ((HEADER + "caf\xe9,instagram,1000,0.03,beauty,100\n").encode("latin-1"), "not UTF-8"),
+    ],
+)
+def test_read_csv_runs_the_checks(tmp_path, content, message):
+    from envs.population import InfluencerPool, PoolValidationError
+
+    path = tmp_path / "pool.csv"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(PoolValidationError, match=message):
+        InfluencerPool.read_csv(path, np.random.default_rng(0))
+
+
+def test_read_csv_says_what_a_path_is(tmp_path):
+    from envs.population import InfluencerPool, PoolValidationError
+
+    with pytest.raises(PoolValidationError, match="is a folder"):
+        InfluencerPool.read_csv(tmp_path)
+    with pytest.raises(PoolValidationError, match="no such file"):
+        InfluencerPool.read_csv(tmp_path / "missing.csv")
