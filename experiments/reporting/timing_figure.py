@@ -45,7 +45,7 @@ def plot_timing(timing_csv: Path, out: Path, waits_csv: Path | None = None, titl
             ax.text(c, r, label, ha="center", va="center", fontsize=7)
     ax.set_xlabel("campaign start month")
     ax.set_title(title or "Hire now or wait? Planned net value of hiring now minus waiting")
-    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, label="hire now − wait, $ per $1k of budget")
+    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, label="hire now − wait, USD per 1,000 USD of budget")
     if waits is not None:
         wax = axes[1, 0]
         for policy, group in waits.groupby("policy", sort=False):

@@ -32,7 +32,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     csv = args.out / "best_time.csv"
     table.to_csv(csv, index=False)
-    budget = f"a ${args.budget:,.0f} budget" if args.budget else "budgets drawn from the market"
+    budget = f"a {args.budget:,.0f} USD budget" if args.budget else "budgets drawn from the market"
     plot_timing(csv, args.out / "best_time.png", title=f"Hire now or wait? ({budget}; planner, v1 market)")
     print(table.pivot(index="category", columns="month_name", values="decision").to_string())
 
