@@ -143,3 +143,35 @@ def policy_waits(agent: Any, env: Any, seeds: Sequence[int], label: str) -> pd.D
     share = np.divide(waited, weeks, out=np.full(12, np.nan), where=weeks > 0)
     return pd.DataFrame({"policy": label, "month": np.arange(12), "month_name": list(MONTHS), "weeks": weeks,
                          "waited": waited, "wait_share": share})  # fmt: skip
+
+
+def sweep_timing(
+    sweep_dir: Any, *, n_campaigns: int = 2, n_policy_campaigns: int = 10, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The timing table on a sweep's market and where each of its policies waits.
+
+    The market is the one of the sweep's first run (lowest seed): the planner's table on it
+    (:func:`timing_table`, ``n_campaigns`` per category and month), and for one run of every agent and
+    variant (the lowest seed's), :func:`policy_waits` on the first ``n_policy_campaigns`` of that run's
+    evaluation campaigns. Returns ``(timing, waits)``."""
+    from pathlib import Path
+
+    from agents import load_agent
+    from experiments import stats
+    from experiments.evaluation import episode_seeds
+    from experiments.runner import load_run, make_env
+
+    runs = stats.read_sweep_runs(Path(sweep_dir)).sort_values(["seed", "agent", "variant"])
+    first = load_run(runs["run_dir"].iloc[0])
+    env = make_env(first["spec"])
+    timing = timing_table(env.unwrapped, n_campaigns=n_campaigns, seed=seed)
+    frames = []
+    for (agent_key, variant), group in runs.groupby(["agent", "variant"], sort=False):
+        agent_name, run_dir = str(agent_key), Path(group["run_dir"].iloc[0])
+        info = load_run(run_dir)
+        run_env = make_env(info["spec"])
+        agent = load_agent(agent_name, run_dir / info["config"]["model_file"], env=run_env)
+        seeds = episode_seeds(info["config"]["seeds"]["eval_seed"], n_policy_campaigns)
+        label = agent_name if variant in ("", "default") else f"{agent_name} ({variant})"
+        frames.append(policy_waits(agent, run_env, seeds, label))
+    return timing, pd.concat(frames, ignore_index=True)

@@ -52,6 +52,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "experiments.cli.ope_backtest",
         "measure the off-policy estimators against the simulator's truth over a grid of scenarios",
     ),
+    "timing": (
+        "experiments.cli.timing",
+        "when to hire: the planner's hire-now-or-wait table on a sweep's market, and where policies wait",
+    ),
     "fit": (
         "experiments.cli.fit",
         "fit the market's outcome parameters to your influencers and logged matches",

@@ -16,6 +16,8 @@ writes it). Kinds:
 - ``frontier``: normalised score against number of leaves for the tree policies (CQI settings,
   distilled trees), IQM with 95 % intervals, the SB3 agents as reference lines; prints the smallest
   tree within 0.05 of the best neural policy (:mod:`experiments.reporting.frontier`);
+- ``timing``: hire now or wait, per brand category and start month, from the planning oracle, and where
+  the sweep's policies wait (a sweep's ``timing.csv`` and ``waits.csv``, written by ``influmatch timing``);
 - ``segments``: the segment map to ``--out`` and the segment profiles beside it (``NAME_profiles.png``,
   same suffix);
   the default for a segment folder.
@@ -45,7 +47,7 @@ from experiments.reporting.figures import (
 )
 from experiments.reporting.trees import plot_cqi_tree
 
-KINDS = ("curves", "final", "tree", "tradeoff", "frontier", "segments")
+KINDS = ("curves", "final", "tree", "tradeoff", "frontier", "segments", "timing")
 SEGMENTS_DIR = "segments"
 
 
@@ -150,6 +152,9 @@ def _draw(kind: str, paths: list[Path], kinds: list[str], out: Path, metric: str
         plot_segment_map(folder / "labels.csv", folder / "profiles.csv", out)
         plot_segment_profiles(folder / "profiles.csv", out.with_name(f"{out.stem}_profiles{out.suffix}"))
         return
+    if kind == "timing":
+        _draw_timing(paths, kinds, out)
+        return
     if kind == "tree":
         if len(paths) != 1:
             raise ValueError(f"--kind tree draws one run or sweep folder, got {len(paths)} paths")
@@ -182,6 +187,20 @@ def _draw(kind: str, paths: list[Path], kinds: list[str], out: Path, metric: str
                 raise ValueError(f"{paths[0]}: no CQI runs with a number of leaves, so no trade-off to draw")
             stats.write_csv(runs[list(stats.RUN_COLUMNS)], tmp / stats.RUNS_FILE)
             plot_cqi_tradeoff(tmp / stats.RUNS_FILE, out)
+
+
+def _draw_timing(paths: list[Path], kinds: list[str], out: Path) -> None:
+    """The best-time-to-match figure from a sweep's ``timing.csv`` and ``waits.csv``."""
+    from experiments.reporting.timing_figure import plot_timing
+    from experiments.timing import TIMING_FILE, WAITS_FILE
+
+    if len(paths) != 1 or kinds[0] != "sweep":
+        raise ValueError("--kind timing draws one sweep folder")
+    if not (paths[0] / TIMING_FILE).is_file():
+        raise FileNotFoundError(
+            f"{paths[0] / TIMING_FILE}: no such file; write it with 'influmatch timing {paths[0]}'"
+        )
+    plot_timing(paths[0] / TIMING_FILE, out, paths[0] / WAITS_FILE)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import yaml
 
 from experiments import stats
 from experiments.files import check_output, write_text_atomic
+from experiments.reporting.ceiling import ceiling_and_timing
 from experiments.reporting.figures import (
     REFERENCE_AGENTS,
     plot_cqi_tradeoff,
@@ -62,6 +63,7 @@ SECTIONS = (
     "The CQI tree",
     "Tree size against score",
     "Influencer segments",
+    "Against the best policy found, and when to hire",
     "Caveats",
     "About this report",
 )
@@ -682,8 +684,9 @@ def build_report(sweep_dir: Path) -> str:
             section(7, *parts)
         else:
             section(7, _missing(f"No segment profiles in {SEGMENTS_DIR}/profiles.csv of this sweep."))
-        section(8, _caveats(final, config))
-        section(9, *_about(sweep_dir, runs, config))
+        section(8, *ceiling_and_timing(sweep_dir, runs, lambda *args, **kw: _draw(tmp, *args, **kw), _label))
+        section(9, _caveats(final, config))
+        section(10, *_about(sweep_dir, runs, config))
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{_e(name)}: match policy '

@@ -31,3 +31,33 @@ def test_timing_table_cells_waits_and_figure(tmp_path):
     for suffix in (".png", ".svg"):
         out = plot_timing(tmp_path / "timing.csv", tmp_path / f"timing{suffix}", tmp_path / "waits.csv")
         assert out.stat().st_size > 1000
+
+
+def test_timing_command_plot_and_report_section(tmp_path, capsys):
+    """influmatch timing on a small real sweep writes timing.csv and waits.csv; plot --kind timing draws
+    them; the report's ceiling section shows every policy's score against the planner and the figure."""
+    import pandas as pd
+
+    from experiments.cli import main
+
+    config = tmp_path / "small.yaml"
+    config.write_text(
+        "name: small\ntimesteps: 300\nseeds: 1\neval: {every: 300, episodes: 3}\n"
+        "env: {n_influencers: 600, n_segments: 3, campaign_weeks: 6}\n"
+        "agents: {best_fit: {}, random: {}, oracle: {}}\n"
+    )
+    sweep = tmp_path / "sweep"
+    assert main(["sweep", str(config), "--out", str(sweep), "--n-jobs", "1", "--no-progress"]) == 0
+    assert (
+        main(["plot", str(sweep), "--kind", "timing", "--out", str(tmp_path / "t.png")]) == 2
+    )  # no timing.csv
+    assert "influmatch timing" in capsys.readouterr().err
+    assert main(["timing", str(sweep), "--campaigns", "1"]) == 0
+    timing, waits = pd.read_csv(sweep / "timing.csv"), pd.read_csv(sweep / "waits.csv")
+    assert len(timing) == 144 and set(waits["policy"]) == {"best_fit", "random", "oracle"}
+    assert main(["timing", str(sweep)]) == 2  # refuses to replace without --overwrite
+    assert main(["plot", str(sweep), "--kind", "timing", "--out", str(tmp_path / "t.png")]) == 0
+    assert main(["report", str(sweep)]) == 0
+    page = (sweep / "report.html").read_text(encoding="utf-8")
+    assert "Against the best policy found, and when to hire" in page and "optimality gap" in page
+    assert page.count("data:image/png") >= 3
