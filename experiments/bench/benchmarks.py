@@ -318,6 +318,12 @@ def bench_market_fit(quick: bool) -> dict:
 
 
 #: name -> benchmark; each takes ``quick`` (smaller sizes, for tests) and returns a record.
+from experiments.bench.vector import (  # noqa: E402 - the vector benchmarks reuse this module's references
+    bench_ppo_vector,
+    bench_vector_env_steps,
+    bench_vector_vs_single,
+)
+
 BENCHMARKS: dict[str, Benchmark] = {
     "outcome_sampling": bench_outcome_sampling,
     "env_steps": bench_env_steps,
@@ -327,6 +333,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "cqi_vs_ppo": bench_cqi_vs_ppo,
     "sweep_scaling": bench_sweep_scaling,
     "market_fit": bench_market_fit,
+    "vector_env_steps": bench_vector_env_steps,
+    "vector_vs_single": bench_vector_vs_single,
+    "ppo_vector": bench_ppo_vector,
 }
 
 
