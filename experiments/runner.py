@@ -287,7 +287,13 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     write_text_atomic(path, pd.DataFrame(rows).to_csv(index=False))
 
 
-def run(spec: RunSpec, out_dir: str | Path, progress_bar: bool = False, overwrite: bool = False) -> dict:
+def run(
+    spec: RunSpec,
+    out_dir: str | Path,
+    progress_bar: bool = False,
+    overwrite: bool = False,
+    tensorboard: str | Path | None = None,
+) -> dict:
     """Train ``spec.agent`` and write one run folder at ``out_dir`` (see the module docstring).
 
     Parameters
@@ -299,6 +305,9 @@ def run(spec: RunSpec, out_dir: str | Path, progress_bar: bool = False, overwrit
         Show SB3's progress bar while training.
     overwrite : bool
         Replace a finished run at ``out_dir`` (only once the new one is complete).
+    tensorboard : path, optional
+        Also log the training scalars (episode return and length, for trees their size) to TensorBoard
+        under ``tensorboard/<agent>_seed<seed>`` (:func:`agents.tensorboard.tensorboard_logger`).
 
     Returns
     -------
@@ -315,6 +324,10 @@ def run(spec: RunSpec, out_dir: str | Path, progress_bar: bool = False, overwrit
     evaluator = Evaluator(env, seeds["eval_seed"], spec.eval_episodes)
     train_env = _SeededFirstReset(env, seeds["reset_seed"])
     agent = make_agent(spec.agent, train_env, seed=seeds["agent_seed"], **spec.hyperparameters)
+    if tensorboard is not None and hasattr(agent, "set_logger"):
+        from agents.tensorboard import tensorboard_logger
+
+        agent.set_logger(tensorboard_logger(tensorboard, f"{spec.agent}_seed{spec.seed}"))
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(out_dir.parent, out_dir.name)  # what a killed run into this folder left behind

@@ -62,6 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="evaluation campaigns (default 100; with --resume, the parent's)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    parser.add_argument(
+        "--tensorboard",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also log training scalars to TensorBoard in DIR/<agent>_seed<seed> (needs tensorboard)",
+    )
     add_progress_argument(parser, default=False)
 
 
@@ -141,7 +148,9 @@ def run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes or 100,
     )
-    summary = run_spec(spec, args.out, progress_bar=args.progress, overwrite=args.overwrite)
+    summary = run_spec(
+        spec, args.out, progress_bar=args.progress, overwrite=args.overwrite, tensorboard=args.tensorboard
+    )
     print(format_summary(summary, args.out))
     return 0
 
