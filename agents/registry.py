@@ -183,11 +183,13 @@ def resolve_teacher(teacher: Any, env: gym.Env) -> Any:
     if folder.is_dir():
         config_path = folder / "config.json"
         try:
-            name = json.loads(config_path.read_text(encoding="utf-8"))["agent"]
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+            # A run folder's config.json names the agent in its spec (experiments.runner).
+            name = config["spec"]["agent"] if "spec" in config else config["agent"]
         except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"teacher: {config_path}: not a run folder's config ({err})") from None
+            raise ValueError(f"teacher: {config_path}: not a run folder's config (no {err})") from None
         check_agent_name(name)
-        return load_agent(name, folder / model_filename(name), env=env)
+        return load_agent(name, folder / str(config.get("model_file", model_filename(name))), env=env)
     name = str(teacher)
     if name in LEARNING_AGENTS:
         raise ValueError(

@@ -73,3 +73,12 @@ def test_a_fixed_policy_or_a_second_agent_is_refused_with_one_line(parents, tmp_
     assert "not a run folder" in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in "rxyz")
     assert json.loads((parents / "cqi" / "summary.json").read_text())["timesteps"] == 256  # parent untouched
+
+
+def test_a_trained_run_folder_teaches_a_distilled_tree(parents, tmp_path):
+    out = tmp_path / "tree"
+    argv = ["train", "--agent", "distilled_tree", "--hp", f"teacher={parents / 'ppo'}", "--hp", "max_leaves=4",
+            "--hp", "n_iterations=2", "--timesteps", "128", "--seed", "1", "--out", str(out), *COMMON]  # fmt: skip
+    assert main(argv) == 0
+    summary = load_run(out)["summary"]
+    assert 1 <= summary["n_leaves"] <= 4 and (out / "tree.txt").is_file()
