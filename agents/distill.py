@@ -26,6 +26,7 @@ not valid it takes the valid action the leaf's teacher votes favour most. Saved 
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import numbers
@@ -65,6 +66,20 @@ def teacher_q_values(teacher: Any, observation: np.ndarray, env: Any) -> np.ndar
     if getattr(teacher, "uses_expected_rewards", False):
         return np.asarray(env.unwrapped.expected_rewards(), dtype=float)
     return None
+
+
+def _teacher_action(teacher: Any, observation: np.ndarray, mask: np.ndarray) -> int:
+    """The teacher's greedy action; the valid actions are passed as ``action_masks`` when its ``predict``
+    takes them (MaskablePPO, CQI, the project's policies), so a masked teacher labels valid actions."""
+    try:
+        parameters = inspect.signature(teacher.predict).parameters
+    except (TypeError, ValueError):
+        parameters = {}  # type: ignore[assignment]
+    takes_masks = "action_masks" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+    extra = {"action_masks": mask} if takes_masks else {}
+    return int(np.asarray(teacher.predict(observation, deterministic=True, **extra)[0]).reshape(-1)[0])
 
 
 def _check_count(name: str, value: Any, minimum: int) -> int:
@@ -159,9 +174,7 @@ class DistilledTree(BaseAgent):
             if "action_mask" in info
             else _mask_of(self.env, self.n_actions)
         )
-        teacher_action = int(
-            np.asarray(self.teacher.predict(observation, deterministic=True)[0]).reshape(-1)[0]
-        )
+        teacher_action = _teacher_action(self.teacher, observation, mask)
         weight = 1.0
         if self.q_weighting:
             q = teacher_q_values(self.teacher, observation, self.env)

@@ -98,3 +98,21 @@ def test_bad_arguments_name_the_field(tmp_path):
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(ValueError, match="not a saved DistilledTree"):
         DistilledTree.load(tmp_path / "x.json")
+
+
+def test_a_teacher_that_takes_masks_is_given_the_valid_actions():
+    from agents.distill import _teacher_action
+
+    class MaskedTeacher:
+        def predict(self, observation, deterministic=True, action_masks=None):
+            preferred = np.array([2.0, 1.0, 0.0])
+            if action_masks is not None:
+                preferred = np.where(action_masks, preferred, -np.inf)
+            return np.asarray(int(np.argmax(preferred))), None
+
+    obs = np.zeros(3, dtype=np.float32)
+    assert _teacher_action(MaskedTeacher(), obs, np.array([False, True, True])) == 1
+    assert _teacher_action(MaskedTeacher(), obs, np.array([True, True, True])) == 0
+    # A teacher whose predict takes no masks is called without them.
+    assert _teacher_action(PayoffTeacher(xor_bandit()), np.array([0.1, 0.1, 0.5], dtype=np.float32),
+                           np.ones(2, dtype=bool)) in (0, 1)  # fmt: skip
