@@ -96,8 +96,8 @@ def format_summary(summary: dict, out: Path) -> str:
     if "n_leaves" in summary:
         leaves = int(summary["n_leaves"])
         lines.append(
-            f"{'CQI tree' if summary['agent'] == 'cqi' else 'Tree'}: {leaves} leaf"
-            + ("" if leaves == 1 else "ves")
+            f"{'CQI tree' if summary['agent'] == 'cqi' else 'Tree'}: {leaves} "
+            + ("leaf" if leaves == 1 else "leaves")
             + f", depth {summary['depth']} (rules in tree.txt)."
         )
     files = sorted(p.name for p in out.iterdir() if p.is_file())

@@ -39,8 +39,10 @@ from experiments.reporting.rules import (  # noqa: E402
 
 __all__ = ["TreeNode", "parse_tree_text", "plot_cqi_tree", "read_cqi_tree", "run_feature_specs"]
 
-_LEAF_LINE = re.compile(r"^→ (.*)  \(Q=(.*)\)$")
-_TEST_LINE = re.compile(r"^if (.*) < ([^ ]+):$")
+# CQI writes "if F < t:" and "→ A  (Q=q)"; a distilled tree "if F <= t:" (CART's test) and "→ A  (share=s)",
+# the share of the teacher's weighted choices its leaf's action got.
+_LEAF_LINE = re.compile(r"^→ (.*)  \((?:Q|share)=(.*)\)$")
+_TEST_LINE = re.compile(r"^if (.*) <=? ([^ ]+):$")
 
 
 @dataclass(frozen=True)

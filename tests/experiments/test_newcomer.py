@@ -202,6 +202,10 @@ def test_train_says_one_leaf():
                "mean_return": 0.0, "std_error": 0.0, "eval_episodes": 2, "n_leaves": 1, "depth": 0}  # fmt: skip
     text = format_summary(summary, Path(__file__).parent)
     assert "CQI tree: 1 leaf, depth 0" in text
+    text = format_summary(
+        {**summary, "agent": "distilled_tree", "n_leaves": 16, "depth": 5}, Path(__file__).parent
+    )
+    assert "Tree: 16 leaves, depth 5" in text
 
 
 def test_bench_prints_as_it_goes_and_exits_1_when_a_goal_is_missed(tmp_path, capsys, monkeypatch):
