@@ -218,3 +218,36 @@ def test_estimates_csv_keeps_its_columns_and_gains_recommended(tmp_path, env, ca
     assert all(c in table.columns for c in columns) and "recommended" in table.columns
     assert table.groupby("scope").recommended.sum().eq(1).all()
     assert "Recommended per campaign" in capsys.readouterr().out
+
+
+def test_backtest_config_is_validated():
+    from experiments.ope.backtest import BacktestConfig
+
+    with pytest.raises(ValueError, match="unknown key 'sises'"):
+        BacktestConfig.from_mapping({"sises": [500]})
+    with pytest.raises(ValueError, match="loggers: expected 'uniform' or 'epsilon:<e>:<agent>'"):
+        BacktestConfig.from_mapping({"loggers": ["greedy"]})
+    with pytest.raises(ValueError, match="targets: expected at least two"):
+        BacktestConfig.from_mapping({"targets": ["best_fit"]})
+    with pytest.raises(ValueError, match="n_draws"):
+        BacktestConfig.from_mapping({"ope": {"n_draws": 1}})
+    assert len(BacktestConfig().scenarios()) == 2
+
+
+@pytest.mark.slow
+def test_backtest_writes_metrics_goal_and_figure(tmp_path, capsys):
+    config = tmp_path / "grid.yaml"
+    config.write_text(
+        "sizes: [200]\nloggers: [uniform]\ntargets: [best_value_per_dollar, best_fit]\nseeds: [0]\n"
+        f"env: {json.dumps(ENV_OPTIONS)}\n"
+        "ope: {n_bootstrap: 50, n_simulations: 300, n_draws: 3, n_check_simulations: 10, max_iter: 20}\n"
+    )
+    out = tmp_path / "bt"
+    assert main(["ope-backtest", str(config), "--out", str(out)]) == 0, capsys.readouterr().err
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert {"bias", "rmse", "coverage", "rank_correlation", "pairs_correct"} <= set(metrics.columns)
+    assert {"MB", "recommended", "IPS"} <= set(metrics.estimator)
+    assert set(metrics.scope) == {"per_decision", "per_campaign"}
+    estimates = pd.read_csv(out / "estimates.csv")
+    assert estimates.groupby(["target", "scope"]).recommended.sum().eq(1).all()
+    assert (out / "backtest.png").stat().st_size > 0 and (out / "goal.csv").is_file()
