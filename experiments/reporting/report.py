@@ -653,6 +653,22 @@ def build_report(sweep_dir: Path) -> str:
                     "Number of rules (leaves) of each CQI run against its final normalised score.",
                 ),
             )
+        trees = final["agent"].isin(["cqi", "distilled_tree"]) & final["agent"].notna()
+        if trees.any() and final["agent"].isin(["ppo", "a2c", "dqn", "maskable_ppo"]).any():
+            from experiments.reporting.frontier import plot_frontier, smallest_tree_within
+
+            body.append(f"<p>{_e(smallest_tree_within(final).sentence())}</p>")
+            body.append(
+                _draw(
+                    tmp,
+                    "frontier.png",
+                    lambda p: plot_frontier(
+                        sweep_dir / stats.FINAL_FILE, p, runs_csv=sweep_dir / stats.RUNS_FILE
+                    ),
+                    "The size-return frontier: normalised score against the number of leaves of every tree "
+                    "policy (CQI settings, distilled trees) with 95 % intervals; the neural policies as lines.",
+                )
+            )
         if profiles_csv.is_file():
             profiles = pd.read_csv(profiles_csv)
             parts = [

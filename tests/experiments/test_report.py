@@ -35,7 +35,10 @@ def test_report_has_every_section_and_embeds_its_figures(sweep, capsys):
     for heading in report.SECTIONS:
         assert f"<h2>{heading}</h2>" in page, heading
     # curves, final scores, the tree, the trade-off, the segment map and the segment profiles
-    assert page.count(FIGURE) == 6
+    assert page.count(FIGURE) == 7  # ... and the size-return frontier (CQI against PPO)
+    assert "The smallest tree within" in _text(page) or "No tree policy in this sweep is within" in _text(
+        page
+    )
     assert "<link" not in page and "<script" not in page and "http" not in page.split("</style>")[0]
     for name in (stats.FINAL_FILE, stats.PAIRS_FILE, stats.CURVES_FILE, stats.RUNS_FILE):
         assert (sweep / name).is_file()
