@@ -475,8 +475,10 @@ def _train_and_write(
     if hasattr(agent, "n_leaves") and hasattr(agent, "export_text"):  # the tree policies: CQI, distilled
         summary["n_leaves"] = int(agent.n_leaves)
         summary["depth"] = int(agent.depth)
+        from experiments.reporting.trees import plain_tree_text
+
         tree = agent.export_text(feature_names=unwrapped.feature_names, action_names=unwrapped.action_names)
-        write_text_atomic(folder / "tree.txt", tree + "\n")
+        write_text_atomic(folder / "tree.txt", plain_tree_text(tree, unwrapped.feature_specs) + "\n")
     summary["train_seconds"] = round(train_seconds, 3)
     summary["eval_seconds"] = round(recorder.eval_seconds, 3)
     summary["compile_seconds"] = round(recorder.compile_clock.total, 3)

@@ -43,6 +43,27 @@ __all__ = ["TreeNode", "parse_tree_text", "plot_cqi_tree", "read_cqi_tree", "run
 # the share of the teacher's weighted choices its leaf's action got.
 _LEAF_LINE = re.compile(r"^→ (.*)  \((?:Q|share)=(.*)\)$")
 _TEST_LINE = re.compile(r"^if (.*) <=? ([^ ]+):$")
+# A test on a 0/1 feature (a one-hot or a flag) as tree.txt writes it: "if not (goal is engagement):".
+_NOT_LINE = re.compile(r"^if not \((.*)\):$")
+
+
+def plain_tree_text(text: str, specs: Sequence[FeatureSpec]) -> str:
+    """``export_text`` output with every test on a 0/1 feature (one-hot or flag, threshold in (0, 1])
+    written as ``if not (NAME):`` instead of ``if NAME < 0.1:``; :func:`parse_tree_text` reads both."""
+    binary = {spec.name for spec in specs if spec.kind in ("one_hot", "flag")}
+    lines = []
+    for line in text.splitlines():
+        indent = line[: len(line) - len(line.lstrip())]
+        test = _TEST_LINE.match(line.strip())
+        if test and test.group(1) in binary:
+            try:
+                threshold = float(test.group(2))
+            except ValueError:
+                threshold = float("nan")
+            if 0 < threshold <= 1:
+                line = f"{indent}if not ({test.group(1)}):"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -98,8 +119,13 @@ def parse_tree_text(
         if leaf:
             nodes[node] = TreeNode(node, depth, action=leaf.group(1), q=float(leaf.group(2)))
             return node
+        negated = _NOT_LINE.match(body)
         test = _TEST_LINE.match(body)
-        if not test:
+        if negated:
+            feature, threshold = negated.group(1), 0.5
+        elif test:
+            feature, threshold = test.group(1), float(test.group(2))
+        else:
             raise ValueError(
                 f"{source}: line {position}: expected 'if FEATURE < VALUE:' or '→ ACTION  (Q=...)'"
             )
@@ -109,8 +135,7 @@ def parse_tree_text(
             raise ValueError(f"{source}: line {position + 1}: expected 'else:'")
         position += 1
         right = parse(indent + 4, depth + 1)
-        feature = test.group(1)
-        nodes[node] = TreeNode(node, depth, feature=feature, threshold=float(test.group(2)), left=left,
+        nodes[node] = TreeNode(node, depth, feature=feature, threshold=threshold, left=left,
                                right=right, spec=by_name.get(feature))  # fmt: skip
         return node
 
