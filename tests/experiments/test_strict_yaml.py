@@ -12,11 +12,15 @@ from experiments.strict_yaml import MAX_BYTES, YAMLInputError, load_yaml, read_y
 
 def test_plain_yaml_and_merge_overrides_read_as_pyyaml_reads_them():
     text = "base: &b {x: 1, y: 2}\nrun:\n  <<: *b\n  x: 3\nlist: [1, 2.5, null, true]\n"
-    assert load_yaml(text) == yaml.safe_load(text) == {
-        "base": {"x": 1, "y": 2},
-        "run": {"x": 3, "y": 2},
-        "list": [1, 2.5, None, True],
-    }
+    assert (
+        load_yaml(text)
+        == yaml.safe_load(text)
+        == {
+            "base": {"x": 1, "y": 2},
+            "run": {"x": 3, "y": 2},
+            "list": [1, 2.5, None, True],
+        }
+    )
     assert load_yaml("") is None
 
 
