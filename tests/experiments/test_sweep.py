@@ -100,7 +100,7 @@ def test_same_config_same_files(finished, tmp_path):
 
 @pytest.mark.slow
 def test_a_folder_with_another_sweep_is_refused(finished):
-    with pytest.raises(ValueError, match="holds a different sweep"):
+    with pytest.raises(FileExistsError, match="holds a different sweep"):
         run_sweep(tiny_config(timesteps=500), finished, n_jobs=1, progress=False)
 
 
