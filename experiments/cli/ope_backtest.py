@@ -16,7 +16,7 @@ from experiments.files import check_output, input_file, output_path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "config", type=input_file, help="backtest grid (YAML), e.g. experiments/configs/ope_backtest.yaml"
+        "config", type=input_file, help="backtest grid (YAML), e.g. experiments/configs/ope/ope_backtest.yaml"
     )
     parser.add_argument("--out", type=output_path, required=True, help="output folder (new or empty)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier output in --out")

@@ -1,5 +1,9 @@
 """Off-policy evaluation: what a candidate match policy would earn, estimated from logged matches.
 
+(This module is over 600 lines because it holds every estimator, one short class each over one base,
+with the bootstrap and effective-sample code they share; split by estimator, each file would import
+the same helpers and the list of estimators would have no home.)
+
 Given logs of decisions made by a logging policy (the format of :mod:`experiments.ope.logs`) and a
 target policy's action probabilities at every logged context, :func:`estimate` returns the classic
 estimators (one :class:`OffPolicyEstimator` subclass each, listed in :data:`ESTIMATORS`), each with a bootstrap confidence interval and the effective sample size of its weights,
