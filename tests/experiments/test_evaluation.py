@@ -88,6 +88,7 @@ def test_normalized_score_and_result_fields():
         Evaluator(InfluencerMatchingEnv.__new__(InfluencerMatchingEnv), seed=0, n_episodes=0)
 
 
+@pytest.mark.slow
 def test_score_vs_planner_and_its_standard_error(market):
     """The planner scale: a policy's paired gain over random as a share of the planner's, with a
     delta-method standard error that shrinks with more campaigns; the planner scores 1 on it."""

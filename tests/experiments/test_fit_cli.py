@@ -192,6 +192,7 @@ def test_calibration_yaml_loads_in_market_log_and_the_env(fitted, market, tmp_pa
 
 
 # ------------------------------------------------------------------- logs from before the change
+@pytest.mark.slow
 def test_logs_without_offer_facts_fit_what_they_can(market, tmp_path) -> None:
     old = market["frame"].drop(columns=[c.name for c in OFFER_FACTS])
     logs = write_logs(old, tmp_path / "old.csv", market["meta"])

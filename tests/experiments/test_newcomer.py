@@ -123,6 +123,7 @@ def test_version_and_defaults_in_help(capsys):
     assert "(default: 100000)" in " ".join(capsys.readouterr().out.split())
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "experiments.cli.market", "--n", "300", "--out", str(tmp_path / "m")],
@@ -249,6 +250,7 @@ def test_numba_compile_time_is_counted_apart_from_training(tmp_path, capsys):
     assert summary["compile_seconds"] >= 0 and summary["train_seconds"] >= 0
 
 
+@pytest.mark.slow
 def test_docs_reruns_the_demo_and_writes_its_numbers_into_the_readme(tmp_path, capsys):
     config = tmp_path / "tiny.yaml"
     config.write_text(

@@ -201,6 +201,7 @@ def trained_run(tmp_path_factory):
     return run
 
 
+@pytest.mark.slow
 def test_log_then_ope_end_to_end(trained_run, tmp_path, capsys, caplog):
     logs = tmp_path / "logs.csv"
     argv = ["log", "--policy", str(trained_run), "--epsilon", "0.6", "--campaigns", "40", "--out", str(logs)]

@@ -188,6 +188,7 @@ def test_logs_and_a_policy_from_different_markets_are_refused(env, tmp_path, cap
     assert "--allow-different-market" in err
 
 
+@pytest.mark.slow
 def test_recommended_estimate_one_per_scope(env, uniform_logs, market):
     target = build_policy(policy_source("best_fit"), env, 0.0)
     result = estimate_target(uniform_logs, env, target, CONFIG, market, truth=True)
@@ -201,6 +202,7 @@ def test_recommended_estimate_one_per_scope(env, uniform_logs, market):
     assert {"truth", "covered"} <= set(overall.columns)
 
 
+@pytest.mark.slow
 def test_estimates_csv_keeps_its_columns_and_gains_recommended(tmp_path, env, capsys):
     logs = tmp_path / "logs.csv"
     frame, meta = generate_logs(

@@ -76,6 +76,7 @@ def test_the_oracle_is_never_recommended(sweep):
     assert "Ship oracle" not in _text(page)
 
 
+@pytest.mark.slow
 def test_report_is_byte_identical_across_runs(sweep, tmp_path):
     a, b = tmp_path / "a.html", tmp_path / "b.html"
     assert main(["report", str(sweep), "--out", str(a)]) == 0

@@ -63,6 +63,7 @@ def browser() -> str:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, 800])  # the 1280 px, and a narrow window
 def test_the_report_fits_the_window_loads_every_figure_and_logs_no_errors(tmp_path, browser, width):
     sweep = fabricate_sweep(tmp_path / "sweep")

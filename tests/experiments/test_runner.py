@@ -183,6 +183,7 @@ def test_run_spec_round_trips_through_a_dict():
 
 
 # ------------------------------------------------------------------------------------------ CLI
+@pytest.mark.slow
 def test_train_and_evaluate_commands_end_to_end(tmp_path, capsys):
     env = ["--env", "n_influencers=2000", "--env", "n_segments=4"]
     common = ["--timesteps", "300", "--seed", "1", "--eval-episodes", "6", *env]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from agents import make_agent
 from envs.matching_env import InfluencerMatchingEnv
@@ -33,6 +34,7 @@ def test_timing_table_cells_waits_and_figure(tmp_path):
         assert out.stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_timing_command_plot_and_report_section(tmp_path, capsys):
     """influmatch timing on a small real sweep writes timing.csv and waits.csv; plot --kind timing draws
     them; the report's ceiling section shows every policy's score against the planner and the figure."""
