@@ -29,7 +29,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import numbers
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from agents._checks import check_int
 from agents.base import BaseAgent
 
 __all__ = ["DistilledTree", "teacher_q_values"]
@@ -82,12 +82,6 @@ def _teacher_action(teacher: Any, observation: np.ndarray, mask: np.ndarray) -> 
     return int(np.asarray(teacher.predict(observation, deterministic=True, **extra)[0]).reshape(-1)[0])
 
 
-def _check_count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
-        raise ValueError(f"{name}: expected a whole number >= {minimum}, got {value!r}")
-    return int(value)
-
-
 class DistilledTree(BaseAgent):
     """A CART tree of at most ``max_leaves`` leaves that imitates ``teacher`` (VIPER; module docstring).
 
@@ -125,11 +119,11 @@ class DistilledTree(BaseAgent):
     ) -> None:
         self.env = env
         self.teacher = teacher
-        self.max_leaves = _check_count("max_leaves", max_leaves, 2)
-        self.n_iterations = _check_count("n_iterations", n_iterations, 1)
+        self.max_leaves = check_int("max_leaves", max_leaves, 2)
+        self.n_iterations = check_int("n_iterations", n_iterations, 1)
         self.q_weighting = bool(q_weighting)
-        self.min_samples_leaf = _check_count("min_samples_leaf", min_samples_leaf, 1)
-        self.seed = None if seed is None else _check_count("seed", seed, 0)
+        self.min_samples_leaf = check_int("min_samples_leaf", min_samples_leaf, 1)
+        self.seed = None if seed is None else check_int("seed", seed, 0)
         self.num_timesteps = 0
         self.n_actions = int(env.action_space.n) if env is not None else 0  # type: ignore[attr-defined]
         self.n_features = int(np.prod(env.observation_space.shape)) if env is not None else 0  # type: ignore[arg-type]

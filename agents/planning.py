@@ -39,8 +39,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents._checks import check_seed
-from agents.references import EnvStatePolicy
+from agents._checks import check_int, check_seed
+from agents.references import EnvStatePolicy, myopic_action
 
 __all__ = [
     "PlanningOracle",
@@ -51,21 +51,6 @@ __all__ = [
     "planned_action",
     "rollout_return",
 ]
-
-
-def myopic_action(env: Any, allow_wait: bool = True) -> int:
-    """The myopic oracle's choice in ``env``'s current state (``env`` unwrapped).
-
-    The valid hire with the highest expected reward; waiting when no valid hire has a positive expected
-    reward (or, with ``allow_wait=False``, only when no hire is valid at all)."""
-    rewards = np.where(env.action_masks(), env.expected_rewards(), -np.inf)
-    rewards[env.wait_action] = -np.inf
-    best = int(np.argmax(rewards))
-    if rewards[best] == -np.inf:
-        return int(env.wait_action)
-    if allow_wait and rewards[best] <= 0:
-        return int(env.wait_action)
-    return best
 
 
 def rollout_return(env: Any, delay: int, allow_wait: bool = True) -> float:
@@ -177,12 +162,6 @@ def _fork(env: Any, rng: np.random.Generator) -> Any:
     return clone
 
 
-def _check_count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
-        raise ValueError(f"{name}: expected a whole number >= {minimum}, got {value!r}")
-    return int(value)
-
-
 class PlanningOracle(EnvStatePolicy):
     """The action with the highest planned value (module docstring): reads hidden truth, a reference.
 
@@ -230,8 +209,8 @@ class PlanningOracle(EnvStatePolicy):
         if not isinstance(allow_wait, bool):
             raise ValueError(f"allow_wait: expected true or false, got {allow_wait!r}")
         self.allow_wait = allow_wait
-        self.n_rollouts = _check_count("n_rollouts", n_rollouts, 1)
-        self.n_candidates = _check_count("n_candidates", n_candidates, 1)
+        self.n_rollouts = check_int("n_rollouts", n_rollouts, 1)
+        self.n_candidates = check_int("n_candidates", n_candidates, 1)
         self.wait_horizons: tuple[int, ...] | str
         if wait_horizons == "months":
             self.wait_horizons = "months"
@@ -241,7 +220,7 @@ class PlanningOracle(EnvStatePolicy):
                 raise ValueError(
                     f"wait_horizons: expected 'months' or a non-empty list of weeks >= 0, got {wait_horizons!r}"
                 )
-            self.wait_horizons = tuple(_check_count("wait_horizons", h, 0) for h in horizons)
+            self.wait_horizons = tuple(check_int("wait_horizons", h, 0) for h in horizons)
 
     def get_params(self) -> dict[str, Any]:
         return {

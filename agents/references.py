@@ -30,7 +30,7 @@ from agents._checks import check_seed
 from agents._policy_files import read_policy_file, write_policy_file
 from agents.base import EPISODE_WINDOW, BaseAgent
 
-__all__ = ["EnvStatePolicy", "MyopicOracle", "RandomPolicy"]
+__all__ = ["EnvStatePolicy", "MyopicOracle", "RandomPolicy", "myopic_action"]
 
 
 def _single_or_one(observation: Any, name: str) -> bool:
@@ -178,7 +178,19 @@ class MyopicOracle(EnvStatePolicy):
     uses_expected_rewards = True
 
     def _act(self, env: Any) -> int:
-        rewards = np.where(env.action_masks(), env.expected_rewards(), -np.inf)
-        rewards[env.wait_action] = -np.inf
-        best = int(np.argmax(rewards))
-        return best if rewards[best] > 0 else int(env.wait_action)
+        return myopic_action(env)
+
+
+def myopic_action(env: Any, allow_wait: bool = True) -> int:
+    """The myopic oracle's choice in ``env``'s current state (``env`` unwrapped).
+
+    The valid hire with the highest expected reward; waiting when no valid hire has a positive expected
+    reward (or, with ``allow_wait=False``, only when no hire is valid at all)."""
+    rewards = np.where(env.action_masks(), env.expected_rewards(), -np.inf)
+    rewards[env.wait_action] = -np.inf
+    best = int(np.argmax(rewards))
+    if rewards[best] == -np.inf:
+        return int(env.wait_action)
+    if allow_wait and rewards[best] <= 0:
+        return int(env.wait_action)
+    return best
