@@ -158,17 +158,26 @@ def fitted_q_evaluation(
                         _design(data.context[train], data.action[train], A), target
                     )
                     q_pairs = _predict_pairs(model, data.context, rows_pairs, actions, A)
-                weights = target_probs[rows_pairs, actions]
-                v = np.bincount(rows_pairs, weights=weights * q_pairs, minlength=n)
-                logged = actions == data.action[rows_pairs]
-                q_at_logged = np.zeros(n)
-                q_at_logged[rows_pairs[logged]] = q_pairs[logged]
                 test = rows[folds[rows] == k]
-                q_logged[test] = q_at_logged[test]
-                v_out[test] = v[test]
-                with_prev = rows[has_prev[rows]]
-                v_next[with_prev - 1] = v[with_prev]
+                _back_up(q_pairs, rows_pairs, actions, target_probs, data.action, test, rows[has_prev[rows]],
+                         q_logged, v_out, v_next)  # fmt: skip
     return q_logged, v_out
+
+
+def _back_up(
+    q_pairs, rows_pairs, actions, target_probs, logged_action, test, with_prev, q_logged, v_out, v_next
+):
+    """One fitted-Q backup from a week's model: the target's value of every decision (its probabilities
+    times the predicted Q of each (row, action) pair), stored for the held-out fold ``test`` beside the
+    Q of the logged action, and passed back as the previous week's continuation (``v_next``)."""
+    n = len(q_logged)
+    v = np.bincount(rows_pairs, weights=target_probs[rows_pairs, actions] * q_pairs, minlength=n)
+    logged = actions == logged_action[rows_pairs]
+    q_at_logged = np.zeros(n)
+    q_at_logged[rows_pairs[logged]] = q_pairs[logged]
+    q_logged[test] = q_at_logged[test]
+    v_out[test] = v[test]
+    v_next[with_prev - 1] = v[with_prev]
 
 
 # ----------------------------------------------------------------------------- action features
@@ -281,14 +290,7 @@ def fitted_q_action_features(
                         target[train],
                     )
                     q_pairs = _predict_design(model, features, data.context, data.step, rows_pairs, actions)
-                weights = target_probs[rows_pairs, actions]
-                v = np.bincount(rows_pairs, weights=weights * q_pairs, minlength=n)
-                logged = actions == data.action[rows_pairs]
-                q_at_logged = np.zeros(n)
-                q_at_logged[rows_pairs[logged]] = q_pairs[logged]
                 test = rows[folds[rows] == k]
-                q_logged[test] = q_at_logged[test]
-                v_out[test] = v[test]
-                with_prev = rows[has_prev[rows]]
-                v_next[with_prev - 1] = v[with_prev]
+                _back_up(q_pairs, rows_pairs, actions, target_probs, data.action, test, rows[has_prev[rows]],
+                         q_logged, v_out, v_next)  # fmt: skip
     return q_logged, v_out
