@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not args.sweep.is_dir():
-        raise ValueError(f"{args.sweep}: not a sweep folder (no such folder)")
+        what = "it is a file" if args.sweep.exists() else "no such folder"
+        raise ValueError(f"{args.sweep}: not a sweep folder ({what})")
     paths = [args.sweep / TIMING_FILE, args.sweep / WAITS_FILE]
     with staged_files(paths, overwrite=args.overwrite) as tmp:
         timing, waits = sweep_timing(args.sweep, n_campaigns=args.campaigns, seed=args.seed)

@@ -63,3 +63,13 @@ def test_timing_command_plot_and_report_section(tmp_path, capsys):
     page = (sweep / "report.html").read_text(encoding="utf-8")
     assert "Against the best policy found, and when to hire" in page and "optimality gap" in page
     assert page.count("data:image/png") >= 3
+
+
+def test_timing_names_what_is_not_a_sweep_folder(tmp_path, capsys):
+    from experiments.cli import main
+
+    (tmp_path / "file.csv").write_text("x\n")
+    assert main(["timing", str(tmp_path / "file.csv")]) == 2
+    assert "not a sweep folder (it is a file)" in capsys.readouterr().err
+    assert main(["timing", str(tmp_path / "missing")]) == 2
+    assert "not a sweep folder (no such folder)" in capsys.readouterr().err
