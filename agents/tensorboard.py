@@ -15,7 +15,21 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from stable_baselines3.common.logger import Logger
 
-__all__ = ["tensorboard_logger"]
+__all__ = ["require_tensorboard", "tensorboard_logger"]
+
+
+def require_tensorboard() -> None:
+    """Check that the ``tensorboard`` package (what SB3's TensorBoard output imports) is installed.
+
+    Raises
+    ------
+    ValueError
+        If it is not, with the command that installs it.
+    """
+    try:
+        import tensorboard  # noqa: F401 - SB3's TensorBoard output needs it
+    except ImportError as err:
+        raise ValueError("tensorboard: the package is not installed (pip install tensorboard)") from err
 
 
 def tensorboard_logger(folder: str | Path, run_name: str, *, stdout: bool = False) -> Logger:
@@ -30,10 +44,7 @@ def tensorboard_logger(folder: str | Path, run_name: str, *, stdout: bool = Fals
     """
     if not run_name or Path(run_name).name != run_name:
         raise ValueError(f"run_name: expected a plain folder name, got {run_name!r}")
-    try:
-        import tensorboard  # noqa: F401 - SB3's TensorBoard output needs it
-    except ImportError as err:
-        raise ValueError("tensorboard: the package is not installed (pip install tensorboard)") from err
+    require_tensorboard()
     from stable_baselines3.common.logger import configure
 
     return configure(str(Path(folder) / run_name), ["tensorboard", *(["stdout"] if stdout else [])])

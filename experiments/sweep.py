@@ -12,6 +12,12 @@ segmentation of the first seed's market, for the report).
   in one rename, after all its files are written, so killing a sweep loses at most the runs in flight
   and never leaves a half-written run under its final name.
 * Safe: a folder that holds a *different* sweep is refused instead of mixed.
+* TensorBoard (``tensorboard=DIR``): each run's training scalars (through the SB3 logger every agent
+  takes: episode return and length, for CQI its tree size) land in ``DIR/<run_id>/``. A worker writes
+  its events into its temporary run folder and returns them with the run's files; the driver renames
+  them into place just before the run folder, so every backend (a Ray cluster without a shared disk
+  too) gives the same folders, a run's curve appears when the run finishes, an interrupted run leaves
+  no half curve, and a resumed sweep never logs a run twice.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import pandas as pd
 import yaml
 
 from experiments.config import ExperimentConfig
-from experiments.files import staged_dir, temp_sibling, write_text_atomic
+from experiments.files import is_nonempty, staged_dir, temp_sibling, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +88,14 @@ def run_sweep(
     address: str | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    tensorboard: str | Path | None = None,
 ) -> pd.DataFrame:
     """Run every unfinished run of ``config`` into ``out_dir``; returns the results table.
+
+    With ``tensorboard``, each run that trains here also writes its TensorBoard events to
+    ``tensorboard/<run_id>/`` (finished runs that are skipped are not logged again). A pending run's
+    folder there that holds files is replaced when this sweep resumes (it is what an interrupted
+    attempt left) or with ``overwrite``, and refused otherwise.
 
     Everything that can be checked is checked before anything is written: the backend (Ray installed),
     the folder (empty, or holding this same sweep; with ``overwrite`` a folder holding anything else is
@@ -101,14 +113,67 @@ def run_sweep(
     same = _holds_this_sweep(out_dir, text, overwrite)
     runs_dir = out_dir / "runs"
     pending = [r for r in planned if not (same and (runs_dir / r.run_id / "summary.json").exists())]
+    board = None if tensorboard is None else _check_tensorboard(Path(tensorboard), out_dir, planned, pending,
+                                                                 replace=same or overwrite)  # fmt: skip
     check_specs([r.spec for r in pending], source=config.source)
     _remove_stale_run_folders()
     if same or not out_dir.exists() or not any(out_dir.iterdir()):
         out_dir.mkdir(parents=True, exist_ok=True)
-        return _run_into(config, out_dir, planned, pending, text, backend, n_jobs, address, progress)
+        return _run_into(config, out_dir, planned, pending, text, backend, n_jobs, address, progress, board)
     with staged_dir(out_dir, overwrite=True) as tmp:  # replacing another sweep: only once complete
-        table = _run_into(config, tmp, planned, pending, text, backend, n_jobs, address, progress)
+        staged_board = None if board is None else _inside(board, out_dir, tmp)
+        table = _run_into(
+            config, tmp, planned, pending, text, backend, n_jobs, address, progress, staged_board
+        )
     return table
+
+
+def _check_tensorboard(
+    board: Path, out_dir: Path, planned: list[PlannedRun], pending: list[PlannedRun], replace: bool
+) -> Path:
+    """Refuse a TensorBoard folder that cannot be used (a file, tensorboard not installed, a pending run's
+    folder there holding events that are not this sweep's to replace), before anything is written.
+    Warns about finished runs that are skipped and so get no events."""
+    from agents.tensorboard import require_tensorboard
+
+    require_tensorboard()
+    if not str(board).strip():
+        raise ValueError("--tensorboard: expected a folder, got an empty string")
+    for path in (board, *board.parents):
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"--tensorboard {board}: {path} is a file; TensorBoard needs a folder")
+    where = board.resolve()
+    for owned in (out_dir, out_dir / "runs", out_dir / "segments"):
+        if where == owned.resolve() or (owned != out_dir and owned.resolve() in where.parents):
+            raise ValueError(
+                f"--tensorboard {board}: is the sweep's own folder {owned}; give a folder beside the "
+                f"sweep or a new one inside it (e.g. {out_dir / 'tensorboard'})"
+            )
+    existing = next(p for p in (board, *board.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"--tensorboard {board}: {existing} is not writable")
+    if not replace:
+        held = [r.run_id for r in pending if is_nonempty(board / r.run_id)]
+        if held:
+            raise FileExistsError(
+                f"--tensorboard {board}: {board / held[0]} already holds another sweep's events "
+                f"({len(held)} of this sweep's runs do); choose another folder or pass --overwrite"
+            )
+    skipped = [r.run_id for r in planned if r not in pending and not (board / r.run_id).is_dir()]
+    if skipped:
+        logger.warning(
+            "%d finished runs are skipped and get no TensorBoard events in %s (first: %s)",
+            len(skipped), board, skipped[0],
+        )  # fmt: skip
+    return board
+
+
+def _inside(path: Path, old_root: Path, new_root: Path) -> Path:
+    """``path`` moved from under ``old_root`` to under ``new_root`` (itself when it is not under it)."""
+    try:
+        return new_root / path.resolve().relative_to(old_root.resolve())
+    except ValueError:
+        return path
 
 
 def _run_into(
@@ -121,6 +186,7 @@ def _run_into(
     n_jobs: int,
     address: str | None,
     progress: bool,
+    board: Path | None = None,
 ) -> pd.DataFrame:
     if not (out_dir / SWEEP_FILE).exists():
         write_text_atomic(out_dir / SWEEP_FILE, text)
@@ -130,15 +196,19 @@ def _run_into(
     logger.info("%d runs planned, %d already finished", len(planned), len(planned) - len(pending))
     _write_segments(config, out_dir)
     if pending:
+        events = board is not None
         executions = (
-            _execute_joblib(pending, n_jobs)
+            _execute_joblib(pending, n_jobs, events)
             if backend == "joblib"
-            else _execute_ray(pending, n_jobs, address)
+            else _execute_ray(pending, n_jobs, address, events)
         )
         bar = _progress(len(pending), progress)
         try:
             for planned_run, files in executions:
-                _materialise(files, runs_dir / planned_run.run_id)
+                if board is not None and files.events:  # first: a finished run is never logged again
+                    board.mkdir(parents=True, exist_ok=True)
+                    _materialise(files.events, board / planned_run.run_id)
+                _materialise(files.run, runs_dir / planned_run.run_id)
                 write_results(out_dir, planned)
                 bar.update(1)
         finally:
@@ -192,29 +262,44 @@ def write_results(out_dir: Path, planned: list[PlannedRun]) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------- execution
-def execute_run(spec: Any) -> dict[str, bytes]:
-    """Run one spec in a temporary folder and return its files (relative path -> bytes)."""
+@dataclasses.dataclass(frozen=True)
+class RunFiles:
+    """What a run returns to the driver: its folder's files and its TensorBoard event files (each
+    relative path -> bytes; ``events`` empty unless asked for)."""
+
+    run: dict[str, bytes]
+    events: dict[str, bytes]
+
+
+def execute_run(spec: Any, tensorboard: bool = False) -> RunFiles:
+    """Run one spec in a temporary folder and return its files (and, with ``tensorboard``, its events)."""
     from experiments.runner import run
 
     with tempfile.TemporaryDirectory(prefix=f"{_RUN_TMP_PREFIX}{os.getpid()}-") as tmp:
-        run_dir = Path(tmp) / "run"
-        run(spec, run_dir)
-        return {
-            str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()
-        }
+        run_dir, board = Path(tmp) / "run", Path(tmp) / "tensorboard"
+        run(spec, run_dir, tensorboard=board if tensorboard else None)
+        # the runner names its one TensorBoard run <agent>_seed<seed>/; the sweep names it by run id
+        events = {p.name: p.read_bytes() for p in _files_under(board)} if tensorboard else {}
+        return RunFiles({str(p.relative_to(run_dir)): p.read_bytes() for p in _files_under(run_dir)}, events)
 
 
-def _execute_joblib(pending: list[PlannedRun], n_jobs: int) -> Generator[tuple[PlannedRun, dict], None, None]:
+def _files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+
+
+def _execute_joblib(
+    pending: list[PlannedRun], n_jobs: int, tensorboard: bool = False
+) -> Generator[tuple[PlannedRun, RunFiles], None, None]:
     """Run the pending runs on joblib's loky workers, yielding each as it finishes. When the consumer
     stops early (an error, Ctrl-C) the workers are killed rather than left to finish."""
     if n_jobs == 1:
         for r in pending:
-            yield r, execute_run(r.spec)
+            yield r, execute_run(r.spec, tensorboard)
         return
     from joblib import Parallel, delayed
 
     parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    results = parallel(delayed(_tagged)(i, r.spec) for i, r in enumerate(pending))
+    results = parallel(delayed(_tagged)(i, r.spec, tensorboard) for i, r in enumerate(pending))
     finished = False
     try:
         for i, files in results:
@@ -231,9 +316,9 @@ def _execute_joblib(pending: list[PlannedRun], n_jobs: int) -> Generator[tuple[P
             _remove_stale_run_folders()  # the killed workers' temporary run folders
 
 
-def _tagged(i: int, spec: Any) -> tuple[int, dict]:
+def _tagged(i: int, spec: Any, tensorboard: bool) -> tuple[int, RunFiles]:
     _become_worker()
-    return i, execute_run(spec)
+    return i, execute_run(spec, tensorboard)
 
 
 @functools.cache
@@ -272,8 +357,8 @@ def _import_ray() -> Any:
 
 
 def _execute_ray(
-    pending: list[PlannedRun], n_jobs: int, address: str | None
-) -> Generator[tuple[PlannedRun, dict], None, None]:
+    pending: list[PlannedRun], n_jobs: int, address: str | None, tensorboard: bool = False
+) -> Generator[tuple[PlannedRun, RunFiles], None, None]:
     ray = _import_ray()
     started_here = not ray.is_initialized()
     if started_here:
@@ -286,7 +371,7 @@ def _execute_ray(
                 raise ValueError(f"--address {address}: cannot reach a Ray cluster ({exc})") from None
     try:
         remote = ray.remote(num_cpus=1)(execute_run)
-        refs = {remote.remote(r.spec): r for r in pending}
+        refs = {remote.remote(r.spec, tensorboard): r for r in pending}
         waiting = list(refs)
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1)
