@@ -5,11 +5,16 @@ its metadata ``<name>.json`` beside it; an existing log is replaced only with ``
 renamed into place once complete). The policy is a run folder or an agent name, made stochastic by
 :class:`experiments.ope.policies.StochasticPolicy`; the campaigns and action draws follow ``--seed``
 (:func:`experiments.ope.generation.generate_logs`).
+
+``--format minari`` writes the same campaigns as a Minari dataset instead (:mod:`experiments.datasets`):
+``--out`` is then the Minari datasets root (what ``MINARI_DATASETS_PATH`` names) and the dataset is
+``--out/<--dataset-id>``.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from experiments.cli import run_module
 from experiments.files import check_output, output_path, positive_int, seed_argument, staged_files
@@ -34,23 +39,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=seed_argument, default=0, help="seed of the campaigns and action draws"
     )
     parser.add_argument(
-        "--out", type=output_path, required=True, help="log file to write (.csv or .parquet; new or empty)"
+        "--out",
+        type=output_path,
+        required=True,
+        help="log file to write (.csv or .parquet; new or empty); with --format minari, the Minari "
+        "datasets root folder",
     )
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace an earlier log (and its .json) at --out"
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="csv or parquet (default: from --out's suffix), or minari: a Minari dataset (observations, "
+        "actions, rewards, terminations, truncations; masks and propensities in infos)",
+    )
+    parser.add_argument(
+        "--dataset-id",
+        default=None,
+        help="with --format minari: the dataset's id, [namespace/]name-v<version> "
+        "(default influmatch/<agent>-seed<seed>-v0)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier log (and its .json) or dataset at --out"
     )
     add_env_argument(
         parser, "environment options overriding the run folder's, e.g. n_segments=4 (repeatable)"
     )
 
 
+FORMATS = ("csv", "parquet", "minari")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.format == "minari":
+        return _run_minari(args)
+    if args.dataset_id is not None:
+        raise ValueError("--dataset-id: only with --format minari")
     check_suffix(args.out)
+    if args.format is not None and args.out.suffix.lower() != f".{args.format}":
+        raise ValueError(f"--out {args.out}: --format {args.format} writes a .{args.format} file")
     if args.out.suffix.lower() == ".parquet":
         parquet_engine(args.out, "writing")
     meta_out = metadata_path(args.out)
     for path in (args.out, meta_out):
         check_output(path, args.overwrite, folder=False)
+    frame, metadata, policy, _ = _generate(args)
+    with staged_files([args.out, meta_out], args.overwrite) as tmp:
+        written = write_logs(frame, tmp / args.out.name, metadata)
+        if metadata_path(written).name != meta_out.name:  # pragma: no cover - one naming rule
+            raise RuntimeError("the log's metadata file is not where metadata_path says")
+    print(
+        f"Logged {metadata['n_decisions']:,} decisions of {args.campaigns:,} campaigns by {policy.describe()}: "
+        f"mean return {metadata['mean_return']:.3f} thousand USD per campaign. "
+        f"Wrote {args.out} and {metadata_path(args.out).name}"
+    )
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> tuple:
+    """The logs (frame, metadata with env and policy), the policy and the environment they came from."""
     source = policy_source(args.policy)
     env_options = {**source.env_options, **parse_env_options(args.env)}
     env = make_env(env_options)
@@ -64,14 +110,45 @@ def run(args: argparse.Namespace) -> int:
         "epsilon": "own" if args.epsilon is None else args.epsilon,
         "description": policy.describe(),
     }
-    with staged_files([args.out, meta_out], args.overwrite) as tmp:
-        written = write_logs(frame, tmp / args.out.name, metadata)
-        if metadata_path(written).name != meta_out.name:  # pragma: no cover - one naming rule
-            raise RuntimeError("the log's metadata file is not where metadata_path says")
+    return frame, metadata, policy, env
+
+
+def _run_minari(args: argparse.Namespace) -> int:
+    from experiments.datasets import check_dataset_id, minari_episodes, write_minari_dataset
+    from experiments.ope.logs import LoggedData
+
+    root: Path = args.out
+    if root.suffix.lower() in (".csv", ".parquet"):
+        raise ValueError(
+            f"--out {root}: --format minari writes a folder (the Minari datasets root), not a file"
+        )
+    check_output(root, overwrite=True, folder=True)  # a root may hold other datasets: only the kind
+    if args.dataset_id is None:
+        name = "".join(ch if ch.isalnum() or ch in "_-" else "-" for ch in Path(str(args.policy)).name)
+        args.dataset_id = f"influmatch/{name}-seed{args.seed}-v0"
+    dataset_id = check_dataset_id(args.dataset_id)
+    if (root / dataset_id).exists() and not args.overwrite:
+        raise FileExistsError(
+            f"--out {root}: the Minari dataset {dataset_id} exists; choose another --dataset-id or pass --overwrite"
+        )
+    frame, metadata, policy, env = _generate(args)
+    data = LoggedData.from_frame(frame, metadata["feature_names"], metadata["action_names"], metadata)
+    episodes = minari_episodes(env, data, metadata["campaign_seeds"])
+    folder = write_minari_dataset(
+        root,
+        dataset_id,
+        episodes,
+        env,
+        env_options=metadata["env"],
+        algorithm_name=policy.describe(),
+        log_metadata=metadata,
+        overwrite=args.overwrite,
+    )
     print(
         f"Logged {metadata['n_decisions']:,} decisions of {args.campaigns:,} campaigns by {policy.describe()}: "
         f"mean return {metadata['mean_return']:.3f} thousand USD per campaign. "
-        f"Wrote {args.out} and {metadata_path(args.out).name}"
+        f"Wrote the Minari dataset {dataset_id} to {folder}; read it with MINARI_DATASETS_PATH={root} "
+        f"and minari.load_dataset({dataset_id!r})."
     )
     return 0
 
