@@ -181,12 +181,19 @@ class MyopicOracle(EnvStatePolicy):
         return myopic_action(env)
 
 
-def myopic_action(env: Any, allow_wait: bool = True) -> int:
+def myopic_action(env: Any, allow_wait: bool = True, budget_price: float = 0.0) -> int:
     """The myopic oracle's choice in ``env``'s current state (``env`` unwrapped).
 
     The valid hire with the highest expected reward; waiting when no valid hire has a positive expected
-    reward (or, with ``allow_wait=False``, only when no hire is valid at all)."""
+    reward (or, with ``allow_wait=False``, only when no hire is valid at all).
+
+    ``budget_price`` > 0 makes it pace the budget: it scores each hire by its expected reward minus
+    ``budget_price`` times its expected spend (``env.expected_costs()``), so it takes only deals whose
+    expected net value clears that price of the budget they use, and otherwise waits (a dollar spent now
+    is a dollar a better week cannot have). The planning oracle's rollouts use a few such prices."""
     rewards = np.where(env.action_masks(), env.expected_rewards(), -np.inf)
+    if budget_price:
+        rewards = rewards - budget_price * env.expected_costs()
     rewards[env.wait_action] = -np.inf
     best = int(np.argmax(rewards))
     if rewards[best] == -np.inf:

@@ -756,6 +756,17 @@ class InfluencerMatchingEnv(gym.Env):
         ``expected_outcomes()["reward"]``, computed once a week by the compiled path."""
         return self._require_state().expected.copy()
 
+    def expected_costs(self) -> np.ndarray:
+        """Expected spend of every action in the current state, in thousands of USD: the probability
+        the offer is accepted times its cost (0 for waiting and for invalid actions). With
+        :meth:`expected_rewards`, what a budget-pacing reference weighs (a copy; hidden truth)."""
+        st = self._require_state()
+        out = np.zeros(self.wait_action + 1)
+        valid = st.mask[:-1]
+        terms = st.terms[valid]
+        out[:-1][valid] = terms[:, _kernels.P_ACCEPT] * terms[:, _kernels.COST] / 1000.0
+        return out
+
     def render(self) -> str | np.ndarray | None:
         """The campaign as text (``"ansi"``) or as a ``uint8`` frame (``"rgb_array"``); None otherwise."""
         if self.render_mode == "rgb_array":

@@ -27,7 +27,7 @@ from agents.planning import action_returns
 from envs.calibration import CATEGORIES, MONTHS
 from envs.campaigns import sample_campaign
 
-__all__ = ["TIMING_FILE", "WAITS_FILE", "policy_waits", "timing_table"]
+__all__ = ["TIMING_FILE", "WAITS_FILE", "best_hire", "play_campaign", "policy_waits", "timing_table"]
 
 #: Files a sweep folder holds the timing analysis in.
 TIMING_FILE = "timing.csv"
@@ -143,6 +143,50 @@ def policy_waits(agent: Any, env: Any, seeds: Sequence[int], label: str) -> pd.D
     share = np.divide(waited, weeks, out=np.full(12, np.nan), where=weeks > 0)
     return pd.DataFrame({"policy": label, "month": np.arange(12), "month_name": list(MONTHS), "weeks": weeks,
                          "waited": waited, "wait_share": share})  # fmt: skip
+
+
+def best_hire(agent: Any, observation: np.ndarray, mask: np.ndarray) -> int:
+    """The valid hire ``agent`` ranks highest at ``observation``: by its action probabilities (SB3
+    policies, the bandit) or its Q-values (CQI). ``ValueError`` naming the agent if it has neither."""
+    hires = np.asarray(mask, dtype=bool).copy()
+    hires[-1] = False
+    if hasattr(agent, "action_probabilities"):
+        scores = np.asarray(agent.action_probabilities(observation, mask), dtype=float)
+    elif hasattr(agent, "q_values"):
+        scores = np.asarray(agent.q_values(observation), dtype=float)
+    else:
+        raise ValueError(f"{type(agent).__name__}: ranks no actions (no action_probabilities or q_values)")
+    return int(np.argmax(np.where(hires, scores, -np.inf)))
+
+
+def play_campaign(
+    agent: Any, env: Any, seed: int, options: dict | None = None, *, replace_waits: bool = False
+):
+    """Play one campaign with ``agent`` (deterministic) from ``env.reset(seed=seed, options=options)``.
+
+    Returns ``(return, expected_return, waits)``: the rewards drawn, the sum of each week's expected
+    reward of the action taken (the same mean, less noise: see :func:`agents.planning.rollout_return`),
+    and the weeks it waited while a hire was valid. ``replace_waits``: each such wait becomes the
+    agent's best valid hire (:func:`best_hire`), the copy that cannot time its hires."""
+    from agents.base import accepts_action_masks
+
+    unwrapped, masks = env.unwrapped, accepts_action_masks(agent)
+    obs, info = env.reset(seed=int(seed), options=options)
+    total, expected, waits, done = 0.0, 0.0, 0, False
+    while not done:
+        mask = info["action_mask"]
+        kwargs = {"action_masks": mask} if masks else {}
+        action = int(np.asarray(agent.predict(obs, deterministic=True, **kwargs)[0]).reshape(-1)[0])
+        if action == unwrapped.wait_action and mask[:-1].any():
+            if replace_waits:
+                action = best_hire(agent, obs, mask)
+            else:
+                waits += 1
+        expected += float(unwrapped.expected_rewards()[action])
+        obs, reward, terminated, truncated, info = env.step(action)
+        total += float(reward)
+        done = terminated or truncated
+    return total, expected, waits
 
 
 def sweep_timing(

@@ -1,13 +1,23 @@
 """How much of the planner's return comes from being allowed to wait (issue: the best time to match).
 
-``python -m experiments.studies.timing_value --out runs/timing_value [--seeds 5] [--campaigns 100]``
+``python -m experiments.studies.timing_value --out runs/timing_value [--seeds 5] [--campaigns 100]
+[--runs RUN_DIR ...]``
 
 For each market seed, plays the same campaigns of seasonal brand categories (fitness, travel, beauty,
 fashion, family, gaming, tech; start months uniform) with the planning oracle, with the same planner
-without the wait action (``allow_wait=False``), and with the myopic oracle; writes ``campaigns.csv``
-(one row per campaign and policy) and ``summary.csv`` (per seed and overall: mean returns, the timing
-value ``planner - planner without waiting`` with its paired standard error, and that value as a share
-of the planner's return). Same seeds, same files.
+without the wait action (``allow_wait=False``), and with the myopic oracle. With ``--runs``, each saved
+run's policy also plays the campaigns of its own market, as it is and as a copy whose waits are
+replaced by its best hire (:func:`experiments.timing.play_campaign`): how much of the timing value the
+learned policy captures.
+
+Writes ``campaigns.csv`` (one row per campaign and policy: the return drawn, the expected return, the
+weeks waited, the budget, whether the myopic oracle ran out of budget before the last week) and
+``summary.csv``: per market and overall, and for the campaigns whose budget binds and the others, the
+mean expected returns, the timing value ``planner - planner without waiting`` with its paired standard
+error, and that value as a share of the planner's return (of the total, and the mean of each
+campaign's share, where a campaign's small return no longer counts for less). Expected returns (each
+week's expected reward of the action taken, summed) have the same mean as the returns drawn and far
+less noise, so the comparisons use them; both are in ``campaigns.csv``. Same seeds, same files.
 """
 
 from __future__ import annotations
@@ -22,49 +32,84 @@ import pandas as pd
 SEASONAL = ("fitness", "travel", "beauty", "fashion", "family", "gaming", "tech")
 
 
-def play(policy, env, campaign, seed: int) -> tuple[float, int]:
-    obs, info = env.reset(seed=seed, options={"campaign": campaign})
-    total, waits, done = 0.0, 0, False
-    while not done:
-        action = int(policy.predict(obs)[0])
-        waits += action == env.unwrapped.wait_action and bool(info["action_mask"][:-1].any())
-        obs, reward, terminated, truncated, info = env.step(action)
-        total += float(reward)
-        done = terminated or truncated
-    return total, waits
-
-
-def run(out: Path, seeds: int, campaigns: int, n_influencers: int) -> pd.DataFrame:
-    import gymnasium as gym
-
-    import envs
-    from agents import MyopicOracle, PlanningOracle
+def campaigns_of(env, market_seed: int, n: int) -> list:
+    """The study's ``n`` campaigns on ``env``'s market: seasonal categories in turn, start months drawn."""
     from envs.calibration import CATEGORIES
     from envs.campaigns import sample_campaign
 
+    rng = np.random.default_rng([market_seed, 7])
+    out = []
+    for k in range(n):
+        campaign = sample_campaign(rng, env.unwrapped.calibration)
+        category = CATEGORIES.index(SEASONAL[k % len(SEASONAL)])
+        out.append(dataclasses.replace(campaign, category=category, start_month=int(rng.integers(12))))
+    return out
+
+
+def _rows(
+    policy, env, campaigns, market: str, seed: int, name: str, replace_waits: bool = False
+) -> list[dict]:
+    from envs.calibration import CATEGORIES
+    from experiments.timing import play_campaign
+
     rows = []
+    for k, campaign in enumerate(campaigns):
+        total, expected, waits = play_campaign(
+            policy, env, 10_000 * seed + k, {"campaign": campaign}, replace_waits=replace_waits
+        )
+        rows.append({"market": market, "campaign": k, "category": CATEGORIES[int(campaign.category)],
+                     "start_month": int(campaign.start_month), "budget": float(campaign.budget),
+                     "policy": name, "return": total, "expected_return": expected, "waits": waits,
+                     "weeks": int(env.unwrapped.week)})  # fmt: skip
+    return rows
+
+
+def _references(env, campaigns, market: str, seed: int) -> list[dict]:
+    """The planner, the planner without waiting and the myopic oracle on ``campaigns``."""
+    from agents import MyopicOracle, PlanningOracle
+
+    return (
+        _rows(PlanningOracle(env, seed=seed), env, campaigns, market, seed, "planner")
+        + _rows(
+            PlanningOracle(env, seed=seed, allow_wait=False), env, campaigns, market, seed, "planner_no_wait"
+        )
+        + _rows(MyopicOracle(env), env, campaigns, market, seed, "myopic_oracle")
+    )
+
+
+def run(
+    out: Path, seeds: int, campaigns: int, n_influencers: int, runs: list[Path] | None = None
+) -> pd.DataFrame:
+    """The study (module docstring); returns the summary it writes."""
+    import gymnasium as gym
+
+    import envs
+    from agents import load_agent
+    from experiments.runner import load_run, make_env
+
+    rows: list[dict] = []
     for market_seed in range(seeds):
         env = gym.make(envs.ENV_ID, n_influencers=n_influencers, market_seed=market_seed)
-        policies = {
-            "planner": PlanningOracle(env, seed=market_seed),
-            "planner_no_wait": PlanningOracle(env, seed=market_seed, allow_wait=False),
-            "myopic_oracle": MyopicOracle(env),
-        }
-        rng = np.random.default_rng([market_seed, 7])
-        for k in range(campaigns):
-            category = SEASONAL[k % len(SEASONAL)]
-            campaign = dataclasses.replace(
-                sample_campaign(rng, env.unwrapped.calibration),  # type: ignore[attr-defined]
-                category=CATEGORIES.index(category),
-                start_month=int(rng.integers(12)),
-            )
-            for name, policy in policies.items():
-                total, waits = play(policy, env, campaign, seed=10_000 * market_seed + k)
-                rows.append({"market_seed": market_seed, "campaign": k, "category": category,
-                             "start_month": int(campaign.start_month), "budget": float(campaign.budget),
-                             "policy": name, "return": total, "waits": waits})  # fmt: skip
+        rows += _references(
+            env, campaigns_of(env, market_seed, campaigns), f"market {market_seed}", market_seed
+        )
         print(f"market {market_seed}: {campaigns} campaigns", flush=True)
+    for run_dir in runs or []:
+        info = load_run(run_dir)
+        env = make_env(info["spec"])
+        agent = load_agent(info["spec"].agent, run_dir / info["config"]["model_file"], env=env)
+        seed = int(info["config"].get("env_options", {}).get("market_seed", 0))
+        planned = campaigns_of(env, seed, campaigns)
+        market, name = f"run {run_dir.name}", info["spec"].agent
+        rows += _references(env, planned, market, seed)
+        rows += _rows(agent, env, planned, market, seed, name)
+        rows += _rows(agent, env, planned, market, seed, f"{name}:no_wait", replace_waits=True)
+        print(f"{run_dir}: {campaigns} campaigns", flush=True)
     table = pd.DataFrame(rows)
+    full = int(table["weeks"].max())
+    myopic = table[table["policy"] == "myopic_oracle"].set_index(["market", "campaign"])["weeks"]
+    keys = pd.MultiIndex.from_frame(table[["market", "campaign"]])
+    table["budget_binds"] = myopic.reindex(keys).to_numpy() < full
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "campaigns.csv", index=False)
     summary = summarize(table)
@@ -72,20 +117,40 @@ def run(out: Path, seeds: int, campaigns: int, n_influencers: int) -> pd.DataFra
     return summary
 
 
+def _gain(wide: pd.DataFrame, with_waits: str, without: str) -> dict:
+    both = wide[[with_waits, without]].dropna()
+    gain = both[with_waits] - both[without]
+    n = len(gain)
+    share = gain / both[with_waits].where(both[with_waits].abs() > 1e-9)
+    return {
+        "campaigns": n,
+        "timing_value": gain.mean(),
+        "timing_value_se": gain.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan,
+        "timing_share_of_total": gain.mean() / both[with_waits].mean(),
+        "timing_share_per_campaign": share.mean(),
+    }
+
+
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
-    wide = table.pivot_table(index=["market_seed", "campaign"], columns="policy", values="return")
-    groups = [("all", wide)] + [(str(s), g) for s, g in wide.groupby(level="market_seed")]
+    """One row per group (all campaigns, each market, budget binding or not) and policy pair: the mean
+    expected returns and the timing value (with waiting minus without) with its paired s.e."""
+    wide = table.pivot_table(index=["market", "campaign"], columns="policy", values="expected_return")
+    binds = table.groupby(["market", "campaign"])["budget_binds"].first().reindex(wide.index)
+    studied = wide.index.get_level_values("market").str.startswith("market ")
+    groups = [("all markets", wide[studied]), ("budget binds", wide[studied & binds.to_numpy()]),
+              ("budget does not bind", wide[studied & ~binds.to_numpy()])]  # fmt: skip
+    groups += [(str(m), g) for m, g in wide.groupby(level="market")]
+    pairs = [("planner", "planner_no_wait")] + [
+        (p, f"{p}:no_wait") for p in wide.columns if f"{p}:no_wait" in wide.columns
+    ]
     rows = []
     for label, g in groups:
-        gain = g["planner"] - g["planner_no_wait"]
-        n = len(gain)
-        rows.append({
-            "market_seed": label, "campaigns": n,
-            "planner": g["planner"].mean(), "planner_no_wait": g["planner_no_wait"].mean(),
-            "myopic_oracle": g["myopic_oracle"].mean(),
-            "timing_value": gain.mean(), "timing_value_se": gain.std(ddof=1) / np.sqrt(n),
-            "timing_share_of_planner": gain.mean() / g["planner"].mean(),
-        })  # fmt: skip
+        for with_waits, without in pairs:
+            if g[[with_waits, without]].dropna().empty:
+                continue
+            rows.append({"group": label, "policy": with_waits, "return": g[with_waits].mean(),
+                         "return_without_waiting": g[without].mean(),
+                         "myopic_oracle": g["myopic_oracle"].mean(), **_gain(g, with_waits, without)})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -95,8 +160,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--campaigns", type=int, default=100)
     parser.add_argument("--n-influencers", type=int, default=10_000)
+    parser.add_argument("--runs", type=Path, nargs="*", default=[], help="run folders of learned policies")
     args = parser.parse_args()
-    print(run(args.out, args.seeds, args.campaigns, args.n_influencers).to_string(index=False))
+    summary = run(args.out, args.seeds, args.campaigns, args.n_influencers, args.runs)
+    print(summary.to_string(index=False))
 
 
 if __name__ == "__main__":

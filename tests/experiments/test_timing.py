@@ -8,7 +8,7 @@ import pytest
 from agents import make_agent
 from envs.matching_env import InfluencerMatchingEnv
 from experiments.reporting.timing_figure import plot_timing
-from experiments.timing import policy_waits, timing_table
+from experiments.timing import best_hire, play_campaign, policy_waits, timing_table
 
 
 def test_timing_table_cells_waits_and_figure(tmp_path):
@@ -73,3 +73,52 @@ def test_timing_names_what_is_not_a_sweep_folder(tmp_path, capsys):
     assert "not a sweep folder (it is a file)" in capsys.readouterr().err
     assert main(["timing", str(tmp_path / "missing")]) == 2
     assert "not a sweep folder (no such folder)" in capsys.readouterr().err
+
+
+class _WaitsOnEvenWeeks:
+    """A stand-in learned policy: waits on even weeks, else its favourite hire; ranks by probabilities."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def action_probabilities(self, observation, mask):
+        probs = np.where(mask, np.arange(1, mask.size + 1, dtype=float), 0.0)
+        probs[-1] = probs.max() * 2 if mask[-1] else 0.0  # prefers waiting over every hire
+        return probs / probs.sum()
+
+    def predict(self, observation, deterministic=True):
+        unwrapped = self.env.unwrapped
+        if unwrapped.week % 2 == 0:
+            return np.asarray(unwrapped.wait_action), None
+        mask = unwrapped.action_masks()
+        return np.asarray(
+            int(np.flatnonzero(mask[:-1]).max()) if mask[:-1].any() else unwrapped.wait_action
+        ), None
+
+
+def test_a_copy_without_waits_hires_its_best_instead():
+    env = InfluencerMatchingEnv(n_influencers=1_000, n_segments=3, dynamics="v1", campaign_weeks=8)
+    agent = _WaitsOnEvenWeeks(env)
+    total, expected, waits = play_campaign(agent, env, seed=3)
+    assert waits >= 3 and np.isfinite(total) and np.isfinite(expected)
+    total, expected, waits = play_campaign(agent, env, seed=3, replace_waits=True)
+    assert waits == 0
+    mask = env.action_masks()
+    assert best_hire(agent, np.zeros(3), mask) != env.wait_action  # the best *hire*, never the wait
+    with pytest.raises(ValueError, match="ranks no actions"):
+        best_hire(object(), np.zeros(3), mask)
+
+
+@pytest.mark.slow
+def test_timing_value_study_writes_its_tables(tmp_path):
+    from experiments.studies import timing_value
+
+    summary = timing_value.run(tmp_path, seeds=1, campaigns=3, n_influencers=1_500)
+    table = __import__("pandas").read_csv(tmp_path / "campaigns.csv")
+    assert set(table["policy"]) == {"planner", "planner_no_wait", "myopic_oracle"}
+    assert len(table) == 9 and table["budget_binds"].dtype == bool
+    row = summary[summary["group"] == "all markets"].iloc[0]
+    wide = table.pivot_table(index="campaign", columns="policy", values="expected_return")
+    assert row["timing_value"] == pytest.approx((wide["planner"] - wide["planner_no_wait"]).mean())
+    again = timing_value.run(tmp_path / "again", seeds=1, campaigns=3, n_influencers=1_500)
+    assert summary.equals(again)  # same seeds, same numbers
