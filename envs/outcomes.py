@@ -46,7 +46,9 @@ class Matches:
     target), ``goal``, ``order_value``, ``value_per_engagement``, ``value_per_1k_reach``. Deal:
     ``offer_ratio`` (offer / list price), ``month`` (0-11), ``overlap_factor`` (share of the reach that
     is new to the brand, 1 for the first hire in a niche), ``response_quality`` (the influencer's hidden
-    multiplier of reach and engagements, mean 1).
+    multiplier of reach and engagements, mean 1), ``demand`` (the brand category's demand in the month,
+    ``Calibration.category_month_demand``: multiplies conversions and the value of reach and engagement,
+    as InfluencerMatching-v1 does; 1, the default, is v0).
     """
 
     platform: np.ndarray
@@ -65,6 +67,7 @@ class Matches:
     month: np.ndarray
     overlap_factor: np.ndarray | float = 1.0
     response_quality: np.ndarray | float = 1.0
+    demand: np.ndarray | float = 1.0
 
     def shape(self) -> tuple[int, ...]:
         return np.broadcast_shapes(*(np.shape(getattr(self, f.name)) for f in dataclasses.fields(self)))
@@ -218,8 +221,11 @@ def base_rates(
 
 
 def _match_rates(m: Matches, cal: Calibration) -> Rates:
-    return base_rates(m.platform, m.followers, m.true_engagement_rate, m.fake_share, m.sponsored_load,
-                      m.category_share, m.audience_overlap, cal, m.response_quality)  # fmt: skip
+    rates = base_rates(m.platform, m.followers, m.true_engagement_rate, m.fake_share, m.sponsored_load,
+                       m.category_share, m.audience_overlap, cal, m.response_quality)  # fmt: skip
+    if np.all(np.asarray(m.demand) == 1.0):
+        return rates
+    return dataclasses.replace(rates, conversions_per_reach=rates.conversions_per_reach * m.demand)
 
 
 def brand_value(
@@ -284,8 +290,12 @@ def value_scale(
 
 
 def _value(m: Matches, reach, engagements, revenue, cal: Calibration) -> np.ndarray:
-    return brand_value(m.goal, m.platform, reach, engagements, revenue, m.value_per_engagement,
-                       m.value_per_1k_reach, cal)  # fmt: skip
+    value = brand_value(m.goal, m.platform, reach, engagements, revenue, m.value_per_engagement,
+                        m.value_per_1k_reach, cal)  # fmt: skip
+    if np.all(np.asarray(m.demand) == 1.0):
+        return value
+    # Demand reaches a conversion goal's value through its conversions; the others' directly.
+    return value * np.where(np.asarray(m.goal) == CONVERSION, 1.0, m.demand)
 
 
 def expected_counts(

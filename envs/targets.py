@@ -27,9 +27,12 @@ def pair_matches(
     *,
     offer_ratio: float | np.ndarray = 1.0,
     week: int | np.ndarray = 0,
+    demand: np.ndarray | None = None,
 ) -> Matches:
-    """The :class:`~envs.outcomes.Matches` of influencer ``influencer[j]`` with campaign ``campaign[j]``."""
+    """The :class:`~envs.outcomes.Matches` of influencer ``influencer[j]`` with campaign ``campaign[j]``;
+    ``demand``: the (category, month) demand table of InfluencerMatching-v1 (None: v0, no demand)."""
     category = np.asarray(campaigns.category)[campaign]
+    month = month_of_week(np.asarray(campaigns.start_month)[campaign], week)
     target = np.asarray(campaigns.target_audience)[campaign]
     overlap = np.sum(np.sqrt(pool.audience[influencer] * target), axis=1)
     return Matches(
@@ -46,8 +49,20 @@ def pair_matches(
         value_per_engagement=np.asarray(campaigns.value_per_engagement)[campaign],
         value_per_1k_reach=np.asarray(campaigns.value_per_1k_reach)[campaign],
         offer_ratio=np.asarray(offer_ratio, dtype=float),
-        month=month_of_week(np.asarray(campaigns.start_month)[campaign], week),
+        month=month,
         response_quality=pool.response_quality[influencer],
+        demand=1.0 if demand is None else demand[category, month],
+    )
+
+
+def calendar_calibration(cal: Calibration) -> Calibration:
+    """``cal`` with InfluencerMatching-v1's booking calendar folded into the month arrays, as the v1
+    environment applies it: acceptance shift plus ``booking_month_shift``, price premium times
+    ``booking_month_premium``. With ``Matches.demand`` from ``category_month_demand``, match-level
+    outcomes under this calibration are v1's."""
+    return cal.replace(
+        acceptance_month_shift=tuple(np.add(cal.acceptance_month_shift, cal.booking_month_shift).tolist()),
+        price_month_premium=tuple(np.multiply(cal.price_month_premium, cal.booking_month_premium).tolist()),
     )
 
 
@@ -57,6 +72,7 @@ def calibration_table(
     *,
     n: int = 100_000,
     pools: dict[str, InfluencerPool] | None = None,
+    dynamics: str = "v0",
 ) -> pd.DataFrame:
     """Measure every published target on simulated pools of ``n`` influencers.
 
@@ -68,6 +84,9 @@ def calibration_table(
     n : pool size for pools that are generated here and number of simulated matches.
     pools : ``{"marketplace": pool, "population": pool}`` to measure given pools instead (a user's
         pool may stand for either mode); a missing mode is generated.
+    dynamics : "v0" or "v1": the match-level targets (acceptance, revenue per follower, money-losing
+        matches) under InfluencerMatching-v1's calendar (:func:`calendar_calibration` and the brand
+        category's demand in the campaign's start month; start months are uniform).
 
     Returns
     -------
@@ -114,15 +133,21 @@ def calibration_table(
     # Matches between random brands and influencers of their own category, at list price.
     campaigns = sample_campaigns(n, rng, cal)
     influencer = _same_category_influencers(market, np.asarray(campaigns.category), rng)
-    matches = pair_matches(market, campaigns, influencer, np.arange(n))
-    expected = expected_outcomes(matches, cal)
+    if dynamics not in ("v0", "v1"):
+        raise ValueError(f"dynamics: expected 'v0' or 'v1', got {dynamics!r}")
+    demand = np.asarray(cal.category_month_demand, dtype=float) if dynamics == "v1" else None
+    match_cal = calendar_calibration(cal) if dynamics == "v1" else cal
+    matches = pair_matches(market, campaigns, influencer, np.arange(n), demand=demand)
+    expected = expected_outcomes(matches, match_cal)
     acceptance = float(np.mean(expected.accepted))
     rows.append(_row("acceptance at list price with a category match", "about 40 %", "25-50 %",
                      f"{acceptance:.1%}", acceptance, 0.25 <= acceptance <= 0.50, "marketplace"))  # fmt: skip
 
     # Revenue per follower by tier, over random brand-influencer pairs (expected, given acceptance).
     pairs = rng.integers(0, len(market), size=n)
-    per_follower = expected_outcomes(pair_matches(market, campaigns, pairs, np.arange(n)), cal).revenue
+    per_follower = expected_outcomes(
+        pair_matches(market, campaigns, pairs, np.arange(n), demand=demand), match_cal
+    ).revenue
     per_follower = per_follower / market.followers[pairs]
     tiers = cal.tier_index(market.followers[pairs])
     ratio = float(np.mean(per_follower[tiers == NANO]) / np.mean(per_follower[tiers == MACRO]))
@@ -131,7 +156,7 @@ def calibration_table(
 
     # Conversion campaigns hiring an affordable influencer of their category at list price: share of
     # accepted matches whose revenue does not cover the cost.
-    sampled = sample_outcomes(matches, rng, cal)
+    sampled = sample_outcomes(matches, rng, match_cal)
     conversion = (np.asarray(campaigns.goal) == CONVERSION) & sampled.accepted
     conversion &= market.price[influencer] <= np.asarray(campaigns.budget)
     losing = float(np.mean(sampled.revenue[conversion] <= sampled.cost[conversion]))

@@ -12,6 +12,10 @@ With ``--pool`` only the targets that describe a marketplace pool are checked on
 calibration's outcome model for acceptance, revenue and losses); a target that cannot be checked on it
 (the share of nano influencers in the whole population; engagement quoted for another vintage than the
 calibration's) is listed as not checked, with the reason.
+
+``--dynamics`` (default ``v1``, the env's default): the acceptance, revenue and money-losing targets are
+measured under InfluencerMatching-v1's calendar (booking up, brand-category demand), start months
+uniform; ``v0`` measures them without it. Both hold every target (``tests/envs/test_population.py``).
 """
 
 from __future__ import annotations
@@ -46,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier output in --out")
     parser.add_argument("--pool", type=input_file, help="your influencer CSV instead of a generated pool")
     parser.add_argument("--calibration", type=input_file, help="YAML file overriding calibration fields")
+    parser.add_argument(
+        "--dynamics",
+        choices=("v0", "v1"),
+        default="v1",
+        help="the env's dynamics the match-level targets are measured under (default: v1, the calendar)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
         pool = InfluencerPool.generate(args.n, np.random.default_rng(streams.pool), cal, args.mode)
         source = f"{len(pool):,} generated influencers, {args.mode} mode"
         pools = {args.mode: pool}
-    table = calibration_table(np.random.default_rng(streams.checks), cal, n=len(pool), pools=pools)
+    table = calibration_table(
+        np.random.default_rng(streams.checks), cal, n=len(pool), pools=pools, dynamics=args.dynamics
+    )
     if args.pool is not None:
         table = mark_unchecked(table, cal.engagement_vintage)
     with staged_dir(args.out, args.overwrite) as tmp:
@@ -72,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
             {
                 "command": "market",
                 "seed": args.seed,
+                "dynamics": args.dynamics,
                 "mode": None if args.pool else args.mode,
                 "n": len(pool),
                 "pool": str(args.pool) if args.pool else None,
