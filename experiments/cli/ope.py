@@ -45,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--truth", action="store_true", help="also compute the true value in the simulator (simulated logs)"
     )
+    parser.add_argument(
+        "--truth-paths",
+        type=_truth_paths,
+        default=4,
+        metavar="N",
+        help="simulated paths per logged campaign on average of the per-campaign truth (default 4; "
+        "1: the logged reset seed's path only)",
+    )
     parser.add_argument("--clip", type=float, default=None, help="cap on importance weights (default: none)")
     parser.add_argument("--folds", type=int, default=2, help="cross-fitting folds (default 2)")
     parser.add_argument(
@@ -60,6 +68,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _truth_paths(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number from 1 to 64, got {text!r}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     config = OPEConfig(
         clip=args.clip,
@@ -72,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, args.overwrite, folder=True)
     result = evaluate_logs(
         args.logs, args.policy, args.epsilon, config, env_overrides=overrides, truth=args.truth,
-        allow_different_market=args.allow_different_market,
+        allow_different_market=args.allow_different_market, truth_paths=args.truth_paths,
     )  # fmt: skip
     out = write_results(result, args.out, overwrite=args.overwrite)
     data, overall, summary = result.data, result.overall, result.summary

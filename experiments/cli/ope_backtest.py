@@ -4,6 +4,8 @@ Reads a backtest grid (YAML, :class:`experiments.ope.backtest.BacktestConfig`: m
 sizes, targets, seeds), runs every scenario (:func:`experiments.ope.backtest.run_backtest`) and writes
 ``estimates.csv``, ``metrics.csv`` (bias, RMSE, coverage, rank correlation per estimator and scope),
 ``goal.csv``, ``backtest.png`` and ``config.json`` into ``--out``; prints the per-campaign metrics.
+Every finished scenario is kept in ``--cache`` (default ``OUT.scenarios`` beside ``--out``) as it
+ends, so the same command run again after an interruption resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=output_path, required=True, help="output folder (new or empty)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier output in --out")
+    parser.add_argument(
+        "--cache",
+        type=output_path,
+        default=None,
+        help="folder of finished scenarios (default OUT.scenarios): a rerun of the same grid reads them",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
     config = BacktestConfig.from_mapping(read_yaml(args.config), str(args.config))
     check_output(args.out, args.overwrite, folder=True)
     print(f"{len(config.scenarios())} scenarios x {len(config.targets)} targets", flush=True)
-    estimates = run_backtest(config, progress=lambda message: print(message, flush=True))
+    cache = args.cache if args.cache is not None else args.out.with_name(args.out.name + ".scenarios")
+    if cache.exists() and not cache.is_dir():
+        raise NotADirectoryError(f"--cache {cache}: expected a folder, found a file")
+    estimates = run_backtest(config, progress=lambda message: print(message, flush=True), cache=cache)
     out = write_backtest(estimates, config, args.out, overwrite=args.overwrite)
     metrics = backtest_metrics(estimates)
     shown = metrics[metrics["scope"] == "per_campaign"]

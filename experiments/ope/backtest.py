@@ -68,6 +68,9 @@ class BacktestConfig:
         Environment options of every market.
     ope : mapping
         Options of :class:`~experiments.ope.config.OPEConfig`.
+    truth_paths : float
+        Paths per logged campaign on average of the per-campaign truth (see
+        :func:`experiments.ope.truth.simulate_target`; 1: the logged reset seed's path only).
     """
 
     sizes: tuple[int, ...] = (500,)
@@ -77,8 +80,12 @@ class BacktestConfig:
     seeds: tuple[int, ...] = (0,)
     env: dict[str, Any] = dataclasses.field(default_factory=lambda: {"dynamics": "v1"})
     ope: dict[str, Any] = dataclasses.field(default_factory=dict)
+    truth_paths: float = 4
 
     def __post_init__(self) -> None:
+        paths = self.truth_paths
+        if isinstance(paths, bool) or not isinstance(paths, (int, float)) or not 1 <= paths <= 64:
+            raise ValueError(f"truth_paths: expected a number from 1 to 64, got {paths!r}")
         for name in ("sizes", "seeds"):
             values = getattr(self, name)
             if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "sizes" else 0)
@@ -108,8 +115,24 @@ class BacktestConfig:
             raise ValueError(f"{source}: {err}") from None
 
     def scenarios(self) -> list[tuple[str, str, int, int]]:
-        """(market, logger, size, seed) of every scenario."""
-        return list(itertools.product(self.markets, self.loggers, self.sizes, self.seeds))
+        """(market, logger, size, seed) of every scenario, seed by seed (so the scenarios run first
+        cover every market, logger and size)."""
+        return [(market, logger, size, seed) for seed, size, market, logger
+                in itertools.product(self.seeds, self.sizes, self.markets, self.loggers)]  # fmt: skip
+
+    def scenario_key(self, scenario: tuple[str, str, int, int]) -> str:
+        """A file name for one scenario's estimates that changes with every option its results depend on
+        (so a cache of finished scenarios is never reused for another grid)."""
+        import hashlib
+        import json
+
+        market, logger_spec, size, seed = scenario
+        facts = {"market": self.markets[market], "logger": logger_spec, "size": size, "seed": seed,
+                 "targets": list(self.targets), "env": self.env, "ope": self.ope,
+                 "truth_paths": self.truth_paths}  # fmt: skip
+        digest = hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        safe = "".join(ch if ch.isalnum() else "-" for ch in f"{market}_{logger_spec}_{size}_{seed}")
+        return f"{safe}_{digest}.csv"
 
 
 def _logger_spec(spec: str) -> tuple[str, float | None]:
@@ -144,8 +167,12 @@ def _market_env(options: Mapping[str, Any], changes: Mapping[str, Any], base: An
     return env
 
 
-def run_backtest(config: BacktestConfig, progress: Any = None) -> pd.DataFrame:
-    """Every scenario's estimates of every target with the truth (the rows of ``estimates.csv``)."""
+def run_backtest(config: BacktestConfig, progress: Any = None, cache: Path | None = None) -> pd.DataFrame:
+    """Every scenario's estimates of every target with the truth (the rows of ``estimates.csv``).
+
+    With ``cache`` (a folder), each finished scenario's rows are written there as it ends
+    (:meth:`BacktestConfig.scenario_key`) and a scenario already there is read instead of run, so an
+    interrupted backtest resumes where it stopped."""
     from experiments.ope.generation import generate_logs
     from experiments.ope.logs import LoggedData
     from experiments.ope.pipeline import estimate_target, prepare_market
@@ -155,8 +182,18 @@ def run_backtest(config: BacktestConfig, progress: Any = None) -> pd.DataFrame:
     base = make_env(config.env)
     unwrapped = base.unwrapped
     rows = []
-    for market, logger_spec, size, seed in config.scenarios():
+    if cache is not None:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+    for scenario in config.scenarios():
+        market, logger_spec, size, seed = scenario
+        cached = None if cache is None else Path(cache) / config.scenario_key(scenario)
+        if cached is not None and cached.is_file():
+            rows.append(pd.read_csv(cached, float_precision="round_trip"))
+            if progress is not None:
+                progress(f"{market} / {logger_spec} / {size} campaigns / seed {seed}: read from {cached}")
+            continue
         clock = time.perf_counter()
+        scenario_rows = []
         true_env = _market_env(config.env, config.markets[market], base)
         agent, epsilon = _logger_spec(logger_spec)
         logging_policy = build_policy(policy_source(agent), true_env, epsilon, seed=seed)
@@ -164,20 +201,28 @@ def run_backtest(config: BacktestConfig, progress: Any = None) -> pd.DataFrame:
         meta["env"] = dict(config.env)
         data = LoggedData.from_frame(frame, unwrapped.feature_names, unwrapped.action_names, meta)
         model = prepare_market(data, base, dict(config.env), ope)
-        cache: dict[str, Any] = {}
+        replayed: dict[str, Any] = {}
         for target_name in config.targets:
             target = build_policy(
                 policy_source(target_name), true_env, None if target_name == "random" else 0.0
             )
-            result = estimate_target(
-                data, base, target, ope, model, truth=True, truth_env=true_env, cache=cache
-            )
+            result = estimate_target(data, base, target, ope, model, truth=True, truth_env=true_env,
+                                     cache=replayed, truth_paths=config.truth_paths)  # fmt: skip
             table = result.overall.assign(market=market, logger=logger_spec, n_campaigns_logged=size, seed=seed,
                                           target=target_name,
                                           seconds=sum(result.summary["seconds"].values()),
                                           checks_flagged_share=(result.summary["market_fit"] or {}).get(
                                               "checks_flagged_share", math.nan))  # fmt: skip
-            rows.append(table)
+            scenario_rows.append(table)
+        frame_rows = pd.concat(scenario_rows, ignore_index=True)
+        if cached is not None:
+            from experiments.files import write_text_atomic
+
+            write_text_atomic(cached, frame_rows.to_csv(index=False))
+            frame_rows = pd.read_csv(
+                cached, float_precision="round_trip"
+            )  # the same types whether run or read
+        rows.append(frame_rows)
         message = (
             f"{market} / {logger_spec} / {size} campaigns / seed {seed}: {time.perf_counter() - clock:.0f} s"
         )

@@ -32,6 +32,9 @@ class OPEConfig:
         Boosting iterations of every ``HistGradientBoostingRegressor``.
     n_threads : int
         OpenMP threads of the regressors.
+    fitted_q : bool
+        Also run fitted-Q evaluation (one-hot and with action features: ``DM``, ``DR``, ``DM-AF`` and
+        ``DR-AF`` per campaign; about 15 s on 3,000 campaigns). Off, those rows are left out.
     model_based : bool
         Also fit the market to the logs and estimate per campaign in it (``MB``, ``MB-DR``; needs the
         logs' outcome columns and the influencers they name).
@@ -39,8 +42,11 @@ class OPEConfig:
         Parameter draws of the fitted market (:meth:`envs.fit.MarketFit.draw_calibrations`): one
         simulated market each.
     n_simulations : int
-        Campaigns simulated in all by the model-based estimate, spread evenly over the draws and over
-        the logged campaigns (each logged campaign about ``n_simulations / n_campaigns`` times).
+        Paths simulated in all by the model-based estimate in the point market (at least one per logged
+        campaign; allocated by a pilot path, see :mod:`experiments.ope.paths`).
+    n_subset : int
+        Logged campaigns simulated again under every parameter draw (those with the largest pilot
+        values), for the parameter uncertainty.
     n_check_simulations : int
         Simulated replays of the logged offers in the fit's predictive checks.
     max_flagged_share : float
@@ -58,9 +64,11 @@ class OPEConfig:
     random_state: int = 0
     max_iter: int = 100
     n_threads: int = 1
+    fitted_q: bool = True
     model_based: bool = True
     n_draws: int = 8
-    n_simulations: int = 2400
+    n_simulations: int = 6000
+    n_subset: int = 200
     n_check_simulations: int = 40
     max_flagged_share: float = 0.1
     min_ess_share: float = 0.1
@@ -70,14 +78,16 @@ class OPEConfig:
             isinstance(self.clip, bool) or not isinstance(self.clip, (int, float)) or not self.clip > 0
         ):
             raise ValueError(f"clip: expected a number > 0 or None, got {self.clip!r}")
-        if not isinstance(self.model_based, bool):
-            raise ValueError(f"model_based: expected true or false, got {self.model_based!r}")
+        for name in ("fitted_q", "model_based"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: expected true or false, got {getattr(self, name)!r}")
         for name in ("max_flagged_share", "min_ess_share"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"{name}: expected a share in [0, 1], got {value!r}")
         for name, minimum in (("n_folds", 2), ("n_bootstrap", 1), ("max_iter", 1), ("n_threads", 1),
-                              ("n_draws", 2), ("n_simulations", 2), ("n_check_simulations", 2)):  # fmt: skip
+                              ("n_draws", 2), ("n_simulations", 2), ("n_subset", 2),
+                              ("n_check_simulations", 2)):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
                 raise ValueError(f"{name}: expected a whole number >= {minimum}, got {value!r}")

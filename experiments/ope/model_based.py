@@ -71,7 +71,6 @@ from envs.observation import FeatureSpec, find
 from envs.outcomes import AWARENESS, ENGAGEMENT
 from envs.population import InfluencerPool, response_quality, sample_audience, typical_engagement
 from experiments.ope.config import DEFAULT_CONFIG, OPEConfig
-from experiments.ope.generation import rollouts
 from experiments.ope.logs import INFLUENCER, LoggedData
 from experiments.ope.models import ActionFeatures, _needed_pairs, _regressor
 from experiments.ope.policies import StochasticPolicy, make_env
@@ -226,6 +225,24 @@ def simulated_market(fitted: FittedMarket, calibration: Calibration, rng: np.ran
     return make_env({**fitted.env_options, "pool": simulated, "calibration": calibration})
 
 
+def point_market(fitted: FittedMarket) -> Any:
+    """The market at the fit's estimate with every influencer's hidden columns at their posterior mean
+    (the true engagement rate ``E[typical exp(X) | observed]``, the response quality
+    ``E[exp(sd u - sd^2 / 2) | price, logged reach]``): a campaign's value is linear in the response
+    quality along a path, so this market's values are those averaged over the posterior, without its
+    Monte Carlo noise."""
+    calibration = fitted.fit.calibration
+    pool = fitted.pool
+    observed = offer_observables(pd.DataFrame({"influencer_id": pool.influencer_id}), pool, calibration)
+    lo, hi = calibration.engagement_rate_bounds
+    true_rate = np.clip(observed.true_engagement, lo, hi)
+    mean, sd = quality_posterior(fitted.run.offers, pool, calibration)
+    s = calibration.response_quality_sd
+    quality = np.exp(s * mean + (s * sd) ** 2 / 2 - s**2 / 2)
+    simulated = dataclasses.replace(pool, true_engagement_rate=true_rate, response_quality=quality)
+    return make_env({**fitted.env_options, "pool": simulated, "calibration": calibration})
+
+
 # ------------------------------------------------------------------------------------ campaigns
 @dataclasses.dataclass(frozen=True, eq=False)
 class LoggedCampaigns:
@@ -372,54 +389,75 @@ class ModelBasedValues:
 
     Attributes
     ----------
-    campaign, draw, value : numpy.ndarray, shape (M,)
-        Logged campaign simulated, parameter draw used, and the campaign's expected return along the
-        simulated path under that draw (thousands of USD).
+    value, path_variance, paths : numpy.ndarray, shape (C,)
+        Every logged campaign's mean value over its fresh paths in the point market (thousands of USD),
+        the variance of one path around it, and its number of paths
+        (:class:`experiments.ope.paths.CampaignValues`).
+    pilot : numpy.ndarray, shape (C,)
+        The pilot path's value of every campaign (allocates the paths; the reference of the draws).
+    subset, subset_weight : numpy.ndarray, shape (k,)
+        The campaigns simulated under every parameter draw (those with the largest pilot values), and
+        the weight of each in their total (1).
+    draw_values : numpy.ndarray, shape (n_draws, k)
+        The subset's values under each draw, with the pilot's reset seeds, action draws and campaign
+        fields (common random numbers).
     n_campaigns, n_draws : int
     steps : dict of str to numpy.ndarray
-        Every simulated decision (``context``, ``step``, ``action``, ``q``: the fitted market's expected
-        reward of the action taken plus the target's continuation value, thousands of USD), for
+        Every decision of the fresh paths (``context``, ``step``, ``action``, ``q``: the fitted market's
+        expected reward of the action taken plus the target's continuation value, thousands of USD), for
         :func:`model_based_q`.
     """
 
-    campaign: np.ndarray
-    draw: np.ndarray
     value: np.ndarray
+    path_variance: np.ndarray
+    paths: np.ndarray
+    pilot: np.ndarray
+    subset: np.ndarray
+    subset_weight: np.ndarray
+    draw_values: np.ndarray
     n_campaigns: int
     n_draws: int
     steps: dict[str, np.ndarray]
 
+    def relative_spread(self, member: np.ndarray) -> float:
+        """Standard deviation over the draws of the (stratified) total of the subset's members under a
+        draw relative to its total in the pilot: the relative parameter and hidden-quality uncertainty."""
+        keep = np.asarray(member)[self.subset] > 0
+        weight = self.subset_weight * keep
+        reference = float(weight @ self.pilot[self.subset])
+        if keep.sum() < 2 or not abs(reference) > 0:
+            return math.nan
+        ratios = (self.draw_values @ weight) / reference
+        return float(np.std(ratios, ddof=1))
+
     def summary(self, member: np.ndarray, confidence: float) -> tuple[float, float, float, float]:
         """(estimate, low, high, standard error) over the logged campaigns with ``member > 0`` (see the
-        module docstring); NaNs when none of them was simulated."""
+        module docstring); NaNs when there are none."""
         from scipy.stats import norm
 
-        rows = np.asarray(member)[self.campaign] > 0
-        if not rows.any():
+        keep = np.asarray(member) > 0
+        n = int(keep.sum())
+        if n == 0:
             return (math.nan,) * 4
-        value, draw = self.value[rows], self.draw[rows]
-        counts = np.bincount(draw, minlength=self.n_draws).astype(float)
-        sums = np.bincount(draw, weights=value, minlength=self.n_draws)
-        present = counts > 0
-        means = sums[present] / counts[present]
-        within = value - (sums / np.maximum(counts, 1))[draw]
-        s2_within = float(within @ within / max(len(value) - present.sum(), 1))
-        between = float(np.var(means, ddof=1)) if present.sum() > 1 else 0.0
-        parameter = max(0.0, between - s2_within / float(counts[present].mean()))
-        n_logged = int((np.asarray(member) > 0).sum())
-        variance = parameter + s2_within / len(value) + s2_within / n_logged
-        se = math.sqrt(variance)
-        estimate = float(value.mean())
+        estimate = float(self.value[keep].mean())
+        spread = self.relative_spread(member)
+        if math.isnan(spread):
+            spread = self.relative_spread(np.ones(self.n_campaigns))
+        spread = 0.0 if math.isnan(spread) else spread
+        path_variance = self.path_variance[keep]
+        simulation = float((path_variance / self.paths[keep]).sum()) / n**2
+        logged = float(path_variance.sum()) / n**2
+        se = math.sqrt((estimate * spread) ** 2 + simulation + logged)
         z = float(norm.ppf(0.5 + confidence / 2))
         return estimate, estimate - z * se, estimate + z * se, se
 
 
-def _schedule(n_campaigns: int, n_simulations: int, n_draws: int, rng: np.random.Generator) -> list[np.ndarray]:  # fmt: skip
-    """Logged campaigns to simulate under each draw: the campaigns dealt in turn (shuffled rounds), so
-    each is simulated about ``n_simulations / n_campaigns`` times and every draw gets a random share."""
-    rounds = -(-n_simulations // n_campaigns)
-    order = np.concatenate([rng.permutation(n_campaigns) for _ in range(rounds)])[:n_simulations]
-    return np.array_split(order, n_draws)
+def _subset(pilot: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The campaigns of the draws: the ``size`` with the largest ``|pilot|`` (they carry most of the
+    value on these markets; a random stratum with weight ``C / size`` made the draws' ratios noisier
+    than the parameters are uncertain), each of weight 1."""
+    order = np.argsort(-np.abs(pilot), kind="stable")[: min(size, len(pilot))]
+    return np.sort(order), np.ones(len(order))
 
 
 def simulate_target(
@@ -430,40 +468,65 @@ def simulate_target(
     *,
     markets: Sequence[Any] | None = None,
 ) -> ModelBasedValues:
-    """Run ``policy`` on the logged campaigns in every simulated market (see the module docstring).
+    """Run ``policy`` on the logged campaigns in the simulated markets (see the module docstring).
 
-    ``markets`` are the environments of :func:`simulated_market` for ``fitted.calibrations`` (built here
-    when not given; building takes about a second each, so several targets share them).
+    ``markets`` are those of :func:`build_markets` (the point market first, then one per draw of
+    ``fitted.calibrations``; built here when not given: about a second each, so several targets share
+    them).
     """
+    from experiments.ope.paths import campaign_values, path_values
+
     _, rng = config.model_streams()
     if markets is None:
         markets = build_markets(fitted, config)
-    schedule = _schedule(len(campaigns), config.n_simulations, len(markets), rng)
-    values, draws, index, steps = [], [], [], []
-    for d, (env, chosen) in enumerate(zip(markets, schedule, strict=True)):
-        if not len(chosen):
-            continue
-        drawn = campaigns.draw(chosen, rng, env.unwrapped.calibration)
-        seeds = rng.integers(0, 2**31 - 1, size=len(chosen)).tolist()
-        streams = np.random.SeedSequence(int(rng.integers(2**63))).spawn(len(chosen))
-        sim = rollouts(env, policy, seeds, streams, expected=True, outcomes=False, campaigns=drawn)
-        per_step = (sim["probabilities"] * sim["expected_rewards"]).sum(axis=1)
-        value = np.bincount(sim["campaign"], weights=per_step, minlength=len(chosen))
-        values.append(value)
-        draws.append(np.full(len(chosen), d))
-        index.append(chosen)
-        steps.append(_q_targets(sim, per_step))
+    point, draws = markets[0], markets[1:]
+    C = len(campaigns)
+    everyone = np.arange(C)
+    # The pilot: one path per campaign in the point market (fields drawn once, kept for the draws).
+    fields = campaigns.draw(everyone, rng, point.unwrapped.calibration)
+    reset_seeds = rng.integers(0, 2**31 - 1, size=C).tolist()
+    streams = np.random.SeedSequence(int(rng.integers(2**63))).spawn(C)
+    pilot, _, _ = path_values(point, policy, fields, reset_seeds, streams)
+    # The estimate: fresh paths allocated by the pilot, each with its own draw of the unlogged fields.
+    fresh_seed = np.random.SeedSequence(int(rng.integers(2**63)))
+    field_rng = np.random.default_rng(np.random.SeedSequence(int(rng.integers(2**63))))
+    cal = point.unwrapped.calibration
+    repeated = campaign_values(point, policy, _FreshFields(campaigns, field_rng, cal), pilot,
+                               max(1.0, config.n_simulations / C), fresh_seed, keep_steps=True)  # fmt: skip
+    # The uncertainty: the subset under every draw, with the pilot's seeds, action draws and fields.
+    subset, weight = _subset(pilot, config.n_subset)
+    chosen = [fields[c] for c in subset]
+    draw_values = np.stack([
+        path_values(env, policy, chosen, [reset_seeds[c] for c in subset], [streams[c] for c in subset])[0]
+        for env in draws
+    ]) if draws else np.zeros((0, len(subset)))  # fmt: skip
+    steps = repeated.steps
+    per_step = (steps["probabilities"] * steps["expected_rewards"]).sum(axis=1)
+    q = _q_targets({**steps, "campaign": steps["path"]}, per_step)
     return ModelBasedValues(
-        campaign=np.concatenate(index), draw=np.concatenate(draws), value=np.concatenate(values),
-        n_campaigns=len(campaigns), n_draws=len(markets),
-        steps={k: np.concatenate([s[k] for s in steps]) for k in steps[0]},
+        value=repeated.value, path_variance=repeated.path_variance, paths=repeated.paths, pilot=pilot,
+        subset=subset, subset_weight=weight, draw_values=draw_values, n_campaigns=C, n_draws=len(draws),
+        steps=q,
     )  # fmt: skip
 
 
+class _FreshFields:
+    """Logged campaigns with their unlogged fields drawn anew for every path (a sequence over paths is
+    not known in advance, so :func:`experiments.ope.paths.campaign_values` asks by index)."""
+
+    def __init__(self, campaigns: LoggedCampaigns, rng: np.random.Generator, cal: Calibration) -> None:
+        self.campaigns, self.rng, self.cal = campaigns, rng, cal
+
+    def __call__(self, index: np.ndarray) -> list[Campaign]:
+        return self.campaigns.draw(index, self.rng, self.cal)
+
+
 def build_markets(fitted: FittedMarket, config: OPEConfig = DEFAULT_CONFIG) -> list[Any]:
-    """The simulated markets of ``fitted``'s draws (their hidden columns from the simulation stream)."""
+    """The point market (the fit's estimate, every hidden column at its posterior mean), then the
+    markets of ``fitted``'s draws (hidden columns drawn from their posterior)."""
     rng = np.random.default_rng(np.random.SeedSequence([config.random_state, 15, 1]))
-    return [simulated_market(fitted, cal, rng) for cal in fitted.calibrations]
+    point = point_market(fitted)
+    return [point, *(simulated_market(fitted, cal, rng) for cal in fitted.calibrations)]
 
 
 def _q_targets(sim: dict[str, np.ndarray], per_step: np.ndarray) -> dict[str, np.ndarray]:

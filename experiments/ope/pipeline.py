@@ -170,6 +170,7 @@ def evaluate_logs(
     env_overrides: dict[str, Any] | None = None,
     truth: bool = False,
     allow_different_market: bool = False,
+    truth_paths: float = 1,
 ) -> OPEResult:
     """Estimate the value of ``policy`` (a run folder, an agent name or ``module:function``,
     epsilon-greedy with ``epsilon`` or its own distribution with None) from the log file ``logs``; see
@@ -230,7 +231,8 @@ def evaluate_logs(
     timings["read"] = time.perf_counter() - clock
     market = prepare_market(data, env, env_options, config)
     timings["market_fit"] = market.seconds
-    result = estimate_target(data, env, target, config, market, truth=truth, timings=timings, source=logs)
+    result = estimate_target(data, env, target, config, market, truth=truth, timings=timings, source=logs,
+                             truth_paths=truth_paths)  # fmt: skip
     summary = {
         "logs": str(logs),
         "logging_policy": (meta or {}).get("policy", {}).get("description"),
@@ -252,11 +254,14 @@ def estimate_target(
     source: Path | str = "logs",
     truth_env: Any = None,
     cache: dict[str, Any] | None = None,
+    truth_paths: float = 1,
 ) -> OPEResult:
     """Every estimate of ``target`` from validated logs ``data`` made in ``env`` (the market fitted to
     them in ``market``, see :func:`prepare_market`), the recommended one marked; with ``truth`` the true
     values in the simulator: in ``truth_env`` (default ``env``), which must be the logs' own market.
-    ``cache`` (a dict kept between targets of the same logs) keeps the replayed expected rewards."""
+    ``cache`` (a dict kept between targets of the same logs) keeps the replayed expected rewards;
+    ``truth_paths`` paths per campaign on average make the per-campaign truth (see
+    :func:`experiments.ope.truth.simulate_target`)."""
     from experiments.ope import model_based
 
     timings = {} if timings is None else timings
@@ -267,14 +272,16 @@ def estimate_target(
     clock = time.perf_counter()
     q_hat = cross_fitted_reward_model(data, probs, config)
     timings["reward_model"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    fqe = fitted_q_evaluation(data, probs, config)
-    timings["fitted_q"] = time.perf_counter() - clock
     specs = unwrapped.feature_specs
     features = ActionFeatures(specs, unwrapped.offer_levels, data.n_actions)
-    clock = time.perf_counter()
-    models = {"fqe_af": fitted_q_action_features(data, probs, features, config)}
-    timings["fitted_q_action_features"] = time.perf_counter() - clock
+    fqe, models = None, {}
+    if config.fitted_q:
+        clock = time.perf_counter()
+        fqe = fitted_q_evaluation(data, probs, config)
+        timings["fitted_q"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        models["fqe_af"] = fitted_q_action_features(data, probs, features, config)
+        timings["fitted_q_action_features"] = time.perf_counter() - clock
     values = None
     if market.fitted is not None:
         clock = time.perf_counter()
@@ -297,7 +304,8 @@ def estimate_target(
         cache = {} if cache is None else cache
         if "q_true" not in cache:
             cache["q_true"] = replay_expected_rewards(true_env, data)
-        simulated = simulate_target(true_env, target, data, seed=config.random_state, segments=segments)
+        simulated = simulate_target(true_env, target, data, seed=config.random_state, segments=segments,
+                                    n_paths=truth_paths)  # fmt: skip
         truths = truth_table(data, probs, cache["q_true"], simulated, table, segments, feature_specs=specs)
         table = with_truth(table, truths)
         timings["truth"] = time.perf_counter() - clock
@@ -339,7 +347,7 @@ def recommend(table: pd.DataFrame, market: MarketModel, config: OPEConfig) -> tu
         choice = "DR-AF" if usable or "MB" not in available else "MB"
         why = f"{failed}; {weights} ({'usable' if usable else 'degenerate'})"
     if choice not in available:
-        choice = "DR"
+        choice = next((c for c in ("DR-AF", "DR", "MB", "IPS") if c in available), "DR")
     chosen = {"per_decision": ("DR", "per decision the importance weights are well behaved"),
               "per_campaign": (choice, why)}  # fmt: skip
     table = table.copy()

@@ -559,11 +559,17 @@ def _caveats(final: pd.DataFrame, config: dict) -> str:
 
 def build_report(sweep_dir: Path) -> str:
     """The report of ``sweep_dir`` as one HTML string (and the ``stats_*.csv`` files written into it)."""
+    from experiments.reporting import ope_section
+
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"{sweep_dir}: no such folder")
     if not (sweep_dir / stats.RESULTS_FILE).is_file():
-        raise FileNotFoundError(f"{sweep_dir / stats.RESULTS_FILE}: no such file (not a sweep folder)")
+        if ope_section.find_ope_results(sweep_dir):  # influmatch ope outputs: the candidates from the logs
+            return ope_section.build_ope_page(sweep_dir, CSS)
+        raise FileNotFoundError(
+            f"{sweep_dir / stats.RESULTS_FILE}: no such file (not a sweep folder), nor influmatch ope outputs in it"
+        )
     config = _read_config(sweep_dir)
     runs = stats.read_sweep_runs(sweep_dir)
     tables = stats.summarize_sweep(sweep_dir)
@@ -590,6 +596,10 @@ def build_report(sweep_dir: Path) -> str:
             "middle half of the seeds, so one lucky or unlucky seed does not decide.</p>",
             _comparison_table(final),
         )
+        ope_results = ope_section.find_ope_results(sweep_dir / ope_section.OPE_DIR)
+        if ope_results:
+            body.append("<h2>Judged from your logs</h2>")
+            body.extend(ope_section.ope_section(ope_results))
         if curves.empty:
             section(2, _missing("No run of this sweep has an eval.csv, so there are no learning curves."))
         else:
