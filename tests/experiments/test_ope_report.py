@@ -66,6 +66,7 @@ def test_one_ope_output_and_different_logs(tmp_path):
     assert "judged from different logs" in page and "ope-pairs" not in page
 
 
+@pytest.mark.slow
 def test_a_sweep_with_ope_outputs_gets_the_section(tmp_path):
     sweep = fabricate_sweep(tmp_path / "sweep")
     before = report.build_report(sweep)
@@ -88,3 +89,36 @@ def test_a_broken_ope_output_is_one_clear_error(tmp_path):
     (tmp_path / "good" / "summary.json").write_text("[1]", encoding="utf-8")
     with pytest.raises(ValueError, match="summary.json: not an influmatch ope summary"):
         report.build_report(tmp_path / "good")
+
+
+@pytest.mark.slow
+def test_the_comparison_page_fits_the_window_in_a_browser(tmp_path):
+    """The page of three candidates in a headless browser at 800 px: nothing scrolls sideways and the
+    console has no errors (the probe of test_report_browser)."""
+    import re
+    import subprocess
+
+    from tests.experiments.test_report_browser import PROBE, _browser
+
+    browser = _browser()
+    if browser is None:
+        pytest.skip("no headless browser (make install-dev installs Debian's chromium)")
+    root = tmp_path / "candidates"
+    _ope_output(root / "a", "best_fit, greedy", 8.0, 7.0, 9.0, truth=8.3)
+    _ope_output(
+        root / "b", "a rather long candidate name, epsilon-greedy with epsilon 0.3", 3.0, 2.5, 3.5, truth=2.9
+    )
+    page = report.write_report(root).read_text(encoding="utf-8")
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("<head>", "<head>\n" + PROBE, 1), encoding="utf-8")
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=800,900", "--virtual-time-budget=10000",
+         "--dump-dom", probed.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    match = re.search(r'<pre id="probe-result">(.*?)</pre>', result.stdout, re.S)
+    assert match, f"the page did not finish loading: {result.stderr[-2000:]}"
+    measured = json.loads(match[1].replace("&quot;", '"').replace("&amp;", "&"))
+    assert measured["errors"] == [] and measured["wide"] == [], measured
+    assert measured["scrollWidth"] <= measured["clientWidth"], measured
