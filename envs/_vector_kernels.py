@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba.np.random.random_methods import buffered_bounded_lemire_uint32
 
 from envs import _kernels as k
 from envs.outcomes import AWARENESS, CONVERSION, ENGAGEMENT, SPONSORED_POST_LOAD
@@ -266,3 +267,128 @@ def reset_campaigns(rows, offsets, churn, templates, audience_fit, scale, fit_we
                        premium[i], prefix[i], complete[i])  # fmt: skip
         _refresh(i, True, 1.0, 0, weeks, category, month_list, budget_left, n_hired, consts, demand,
                  value_factor, recovery, load_recovers, campaign, market)  # fmt: skip
+
+
+# ------------------------------------------------------------------------- compiled stream-exact draws
+@nb.njit(cache=True)
+def _inverse_cdf(cdf, u):
+    """``numpy.searchsorted(cdf, u, side="right")`` (:meth:`Calibration.draw`'s category of a uniform)."""
+    j = 0
+    while j < len(cdf) and cdf[j] <= u:
+        j += 1
+    return j
+
+
+@nb.njit(cache=True)
+def _bounded(generator, high):
+    """``generator.integers(0, high + 1)`` for ``0 <= high < 2**32 - 1``: numpy's
+    ``random_bounded_uint64(0, high)`` (Lemire's rejection on 32-bit words; no draw when ``high`` is 0).
+    Numba's own ``integers`` draws the same but allocates an array per call, six times slower here."""
+    if high == 0:
+        return np.int64(0)
+    return np.int64(buffered_bounded_lemire_uint32(generator.bit_generator, np.uint32(high)))
+
+
+@nb.njit(cache=True)
+def _shuffle_tail(generator, data, first):
+    """numpy's ``_shuffle_int(bitgen, len(data), first, data)`` (the shuffle of ``Generator.choice``):
+    from the last entry down to ``first``, swap with a uniform index in ``[0, i]``."""
+    for i in range(len(data) - 1, first - 1, -1):
+        j = _bounded(generator, i)  # numpy's random_bounded_uint64(0, i)
+        data[i], data[j] = data[j], data[i]
+
+
+@nb.njit(cache=True)
+def _choice_without_replacement(generator, pop_size, size, out):
+    """``generator.choice(pop_size, size=size, replace=False)`` into ``out[:size]``, drawing exactly
+    what numpy (>= 1.17's ``Generator``) draws: a tail shuffle of ``arange(pop_size)`` for a large
+    share of a large population, else Floyd's algorithm with numpy's hash set, then a shuffle."""
+    if pop_size > 10000 and size > pop_size // 50:
+        idx = np.arange(pop_size)
+        _shuffle_tail(generator, idx, max(pop_size - size, 1))
+        out[:size] = idx[pop_size - size :]
+        return
+    set_size = np.uint64(1.2 * size)
+    mask = set_size
+    mask |= mask >> np.uint64(1)
+    mask |= mask >> np.uint64(2)
+    mask |= mask >> np.uint64(4)
+    mask |= mask >> np.uint64(8)
+    mask |= mask >> np.uint64(16)
+    mask |= mask >> np.uint64(32)
+    empty = np.uint64(0xFFFFFFFFFFFFFFFF)
+    hash_set = np.full(np.int64(mask) + 1, empty, dtype=np.uint64)
+    for j in range(pop_size - size, pop_size):
+        val = np.uint64(_bounded(generator, j))  # numpy's random_bounded_uint64(0, j)
+        loc = val & mask
+        while hash_set[loc] != empty and hash_set[loc] != val:
+            loc = (loc + np.uint64(1)) & mask
+        if hash_set[loc] == empty:
+            hash_set[loc] = val
+            out[j - pop_size + size] = np.int64(val)
+        else:
+            loc = np.uint64(j) & mask
+            while hash_set[loc] != empty:
+                loc = (loc + np.uint64(1)) & mask
+            hash_set[loc] = np.uint64(j)
+            out[j - pop_size + size] = j
+    _shuffle_tail(generator, out[:size], 1)
+
+
+@nb.njit(cache=True)
+def draw_starts(rows, generators, cdfs, alpha, log_ranges, churn):
+    """The random part of a new campaign in each of ``rows``, from the row's generator in the order of
+    :meth:`InfluencerMatchingEnv.reset`: :func:`envs.campaigns.sample_campaign`'s draws, then
+    :meth:`InfluencerMatchingEnv._churn_draws`' (numba's generator methods draw numpy's exact streams;
+    ``Generator.choice`` without replacement, which numba lacks, is :func:`_choice_without_replacement`).
+
+    ``cdfs``: (category, goal, budget bin) cumulative shares, the last entry +inf; ``alpha``: (12, 12)
+    Dirichlet parameters of the target audience by category; ``log_ranges``: (budget bin edges, log),
+    then the log bounds of the value per engagement and per 1k reach; ``churn``: (incumbents,
+    reservoir, p_leave, on).
+
+    Returns ``(ints, floats, gammas, offsets, leavers, joiners, uniforms)``: per row the category,
+    goal, budget bin and start month; the uniform exponent of the annual budget, the order value's
+    normal, and the two value exponents; the 12 gamma draws; and the swaps ``offsets[b]:offsets[b+1]``
+    (leavers, joiners as pool indices, and the uniform of each swap's week).
+    """
+    category_cdf, goal_cdf, budget_cdf = cdfs
+    log_edges, log_vpe, log_v1k = log_ranges
+    n_inc, n_reservoir, p_leave, churn_on = churn
+    n_inc, n_reservoir = np.int64(n_inc), np.int64(n_reservoir)
+    R = len(rows)
+    ints = np.zeros((R, 4), dtype=np.int64)
+    floats = np.zeros((R, 4))
+    gammas = np.zeros((R, alpha.shape[1]))
+    capacity = R * n_reservoir if churn_on else 0
+    leavers = np.empty(capacity, dtype=np.int64)
+    joiners = np.empty(capacity, dtype=np.int64)
+    uniforms = np.empty(capacity)
+    offsets = np.zeros(R + 1, dtype=np.int64)
+    for b in range(R):
+        g = generators[rows[b]]
+        category = _inverse_cdf(category_cdf, g.random())
+        ints[b, 0] = category
+        ints[b, 1] = _inverse_cdf(goal_cdf, g.random())
+        for c in range(alpha.shape[1]):
+            gammas[b, c] = g.standard_gamma(alpha[category, c])
+        bin_ = _inverse_cdf(budget_cdf, g.random())
+        ints[b, 2] = bin_
+        floats[b, 0] = g.uniform(log_edges[bin_], log_edges[bin_ + 1])
+        floats[b, 1] = g.standard_normal()
+        ints[b, 3] = _bounded(g, 11)  # integers(0, 12)
+        floats[b, 2] = g.uniform(log_vpe[0], log_vpe[1])
+        floats[b, 3] = g.uniform(log_v1k[0], log_v1k[1])
+        start = offsets[b]
+        n_leave = np.int64(0)
+        if churn_on:
+            n_leave = min(np.int64(g.binomial(n_inc, p_leave)), n_reservoir)
+            _choice_without_replacement(g, n_inc, n_leave, leavers[start:])
+            for j in range(n_leave):
+                uniforms[start + j] = g.random()
+            _choice_without_replacement(g, n_reservoir, n_leave, joiners[start:])
+            for j in range(n_leave):
+                joiners[start + j] += n_inc
+        offsets[b + 1] = start + n_leave
+    end = offsets[R]
+    return ints, floats, gammas, offsets, leavers[:end], joiners[:end], uniforms[:end]

@@ -179,7 +179,22 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         self._consts_template = env._kernel_constants(
             sample_campaign(np.random.default_rng(0), env.calibration)
         )
-        self._no_swaps = (np.zeros(0, dtype=np.int64),) * 3
+        # What draw_starts reads: the category, goal and budget-bin CDFs (as Calibration.draw builds them),
+        # the target audience's Dirichlet parameters by category, the log bounds of the uniform draws, and
+        # the churn's population sizes and probability of leaving (as _churn_draws computes them).
+        cal = env.calibration
+        self._cdfs = tuple(_calibration_cdf(cal, name) for name in ("brand_category_mix", "goal_mix",
+                                                                   "budget_bin_shares"))  # fmt: skip
+        base = cal.base_audience()
+        self._alpha = np.stack([cal.target_concentration * base[c] for c in range(len(base))])
+        self._log_ranges = (
+            np.array([math.log(edge) for edge in cal.array("budget_bin_edges")]),
+            np.array([math.log(v) for v in cal.value_per_engagement_range[:2]]),
+            np.array([math.log(v) for v in cal.value_per_1k_reach_range[:2]]),
+        )
+        n_inc = market.n_incumbents
+        p_leave = 1.0 - (1.0 - env.churn_rate) ** (weeks - 1)
+        self._churn_params = (float(n_inc), float(n - n_inc), p_leave, env.churn_rate > 0)
         self._churn_templates = (env._join_template.astype(self._week_dtype),
                                  env._leave_template.astype(self._week_dtype), market.load_sum,
                                  market.load_count, market.pool.sponsored_load, market.segment)  # fmt: skip
@@ -190,19 +205,14 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         )  # fmt: skip
 
     def _start_campaigns(self, rows: np.ndarray) -> None:
-        """New campaigns in ``rows``: drawn in Python with each row's generator (the campaign, then the
-        churn, as :meth:`InfluencerMatchingEnv.reset`), set up by one compiled call."""
+        """New campaigns in ``rows``: drawn by one compiled call with each row's generator (the campaign,
+        then the churn, as :meth:`InfluencerMatchingEnv.reset`), set up by another."""
         env, market, cal, k = self.env, self.env._market, self.env.calibration, _kernels
         audience_fit = self._audience_fit[: len(rows)]  # reused: a fresh buffer would fault in its pages
         scale = np.empty(len(rows))
-        swaps: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        campaigns = []
-        for b, i in enumerate(rows.tolist()):
-            rng = self._generators[i]
-            campaign = sample_campaign(rng, cal)
-            campaigns.append(campaign)
-            self._campaigns[i] = campaign
-            swaps.append(env._churn_draws(rng) if env.churn_rate > 0 else self._no_swaps)
+        campaigns, swaps = self._draw_starts(rows)
+        for b, campaign in enumerate(campaigns):
+            self._campaigns[int(rows[b])] = campaign
             np.matmul(market.sqrt_audience, np.sqrt(campaign.target_audience), out=audience_fit[b])
             scale[b] = value_scale(int(campaign.goal), int(campaign.start_month), float(campaign.order_value),
                                    float(campaign.value_per_engagement), float(campaign.value_per_1k_reach),
@@ -229,13 +239,43 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         observation[everyone, 12 + goal] = 1.0
         observation[:, 15] = fields[:, 7]
         self._observation[rows] = observation
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum([len(leavers) for leavers, _, _ in swaps], out=offsets[1:])
-        churn = tuple(np.concatenate([swap[j] for swap in swaps]).astype(np.int64) for j in range(3))
+        offsets, churn = swaps
         _vector_kernels.reset_campaigns(rows, offsets, churn, self._churn_templates, audience_fit, scale,
                                         env._fit_weights, market.value_coef, market.rank_bound,
                                         market.rank_order, self._state, self._tables,
                                         self._campaign_arrays, self._market_arrays)  # fmt: skip
+
+    def _draw_starts(self, rows: np.ndarray) -> tuple[list[Campaign], tuple[np.ndarray, tuple]]:
+        """The campaigns of ``rows`` and their churn swaps (``offsets`` and ``(leavers, joiners, when)``),
+        from :func:`envs._vector_kernels.draw_starts`' raw draws finished as
+        :func:`envs.campaigns.sample_campaign` and :meth:`InfluencerMatchingEnv._churn_draws` finish
+        theirs (the same Python and numpy operations on the same numbers, so the same bits)."""
+        env, cal = self.env, self.env.calibration
+        ints, floats, gammas, offsets, leavers, joiners, uniforms = _vector_kernels.draw_starts(
+            rows, self._typed_generators, self._cdfs, self._alpha, self._log_ranges, self._churn_params
+        )
+        campaigns = []
+        for b, (whole, real) in enumerate(zip(ints.tolist(), floats.tolist(), strict=True)):
+            category, goal, _, start_month = whole
+            annual_exponent, z, vpe_exponent, v1k_exponent = real
+            draws = gammas[b]
+            total = draws.sum()
+            alpha = self._alpha[category]
+            annual = round(math.exp(annual_exponent), 2)
+            campaigns.append(Campaign(
+                category=category, goal=goal, target_audience=draws / total if total > 0 else alpha / alpha.sum(),
+                annual_budget=annual, budget=round(annual * cal.campaign_budget_share, 2),
+                order_value=cal.order_value_median * math.exp(cal.order_value_log_sd * z), start_month=start_month,
+                value_per_engagement=math.exp(vpe_exponent), value_per_1k_reach=math.exp(v1k_exponent),
+            ))  # fmt: skip
+        when = np.empty(len(uniforms), dtype=np.int64)
+        if env.churn_rate > 0:
+            p_leave, weeks = self._churn_params[2], env.campaign_weeks
+            for b in range(len(rows)):
+                u = uniforms[offsets[b] : offsets[b + 1]].copy()  # a fresh array, as _churn_draws' own
+                at = 1 + np.floor(np.log1p(-u * p_leave) / math.log1p(-env.churn_rate)).astype(np.int64)
+                when[offsets[b] : offsets[b + 1]] = np.minimum(at, weeks - 1)
+        return campaigns, (offsets, (leavers, joiners, when))
 
     # ---------------------------------------------------------------------------- gym API
     def reset(
@@ -409,6 +449,13 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         single = copy.copy(env)
         single._state = view
         return single
+
+
+def _calibration_cdf(cal: Any, name: str) -> np.ndarray:
+    """The cumulative shares :meth:`envs.calibration.Calibration.draw` searches (the last one +inf)."""
+    cdf = np.cumsum(cal.probabilities(name))
+    cdf[-1] = np.inf
+    return cdf
 
 
 def _autoreset_mode(value: str | AutoresetMode) -> AutoresetMode:
