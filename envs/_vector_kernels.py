@@ -10,8 +10,11 @@ does), so a row follows the same trajectory as a single environment with the sam
 * :func:`step_campaigns`: the week's offer (acceptance, reach, engagements, clicks, conversions), the
   budget and hires, then the next week's candidates, mask, outcome terms, expected rewards and
   observation;
+* :func:`draw_starts`: the random part of new campaigns (the campaign, then its churn) from each row's
+  generator, in the single env's order and bit for bit (numpy's ``Generator.choice`` without
+  replacement, which numba lacks, written out);
 * :func:`reset_campaigns`: a new campaign's fit, value per dollar, ranked segments, prefixes and first
-  week (after the Python side drew the campaign and its churn with the same generator).
+  week (after the Python side finished those draws as the single env does).
 """
 
 from __future__ import annotations
