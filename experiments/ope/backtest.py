@@ -188,7 +188,7 @@ def run_backtest(config: BacktestConfig, progress: Any = None, cache: Path | Non
         market, logger_spec, size, seed = scenario
         cached = None if cache is None else Path(cache) / config.scenario_key(scenario)
         if cached is not None and cached.is_file():
-            rows.append(pd.read_csv(cached, float_precision="round_trip"))
+            rows.append(pd.read_csv(cached))
             if progress is not None:
                 progress(f"{market} / {logger_spec} / {size} campaigns / seed {seed}: read from {cached}")
             continue
@@ -219,9 +219,7 @@ def run_backtest(config: BacktestConfig, progress: Any = None, cache: Path | Non
             from experiments.files import write_text_atomic
 
             write_text_atomic(cached, frame_rows.to_csv(index=False))
-            frame_rows = pd.read_csv(
-                cached, float_precision="round_trip"
-            )  # the same types whether run or read
+            frame_rows = pd.read_csv(cached)  # the same types whether run or read
         rows.append(frame_rows)
         message = (
             f"{market} / {logger_spec} / {size} campaigns / seed {seed}: {time.perf_counter() - clock:.0f} s"

@@ -1,0 +1,100 @@
+"""Accuracy of the per-campaign estimate, pinned so a regression fails: repeated paths allocated by a
+pilot (experiments.ope.paths), the truth over several paths, and a small fixed-seed backtest of the
+model-based estimate against it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from experiments.ope import model_based
+from experiments.ope.backtest import BacktestConfig, run_backtest
+from experiments.ope.config import OPEConfig
+from experiments.ope.generation import generate_logs
+from experiments.ope.logs import LoggedData
+from experiments.ope.paths import MAX_PATHS, allocate_paths, campaign_values
+from experiments.ope.pipeline import prepare_market
+from experiments.ope.policies import build_policy, policy_source
+from experiments.ope.truth import simulate_target
+from tests.experiments.helpers import ENV_OPTIONS
+
+
+def test_paths_are_allocated_by_the_pilot_at_least_one_each():
+    pilot = np.array([0.0, 1.0, -3.0, 100.0, 0.5])
+    paths = allocate_paths(pilot, 4.0)
+    assert paths.min() >= 1 and paths.sum() <= 20 and paths.max() <= MAX_PATHS
+    assert paths[3] == paths.max() and paths[2] > paths[1] >= paths[0]  # by |pilot|
+    np.testing.assert_array_equal(allocate_paths(pilot, 1.0), np.ones(5))
+    np.testing.assert_array_equal(allocate_paths(np.zeros(3), 8.0), np.ones(3))
+
+
+def test_campaign_values_repeat_paths_and_estimate_their_noise(env):
+    """The value of a campaign is the mean of its fresh paths; the standard error shrinks with paths and
+    is 0 for a campaign that cannot vary (nothing affordable: every path is the same)."""
+    target = build_policy(policy_source("best_value_per_dollar"), env, 0.0)
+    sim = env.unwrapped
+    campaigns = []
+    for seed in range(12):
+        sim.reset(seed=seed)
+        campaigns.append(sim.campaign)
+    pilot = np.ones(12)
+    few = campaign_values(env, target, campaigns, pilot, 1.0, np.random.SeedSequence(1))
+    many = campaign_values(env, target, campaigns, pilot, 6.0, np.random.SeedSequence(1))
+    assert (few.paths == 1).all() and (many.paths == 6).all()
+    assert many.std_error() < few.std_error()
+    again = campaign_values(env, target, campaigns, pilot, 6.0, np.random.SeedSequence(1))
+    np.testing.assert_array_equal(again.value, many.value)  # same seed, same numbers
+
+
+@pytest.fixture(scope="module")
+def logs(env):
+    policy = build_policy(policy_source("random"), env, None, seed=5)
+    frame, meta = generate_logs(env, policy, 300, 5)
+    meta["env"] = ENV_OPTIONS
+    return LoggedData.from_frame(frame, env.feature_names, env.action_names, meta)
+
+
+CONFIG = OPEConfig(n_bootstrap=50, n_simulations=900, n_subset=60, n_draws=4, n_check_simulations=10,
+                   max_iter=30, fitted_q=False)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_model_based_estimate_is_within_tolerance_of_the_multi_path_truth(env, logs):
+    """300 uniform campaigns of the small market (6-week campaigns, fixed seeds): for two heuristics the
+    model-based estimate is within 20 % of the truth averaged over 4 paths per campaign, inside its
+    interval, and orders them as the truth does (measured: +7 % for best_value_per_dollar, -13 % for
+    cheapest_per_follower; the single-path estimate of before missed by more)."""
+    market = prepare_market(logs, env, ENV_OPTIONS, CONFIG)
+    assert market.fitted is not None, market.reason
+    found = {}
+    for name in ("best_value_per_dollar", "cheapest_per_follower"):
+        target = build_policy(policy_source(name), env, 0.0)
+        values = model_based.simulate_target(
+            market.fitted, market.campaigns, target, CONFIG, markets=market.markets
+        )
+        est, low, high, se = values.summary(np.ones(logs.n_campaigns), 0.95)
+        truth = simulate_target(env, target, logs, seed=0, n_paths=4)["value"].mean()
+        assert abs(est - truth) <= 0.20 * abs(truth), (name, est, truth)
+        assert low <= truth <= high and se > 0, (name, low, high, truth)
+        found[name] = (est, truth)
+    (a_est, a_true), (b_est, b_true) = found.values()
+    assert np.sign(a_est - b_est) == np.sign(a_true - b_true)
+
+
+@pytest.mark.slow
+def test_a_small_backtest_meets_its_pinned_accuracy(tmp_path):
+    """One scenario end to end through run_backtest (the cache too): the recommended per-campaign
+    estimate is within 25 % of the truth for both targets and covers it (measured: -4 % for
+    best_value_per_dollar, -19 % for best_fit on this small market)."""
+    config = BacktestConfig(sizes=(300,), loggers=("uniform",), targets=("best_value_per_dollar", "best_fit"),
+                            seeds=(0,), env=dict(ENV_OPTIONS),
+                            ope={"n_bootstrap": 50, "n_simulations": 1200, "n_subset": 40, "n_draws": 3,
+                                 "n_check_simulations": 10, "max_iter": 20, "fitted_q": False},
+                            truth_paths=3)  # fmt: skip
+    table = run_backtest(config, cache=tmp_path / "cache")
+    chosen = table[(table["scope"] == "per_campaign") & table["recommended"].astype(bool)]
+    assert len(chosen) == 2
+    assert (chosen["relative_error"].abs() <= 0.25).all(), chosen[["target", "estimator", "relative_error"]]
+    assert chosen["covered"].astype(bool).all()
+    again = run_backtest(config, cache=tmp_path / "cache")  # read back from the cache, same numbers
+    np.testing.assert_array_equal(again["estimate"].to_numpy(), table["estimate"].to_numpy())
