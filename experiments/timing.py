@@ -77,8 +77,8 @@ def timing_table(
     -------
     pandas.DataFrame
         One row per cell: ``category``, ``month`` (0-11), ``month_name``, ``n``, ``advantage`` (mean of
-        hire-now minus wait per thousand USD of campaign budget, so campaigns of every size weigh the
-        same), ``std_error``, ``decision`` ("hire now" / "wait" / "either": the interval of two
+        hire-now minus wait in USD per 1,000 USD of campaign budget, so campaigns of every size weigh
+        the same), ``std_error``, ``decision`` ("hire now" / "wait" / "either": the interval of two
         standard errors contains 0).
     """
     options = {"n_rollouts": 4, **(planner or {})}
@@ -92,10 +92,12 @@ def timing_table(
                 campaign = dataclasses.replace(
                     sample_campaign(rng, env.calibration), category=c, start_month=month
                 )
+                if budget is not None:
+                    campaign = dataclasses.replace(campaign, budget=float(budget))
                 env.reset(seed=int(rng.integers(2**31)), options={"campaign": campaign})
                 advantage = _advantage(env, seed=seed * 1_000_003 + k, planner=options)
-                if advantage is not None:
-                    values.append(advantage)
+                if advantage is not None:  # thousands of USD -> USD per 1,000 USD of budget
+                    values.append(advantage * 1e6 / float(campaign.budget))
             rows.append(_cell(category, month, np.asarray(values)))
     return pd.DataFrame(rows)
 

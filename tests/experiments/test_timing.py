@@ -96,6 +96,27 @@ class _WaitsOnEvenWeeks:
         ), None
 
 
+def test_timing_table_gives_every_campaign_the_budget_asked_for_and_scales_by_it(monkeypatch):
+    import experiments.timing as timing
+
+    env = InfluencerMatchingEnv(n_influencers=1_000, n_segments=3, dynamics="v1", campaign_weeks=8)
+    kwargs = {
+        "categories": ["fitness"],
+        "months": [0],
+        "n_campaigns": 2,
+        "seed": 4,
+        "planner": {"n_rollouts": 2},
+    }
+    small = timing_table(env, budget=2_000.0, **kwargs)
+    assert float(env.campaign.budget) == 2_000.0  # the last campaign played had the budget asked for
+    large = timing_table(env, budget=4_000.0, **kwargs)
+    assert float(env.campaign.budget) == 4_000.0
+    assert np.isfinite(small["advantage"]).all() and np.isfinite(large["advantage"]).all()
+    monkeypatch.setattr(timing, "_advantage", lambda env, seed, planner: 1.0)  # 1 thousand USD
+    fixed = timing_table(env, budget=4_000.0, **kwargs)
+    assert fixed["advantage"].iloc[0] == pytest.approx(250.0)  # USD per 1,000 USD of budget
+
+
 def test_a_copy_without_waits_hires_its_best_instead():
     env = InfluencerMatchingEnv(n_influencers=1_000, n_segments=3, dynamics="v1", campaign_weeks=8)
     agent = _WaitsOnEvenWeeks(env)
