@@ -39,7 +39,7 @@ import numpy as np
 from experiments.files import remove_stale, replace_dir, temp_sibling
 from experiments.ope.logs import LoggedData
 
-__all__ = ["check_dataset_id", "env_spec", "minari_episodes", "write_minari_dataset"]
+__all__ = ["check_dataset_id", "check_root", "env_spec", "minari_episodes", "write_minari_dataset"]
 
 #: The data format written (Minari's default; ``h5py`` reads it).
 DATA_FORMAT = "hdf5"
@@ -69,6 +69,18 @@ def check_dataset_id(dataset_id: str) -> str:
             "e.g. influmatch/greedy-v0"
         ) from None
     return dataset_id
+
+
+def check_root(root: str | Path) -> Path:
+    """``root`` if a Minari datasets root can be written there: a folder, or a new one whose nearest
+    existing parent is a writable folder; else ``OSError`` naming it."""
+    root = Path(root)
+    existing = next(p for p in (root, *root.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(f"--out {root}: {existing} is a file; a Minari dataset needs a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {root}: {existing} is not writable")
+    return root
 
 
 def env_spec(env_options: Mapping[str, Any]) -> Any:
@@ -198,7 +210,10 @@ def write_minari_dataset(
             f"--out {root}: the Minari dataset {dataset_id} exists ({final}); choose another "
             "--dataset-id or pass --overwrite"
         )
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"--out {root}: cannot create {final.parent} ({err.strerror or err})") from None
     remove_stale(final.parent, final.name)
     staging = temp_sibling(final, ".partial", directory=True)
     try:

@@ -114,7 +114,7 @@ def _generate(args: argparse.Namespace) -> tuple:
 
 
 def _run_minari(args: argparse.Namespace) -> int:
-    from experiments.datasets import check_dataset_id, minari_episodes, write_minari_dataset
+    from experiments.datasets import check_dataset_id, check_root, minari_episodes, write_minari_dataset
     from experiments.ope.logs import LoggedData
 
     root: Path = args.out
@@ -123,6 +123,7 @@ def _run_minari(args: argparse.Namespace) -> int:
             f"--out {root}: --format minari writes a folder (the Minari datasets root), not a file"
         )
     check_output(root, overwrite=True, folder=True)  # a root may hold other datasets: only the kind
+    check_root(root)
     if args.dataset_id is None:
         name = "".join(ch if ch.isalnum() or ch in "_-" else "-" for ch in Path(str(args.policy)).name)
         args.dataset_id = f"influmatch/{name}-seed{args.seed}-v0"

@@ -124,6 +124,7 @@ def minari_ids(root) -> set[str]:
     [
         ("out", ["--format", "minari", "--dataset-id", "no version"], "--dataset-id 'no version': expected"),
         ("file", ["--format", "minari"], "a file of that name exists"),
+        ("file/datasets", ["--format", "minari"], "file is a file; a Minari dataset needs a folder"),
         ("out.csv", ["--format", "minari"], "--format minari writes a folder"),
         ("out.csv", ["--dataset-id", "x-v0"], "--dataset-id: only with --format minari"),
         ("out.csv", ["--format", "parquet"], "--format parquet writes a .parquet file"),
