@@ -19,7 +19,11 @@ TINY = {
     "seeds": 1,
     "eval": {"every": 150, "episodes": 2},
     "env": {"n_influencers": 1200, "n_segments": 3, "campaign_weeks": 6},
-    "agents": {"cqi": {}, "logistic_bandit": {}},
+    "agents": {
+        "cqi": {},
+        "logistic_bandit": {},
+        "ppo": {"hyperparameters": {"n_steps": 64, "batch_size": 32}},
+    },
 }
 
 
@@ -60,6 +64,7 @@ def test_each_run_logs_episode_returns_and_tree_size(logged):
     cqi = scalars(board / "cqi__default__seed0")
     assert cqi["cqi/n_leaves"][-1][1] >= 1  # the tree's size, as train --tensorboard logs it
     assert "bandit/fitted_actions" in scalars(board / "logistic_bandit__default__seed0")
+    assert "train/value_loss" in scalars(board / "ppo__default__seed0")  # SB3's own logger
     assert not list(board.glob(".*"))  # no temporary folder left behind
 
 
@@ -82,7 +87,7 @@ def test_resume_logs_only_the_runs_it_trains(logged, caplog):
 
     with caplog.at_level(logging.WARNING, logger="experiments.sweep"):
         run_sweep(tiny_config(), sweep, progress=False, tensorboard=logged / "new-tb")
-    assert "2 finished runs are skipped and get no TensorBoard events" in caplog.text
+    assert "3 finished runs are skipped and get no TensorBoard events" in caplog.text
     assert not (logged / "new-tb").exists()
 
 
