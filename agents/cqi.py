@@ -357,8 +357,9 @@ class CQI(BaseAgent):
         Candidate values per feature per leaf (9 gives the deciles of the leaf's interval). ``>= 1``.
     exploration_initial_eps, exploration_final_eps : float, default 1.0 and 0.05
         Start and end of the linear epsilon schedule, in [0, 1].
-    exploration_fraction : float, default 0.1
-        Fraction of ``total_timesteps`` over which epsilon decays, in [0, 1].
+    exploration_fraction : float, default 0.3
+        Fraction of ``total_timesteps`` over which epsilon decays, in [0, 1]. 0.3 rather than DQN's
+        0.1: the ``"lcb"`` rule needs updates of the actions it compares (see "Why the defaults").
     max_leaves : int or None, default None
         Hard cap on the number of leaves (``>= 1``); ``None`` for no cap.
     split_score : {"paper", "parent_q"}, default "paper"
@@ -430,7 +431,7 @@ class CQI(BaseAgent):
         n_split_candidates: int = 9,
         exploration_initial_eps: float = 1.0,
         exploration_final_eps: float = 0.05,
-        exploration_fraction: float = 0.1,
+        exploration_fraction: float = 0.3,
         max_leaves: int | None = None,
         split_score: str = "paper",
         seed: int | None = None,
