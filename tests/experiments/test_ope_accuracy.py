@@ -98,3 +98,55 @@ def test_a_small_backtest_meets_its_pinned_accuracy(tmp_path):
     assert chosen["covered"].astype(bool).all()
     again = run_backtest(config, cache=tmp_path / "cache")  # read back from the cache, same numbers
     np.testing.assert_array_equal(again["estimate"].to_numpy(), table["estimate"].to_numpy())
+
+
+def test_the_shipped_backtest_grids_are_valid():
+    from pathlib import Path
+
+    from experiments.strict_yaml import read_yaml
+
+    folder = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "ope"
+    grids = sorted(folder.glob("*.yaml"))
+    assert {p.name for p in grids} >= {
+        "ope_backtest.yaml",
+        "ope_backtest_full.yaml",
+        "ope_backtest_goal.yaml",
+    }
+    for path in grids:
+        config = BacktestConfig.from_mapping(read_yaml(path), str(path))
+        assert len(config.scenarios()) >= 1
+    goal = BacktestConfig.from_mapping(read_yaml(folder / "ope_backtest_goal.yaml"))
+    assert len([s for s in goal.scenarios() if s[2] == 3000]) >= 20  # the 20 scenarios
+
+
+def test_backtest_options_are_refused_in_one_line(tmp_path, capsys):
+    from experiments.cli import main
+
+    with pytest.raises(ValueError, match="truth_paths: expected a number from 1 to 64, got 0"):
+        BacktestConfig(truth_paths=0)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("targets: [random, best_fit]\n", encoding="utf-8")
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    assert (
+        main(["ope-backtest", str(grid), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "file")])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "--cache" in err and "expected a folder" in err and "Traceback" not in err
+    assert (
+        main(
+            [
+                "ope",
+                "--logs",
+                str(grid),
+                "--policy",
+                "random",
+                "--out",
+                str(tmp_path / "o"),
+                "--truth-paths",
+                "0",
+            ]
+        )
+        == 2
+    )
+    assert "--truth-paths: expected a number from 1 to 64, got '0'" in capsys.readouterr().err
