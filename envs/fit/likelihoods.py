@@ -660,10 +660,22 @@ def fit_market(
     acceptance = _acceptance_block(d)
     reach, reach_rows = _reach_block(d)
     engagement = _engagement_block(d, reach, reach_rows)
+    bounded: dict[str, float] = {}
+    if "load" in engagement.estimated and -engagement.coef["load"] < 0:
+        # A fatigue cannot be negative (engagement declines with the sponsored load): the constrained
+        # maximum is on the bound, so the block is refitted there and its multiplier estimated with it
+        # (clipping the fatigue alone left the multiplier that went with the negative value).
+        bounded = {"engagement_fatigue": 0.0}
+        reasons["engagement_fatigue"] = (
+            f"held at its bound 0: the unconstrained estimate {-engagement.coef['load']:.3g} is negative "
+            "and a fatigue cannot be; the engagement block was refitted with it at 0"
+        )
+        at_bound = dataclasses.replace(d, cal=_with_values(d.cal, bounded), held=d.held | set(bounded))
+        engagement = _engagement_block(at_bound, reach, reach_rows)
     clicks, conversions = _per_reach_blocks(d)
     price = _price_block(d)
     blocks = (acceptance, reach, engagement, clicks, conversions, price)
     fit = MarketFit.from_blocks(
-        blocks, base=base, fixed=fixed, n_offers=len(clean), min_obs=min_obs, reasons=reasons
+        blocks, base=base, fixed={**fixed, **bounded}, n_offers=len(clean), min_obs=min_obs, reasons=reasons
     )
     return dataclasses.replace(fit, dynamics=dynamics)
