@@ -113,7 +113,8 @@ def test_the_paper_rule_without_masks_grows_the_env_tree_it_grew_before() -> Non
     import envs  # noqa: F401  (registers the env)
 
     env = gym.make("influmatch/InfluencerMatching-v0")
-    agent = CQI(env, seed=0, split_rule="paper", use_action_masks=False, exploration_fraction=0.1).learn(20_000)
+    old_defaults = dict(split_rule="paper", use_action_masks=False, exploration_fraction=0.1)
+    agent = CQI(env, seed=0, **old_defaults).learn(20_000)
     assert agent.export_text() == PAPER_ENV_DEFAULTS
 
 
