@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     config = BacktestConfig.from_mapping(read_yaml(args.config), str(args.config))
     check_output(args.out, args.overwrite, folder=True)
     print(f"{len(config.scenarios())} scenarios x {len(config.targets)} targets", flush=True)
-    cache = args.cache if args.cache is not None else args.out.with_name(args.out.name + ".scenarios")
+    out = args.out.resolve()
+    cache = args.cache if args.cache is not None else out.with_name(out.name + ".scenarios")
     if cache.exists() and not cache.is_dir():
         raise NotADirectoryError(f"--cache {cache}: expected a folder, found a file")
     estimates = run_backtest(config, progress=lambda message: print(message, flush=True), cache=cache)
