@@ -251,21 +251,31 @@ def _no_metadata(frame, meta, pool):
     meta.clear()
 
 
+#: The fast suite keeps three of the refusals (one per stage: ids, volume, metadata); make test runs all.
+SLOW = pytest.mark.slow
 BAD_INPUTS = [
     pytest.param(
         _unknown_id, ["logs.csv", "column 'influencer_id'", "'nobody' is not in the pool"], id="unknown-id"
     ),
-    pytest.param(_no_outcomes, ["logs.csv", "missing outcome columns clicks, revenue"], id="no-outcomes"),
-    pytest.param(_no_influencer_column, ["logs.csv", "missing outcome columns influencer_id"], id="no-ids"),
-    pytest.param(_pool_without_price, ["pool.csv", "'price'"], id="pool-without-price"),
+    pytest.param(
+        _no_outcomes, ["logs.csv", "missing outcome columns clicks, revenue"], id="no-outcomes", marks=SLOW
+    ),
+    pytest.param(
+        _no_influencer_column, ["logs.csv", "missing outcome columns influencer_id"], id="no-ids", marks=SLOW
+    ),
+    pytest.param(_pool_without_price, ["pool.csv", "'price'"], id="pool-without-price", marks=SLOW),
     pytest.param(_few_decisions, ["logs.csv", "decisions made an offer", "at least 10"], id="too-few"),
     pytest.param(
         _empty_fact,
         ["logs.csv", "column 'sponsored_load'", "empty on a row that made an offer"],
         id="empty-fact",
+        marks=SLOW,
     ),  # fmt: skip
     pytest.param(
-        _separated, ["did not converge", "'acceptance_offer_slope'", "separation"], id="no-convergence"
+        _separated,
+        ["did not converge", "'acceptance_offer_slope'", "separation"],
+        id="no-convergence",
+        marks=SLOW,
     ),
     pytest.param(_no_metadata, ["logs.csv", "logs.json"], id="no-metadata"),
 ]
