@@ -332,7 +332,9 @@ def summary_lines(run: MarketFitRun) -> list[str]:
             f"[{row.ci_low:.4g}, {row.ci_high:.4g}]  default {row.default:.4g}"
         )
     unidentified = table[~table["identified"]]
-    lines.append(f"Unidentified ({len(unidentified)}, kept at their defaults):")
+    lines.append(
+        f"Unidentified ({len(unidentified)}, kept at their defaults unless the note says otherwise):"
+    )
     for row in unidentified.itertuples(index=False):
         lines.append(f"  {str(row.parameter):<{width}}  {run.fit.notes.get(str(row.parameter), '')}")
     for column, parameters in run.missing.items():
