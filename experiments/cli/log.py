@@ -97,8 +97,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> tuple:
     """The logs (frame, metadata with env and policy), the policy and the environment they came from."""
+    from experiments.runner import DEFAULT_DYNAMICS
+
     source = policy_source(args.policy)
-    env_options = {**source.env_options, **parse_env_options(args.env)}
+    base = dict(source.env_options)
+    if "dynamics" not in base:
+        # A policy named on the command line acts in the default market (v1, as every command); a run
+        # folder that records no dynamics was written before v1 and played on v0 (as runner.load_run).
+        base["dynamics"] = "v0" if source.run_dir is not None else DEFAULT_DYNAMICS
+    env_options = {**base, **parse_env_options(args.env)}
     env = make_env(env_options)
     policy = build_policy(source, env, args.epsilon, seed=args.seed)
     frame, metadata = generate_logs(env, policy, args.campaigns, args.seed)

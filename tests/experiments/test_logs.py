@@ -262,7 +262,8 @@ def test_log_command_writes_logs_and_metadata(tmp_path, capsys):
     assert main(argv + ENV_ARGS) == 0
     assert "Logged" in capsys.readouterr().out
     meta = json.loads(metadata_path(out).read_text())
-    assert meta["env"] == ENV_OPTIONS and meta["policy"]["agent"] == "random"
+    # A named policy logs in the default market: v1, as every command.
+    assert meta["env"] == {"dynamics": "v1", **ENV_OPTIONS} and meta["policy"]["agent"] == "random"
     data = read_logs(out)
     np.testing.assert_allclose(data.propensity, 1 / data.action_mask.sum(axis=1))
     first, first_meta = out.read_bytes(), metadata_path(out).read_bytes()
