@@ -66,7 +66,9 @@ def test_ctrl_c_stops_the_sweep_and_its_workers(tmp_path):
     workers = _children(process.pid)
     assert _run_folders(workers), "the workers never started a run"
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-    _, err = process.communicate(timeout=60)
+    # Usually a few seconds; once, in a fresh clone at load 5, over 60 s (not reproduced since, at
+    # load 7 included): the bound is a hang detector, not a speed goal.
+    _, err = process.communicate(timeout=120)
     assert process.returncode == 130
     assert err.strip() == "influmatch sweep: interrupted"
     time.sleep(1)
