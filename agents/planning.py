@@ -130,6 +130,13 @@ def policy_returns(
     return out
 
 
+def best_hires(mask: np.ndarray, expected: np.ndarray, n: int) -> list[int]:
+    """The ``n`` valid hires (``mask`` without its last entry, the wait) with the highest expected reward,
+    best first, ties to the lowest action."""
+    hires = np.flatnonzero(mask[:-1])
+    return [int(a) for a in hires[np.lexsort((hires, -expected[hires]))][:n]]
+
+
 def continuations(
     env: Any,
     allow_wait: bool = True,
@@ -164,9 +171,7 @@ def plan(
     the difference. Picking the best continuation biases each value up (a maximum of noisy means);
     :class:`PlanningOracle` therefore re-measures its final comparison on fresh rollouts."""
     mask, expected = env.action_masks(), env.expected_rewards()
-    hires = np.flatnonzero(mask[:-1])
-    order = hires[np.lexsort((hires, -expected[hires]))][:n_candidates]
-    actions = [int(a) for a in order]
+    actions = best_hires(mask, expected, n_candidates)
     for price in budget_prices:
         paced = myopic_action(env, allow_wait, price)
         if paced not in actions and paced != env.wait_action:
@@ -348,8 +353,7 @@ class PlanningOracle(EnvStatePolicy):
         default = int(env.wait_action) if week < start else myopic_action(env, self.allow_wait, price)
         follow: Continuation = (max(0, start - week - 1), price)
         expected = env.expected_rewards()
-        hires = np.flatnonzero(mask[:-1])
-        actions = [int(a) for a in hires[np.lexsort((hires, -expected[hires]))][: self.n_candidates]]
+        actions = best_hires(mask, expected, self.n_candidates)
         actions += [a for a in (default, int(env.wait_action)) if a not in actions]
         if not self.allow_wait:
             actions.remove(int(env.wait_action))

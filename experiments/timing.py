@@ -116,6 +116,12 @@ def _cell(category: str, month: int, values: np.ndarray) -> dict[str, Any]:
             "advantage": mean, "std_error": se, "decision": decision}  # fmt: skip
 
 
+def _greedy_action(agent: Any, observation: np.ndarray, mask: np.ndarray, masks: bool) -> int:
+    """``agent``'s deterministic action, given the mask when it takes one (``masks``)."""
+    kwargs = {"action_masks": mask} if masks else {}
+    return int(np.asarray(agent.predict(observation, deterministic=True, **kwargs)[0]).reshape(-1)[0])
+
+
 def policy_waits(agent: Any, env: Any, seeds: Sequence[int], label: str) -> pd.DataFrame:
     """Where ``agent`` waits: per calendar month, weeks with a valid hire and the share it waited.
 
@@ -134,8 +140,7 @@ def policy_waits(agent: Any, env: Any, seeds: Sequence[int], label: str) -> pd.D
         done = False
         while not done:
             mask = info["action_mask"]
-            kwargs = {"action_masks": mask} if masks else {}
-            action = int(np.asarray(agent.predict(obs, deterministic=True, **kwargs)[0]).reshape(-1)[0])
+            action = _greedy_action(agent, obs, mask, masks)
             if mask[:-1].any():
                 month = int(round(float(obs[month_feature])))
                 weeks[month] += 1
@@ -177,8 +182,7 @@ def play_campaign(
     total, expected, waits, done = 0.0, 0.0, 0, False
     while not done:
         mask = info["action_mask"]
-        kwargs = {"action_masks": mask} if masks else {}
-        action = int(np.asarray(agent.predict(obs, deterministic=True, **kwargs)[0]).reshape(-1)[0])
+        action = _greedy_action(agent, obs, mask, masks)
         if action == unwrapped.wait_action and mask[:-1].any():
             if replace_waits:
                 action = best_hire(agent, obs, mask)
