@@ -48,6 +48,13 @@ def _run_folders(pids) -> list[Path]:
     return [p for pid in pids for p in root.glob(f"influmatch-run-{pid}-*")]
 
 
+def _session(sid: int) -> str:
+    out = subprocess.run(
+        ["ps", "-s", str(sid), "-o", "pid,ppid,stat,etime,wchan:20,args"], capture_output=True, text=True
+    )
+    return out.stdout
+
+
 def _alive(pids) -> list[int]:
     alive = []
     for pid in pids:
@@ -75,10 +82,14 @@ def test_ctrl_c_stops_the_sweep_and_its_workers(tmp_path):
     # A few seconds when it works: the bound is a hang detector, not a speed goal.
     try:
         _, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:  # the hang the xfail records: do not leave the sweep running
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
+    except subprocess.TimeoutExpired:
+        state = _session(process.pid)  # who is still there: the sweep itself, or something holding its pipes
+        exited = process.poll()
+        os.killpg(process.pid, signal.SIGKILL)
+        _, err = process.communicate()
+        raise AssertionError(
+            f"no EOF 120 s after Ctrl-C; sweep exit code {exited}; stderr {err!r}; session:\n{state}"
+        ) from None
     assert process.returncode == 130
     assert err.strip() == "influmatch sweep: interrupted"
     time.sleep(1)
