@@ -51,10 +51,13 @@ def update_candidates(x, a, y, alpha, decay, greedy, baseline, cand_feature, can
 
 @nb.njit(cache=True)
 def update_candidates_lcb(x, a, y, alpha, decay, greedy, baseline, z, cand_feature, cand_value, cand_q,
-                          cand_top, cand_arg, cand_visits, cand_n, cand_mse, seen_low, seen_high):  # fmt: skip
+                          cand_top, cand_arg, cand_visits, cand_n, cand_mse, seen_low, seen_high,
+                          sample_mean=False):  # fmt: skip
     """:func:`update_candidates` for the conservative rule: the same update, plus per action and side
     the number of updates ``cand_n`` and the running mean squared update ``cand_mse`` (the mean of
-    ``(y - Q_old)^2``, weight ``max(alpha, 1 / n)``), and a score from lower confidence bounds.
+    ``(y - Q_old)^2``, weight ``max(alpha, 1 / n)``), and a score from lower confidence bounds. With
+    ``sample_mean`` the Q-values move by that same weight ``max(alpha, 1 / n)`` (a sample mean until
+    ``n`` reaches ``1 / alpha``), else by ``alpha``.
 
     A side's gain is ``max_b Q_side(b) - Q_side(ref)`` (``ref`` the greedy action, or ``baseline`` when
     ``greedy < 0``) minus ``z`` standard errors, the squared error of each Q-value being its mean
@@ -76,7 +79,7 @@ def update_candidates_lcb(x, a, y, alpha, decay, greedy, baseline, z, cand_featu
         weight = max(alpha, 1.0 / n)
         err = y - cand_q[a, c, side]
         cand_mse[a, c, side] += weight * (err * err - cand_mse[a, c, side])
-        _learn_side(cand_q, cand_top, cand_arg, a, c, side, y, alpha)
+        _learn_side(cand_q, cand_top, cand_arg, a, c, side, y, weight if sample_mean else alpha)
         cand_visits[c, 0] *= decay
         cand_visits[c, 1] *= decay
         cand_visits[c, side] += rise

@@ -59,6 +59,7 @@ _SAVE_FORMAT = "influmatch.agents.cqi"
 _SAVE_VERSION = 1
 _SPLIT_SCORES = ("paper", "parent_q")
 _SPLIT_RULES = ("lcb", "paper")
+_STEP_SIZES = ("constant", "sample_mean")
 
 
 class _Leaf:
@@ -75,6 +76,7 @@ class _Leaf:
 
     __slots__ = (
         "q",
+        "q_n",
         "low",
         "high",
         "cand_feature",
@@ -93,8 +95,13 @@ class _Leaf:
         "seen_high",
     )
 
-    def __init__(self, q: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
+    def __init__(
+        self, q: np.ndarray, low: np.ndarray, high: np.ndarray, q_n: np.ndarray | None = None
+    ) -> None:
         self.q = q
+        # Updates per action since the leaf was made, inherited from the candidate side it came from
+        # (read by ``step_size="sample_mean"``).
+        self.q_n = np.zeros(q.shape[0]) if q_n is None else np.array(q_n, dtype=np.float64, copy=True)
         self.low = low
         self.high = high
         self.n_updates = 0  # transitions learned from since the leaf was made
@@ -474,6 +481,7 @@ class CQI(BaseAgent):
         split_rule: str = "lcb",
         split_confidence: float = 2.0,
         use_action_masks: bool = True,
+        step_size: str = "constant",
     ) -> None:
         self.learning_rate = check_number("learning_rate", learning_rate, 0.0, 1.0, low_open=True)
         self.gamma = check_number("gamma", gamma, 0.0, 1.0)
@@ -495,6 +503,12 @@ class CQI(BaseAgent):
         if split_rule not in _SPLIT_RULES:
             raise ValueError(f"split_rule: expected one of {_SPLIT_RULES}, got {split_rule!r}")
         self.split_rule = split_rule
+        if step_size not in _STEP_SIZES:
+            raise ValueError(f"step_size: expected one of {_STEP_SIZES}, got {step_size!r}")
+        if step_size == "sample_mean" and split_rule == "paper":
+            raise ValueError("step_size='sample_mean' needs split_rule='lcb' (the paper's keeps no counts)")
+        self.step_size = step_size
+        self._sample_mean = step_size == "sample_mean"
         self.split_confidence = check_number(
             "split_confidence", split_confidence, 0.0, math.inf, high_open=True
         )
@@ -603,8 +617,10 @@ class CQI(BaseAgent):
         values = lo + (hi - lo) * self._grid_fractions
         return np.unique(values[(values > lo) & (values < hi)])
 
-    def _new_leaf(self, q: np.ndarray, low: np.ndarray, high: np.ndarray) -> _Leaf:
-        leaf = _Leaf(np.array(q, dtype=np.float64, copy=True), low.copy(), high.copy())
+    def _new_leaf(
+        self, q: np.ndarray, low: np.ndarray, high: np.ndarray, q_n: np.ndarray | None = None
+    ) -> _Leaf:
+        leaf = _Leaf(np.array(q, dtype=np.float64, copy=True), low.copy(), high.copy(), q_n)
         features, values = [], []
         for f in range(self.n_features):
             interval = self._grid_interval(leaf, f)
@@ -798,7 +814,11 @@ class CQI(BaseAgent):
         stats = self._stats(leaf)
         stats.n_updates += 1
         q = stats.q
-        q[a] += self.learning_rate * (y - q[a])
+        if self._sample_mean:
+            stats.q_n[a] += 1.0
+            q[a] += max(self.learning_rate, 1.0 / stats.q_n[a]) * (y - q[a])
+        else:
+            q[a] += self.learning_rate * (y - q[a])
         if observe(
             x, stats.seen_low, stats.seen_high, self._unbounded_features, self.obs_min_, self.obs_max_
         ):
@@ -835,7 +855,7 @@ class CQI(BaseAgent):
             best, total = update_candidates_lcb(
                 x, a, y, alpha, d, greedy, baseline, self.split_confidence, stats.cand_feature,
                 stats.cand_value, stats.cand_q, stats.cand_top, stats.cand_arg, stats.cand_visits,
-                stats.cand_n, stats.cand_mse, stats.seen_low, stats.seen_high,
+                stats.cand_n, stats.cand_mse, stats.seen_low, stats.seen_high, self._sample_mean,
             )  # fmt: skip
         if best < 0:  # no candidate has been seen on both sides yet
             self.split_threshold_ *= self.split_threshold_decay
@@ -891,7 +911,7 @@ class CQI(BaseAgent):
         self._feature[self._left[node]] = self._feature[self._right[node]] = -2  # unreachable
         self._feature[node], self._threshold[node] = -1, math.nan
         self._left[node] = self._right[node] = -1
-        self._leaves[node] = self._new_leaf(q, low, high)
+        self._leaves[node] = self._new_leaf(q, low, high, left.q_n + right.q_n)
         self._born[node] = self.num_timesteps
         self._n_leaves -= 1
 
@@ -930,7 +950,9 @@ class CQI(BaseAgent):
             else:
                 low[f] = value
             child = self._add_node(visits=float(stats.cand_visits[best, side]), depth=depth)
-            self._leaves[child] = self._new_leaf(stats.cand_q[:, best, side], low, high)
+            self._leaves[child] = self._new_leaf(
+                stats.cand_q[:, best, side], low, high, stats.cand_n[:, best, side]
+            )
             children.append(child)
         self._feature[node] = f
         self._threshold[node] = value
@@ -1368,6 +1390,8 @@ class CQI(BaseAgent):
                 )
             else:
                 entry.update(q=_floats(stats.q), low=_floats(stats.low), high=_floats(stats.high))
+                if self._sample_mean:
+                    entry["n"] = stats.q_n.tolist()
                 if include_candidates:
                     entry["candidates"] = {
                         "feature": stats.cand_feature.tolist(),
@@ -1426,6 +1450,7 @@ class CQI(BaseAgent):
             "split_rule": self.split_rule,
             "split_confidence": self.split_confidence,
             "use_action_masks": self.use_action_masks,
+            "step_size": self.step_size,
         }
 
     # ------------------------------------------------------------------ persistence
@@ -1466,7 +1491,8 @@ class CQI(BaseAgent):
         agent = cls.__new__(cls)
         # The constructor's own checks validate the saved hyperparameters; the spaces stand in for an env.
         # Files written before split_rule existed hold agents of the paper's rule that ignored masks.
-        params = {"split_rule": "paper", "use_action_masks": False, **data["params"]}
+        # Files written before step_size existed hold agents with the constant step.
+        params = {"split_rule": "paper", "use_action_masks": False, "step_size": "constant", **data["params"]}
         stand_in: Any = SimpleNamespace(observation_space=obs_space, action_space=act_space)
         try:
             cls.__init__(agent, stand_in, **params)
@@ -1509,10 +1535,11 @@ class CQI(BaseAgent):
                 continue
             low, high = _array(node["low"]), _array(node["high"])
             cand = node.get("candidates")
+            q_n = _array(node["n"]) if "n" in node else None
             if cand is None:
-                stats = agent._new_leaf(_array(node["q"]), low, high)
+                stats = agent._new_leaf(_array(node["q"]), low, high, q_n)
             else:
-                stats = _Leaf(_array(node["q"]), low, high)
+                stats = _Leaf(_array(node["q"]), low, high, q_n)
                 n_cand, n_actions = len(cand["feature"]), agent.n_actions
                 stats.set_candidates(
                     np.asarray(cand["feature"], dtype=np.intp),

@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 _SAVE_FORMAT = "influmatch.agents.distilled_tree"
 _SAVE_VERSION = 1
+_LEAF_VALUES = ("votes", "q")
 
 
 def teacher_q_values(teacher: Any, observation: np.ndarray, env: Any) -> np.ndarray | None:
@@ -102,6 +103,12 @@ class DistilledTree(BaseAgent):
         DAgger with uniform weights.
     min_samples_leaf : int, default 5
         Fewest states a leaf may hold (keeps a leaf from fitting one odd state).
+    leaf_values : {"votes", "q"}, default "votes"
+        What a leaf acts on. ``"votes"``: the share of the (weighted) teacher choices per action, the
+        leaf taking the most-voted valid action (CART's own rule). ``"q"``: the teacher's mean Q-value
+        per action over the leaf's states, the leaf taking the valid action with the highest (the
+        action that would have earned most, by the teacher's values, had the leaf been forced to
+        one action there); it falls back to ``"votes"`` for a teacher without Q-values.
     seed : int or None
         Seed of CART's tie-breaking and of the first environment reset.
     """
@@ -115,6 +122,7 @@ class DistilledTree(BaseAgent):
         n_iterations: int = 5,
         q_weighting: bool = True,
         min_samples_leaf: int = 5,
+        leaf_values: str = "votes",
         seed: int | None = None,
     ) -> None:
         self.env = env
@@ -123,6 +131,9 @@ class DistilledTree(BaseAgent):
         self.n_iterations = check_int("n_iterations", n_iterations, 1)
         self.q_weighting = bool(q_weighting)
         self.min_samples_leaf = check_int("min_samples_leaf", min_samples_leaf, 1)
+        if leaf_values not in _LEAF_VALUES:
+            raise ValueError(f"leaf_values: expected one of {_LEAF_VALUES}, got {leaf_values!r}")
+        self.leaf_values = leaf_values
         self.seed = None if seed is None else check_int("seed", seed, 0)
         self.num_timesteps = 0
         self.n_actions = int(env.action_space.n) if env is not None else 0  # type: ignore[attr-defined]
@@ -157,8 +168,9 @@ class DistilledTree(BaseAgent):
         self._running_return = 0.0
         self._best: tuple[float, dict[str, np.ndarray]] | None = None
         self._candidate: dict[str, np.ndarray] | None = None
-        self._pending: tuple[np.ndarray, int, float] | None = None
-        self._data: tuple[list[np.ndarray], list[int], list[float]] = ([], [], [])
+        # One state's observation, teacher action, weight and (leaf_values="q") teacher Q-values.
+        self._pending: tuple[np.ndarray, int, float, np.ndarray | None] | None = None
+        self._data: tuple[list[Any], ...] = ([], [], [], [])
         self.history_ = []
 
     def _select_action(self, observation: np.ndarray, info: dict[str, Any]) -> int:
@@ -170,12 +182,14 @@ class DistilledTree(BaseAgent):
         )
         teacher_action = _teacher_action(self.teacher, observation, mask)
         weight = 1.0
-        if self.q_weighting:
+        q = None
+        if self.q_weighting or self.leaf_values == "q":
             q = teacher_q_values(self.teacher, observation, self.env)
-            if q is not None:
-                valid = q[mask] if mask.any() else q
-                weight = float(valid.max() - valid.min())
-        self._pending = (np.asarray(observation, dtype=np.float64).reshape(-1), teacher_action, weight)
+        if self.q_weighting and q is not None:
+            valid = q[mask] if mask.any() else q
+            weight = float(valid.max() - valid.min())
+        self._pending = (np.asarray(observation, dtype=np.float64).reshape(-1), teacher_action, weight,
+                         q if self.leaf_values == "q" else None)  # fmt: skip
         if self._round == 0:
             return teacher_action
         return int(self.predict(observation, action_masks=mask)[0])
@@ -192,7 +206,7 @@ class DistilledTree(BaseAgent):
     ) -> None:
         assert self._pending is not None
         for column, value in zip(self._data, self._pending, strict=True):
-            column.append(value)  # type: ignore[attr-defined]
+            column.append(value)
         self._running_return += reward
         if terminated or truncated:
             self._round_returns.append(self._running_return)
@@ -217,12 +231,23 @@ class DistilledTree(BaseAgent):
     def _fit(self) -> dict[str, np.ndarray]:
         from sklearn.tree import DecisionTreeClassifier
 
-        X, y, w = (np.asarray(column) for column in self._data)
+        X, y, w = (np.asarray(column) for column in self._data[:3])
         tree = DecisionTreeClassifier(
             max_leaf_nodes=self.max_leaves, min_samples_leaf=self.min_samples_leaf, random_state=self.seed
         )
         tree.fit(X, y, sample_weight=w if w.sum() > 0 else None)
-        return self._arrays_from(tree)
+        arrays = self._arrays_from(tree)
+        q_rows = self._data[3]
+        if self.leaf_values == "q" and q_rows and all(q is not None for q in q_rows):
+            # Each leaf's mean teacher Q-value per action over the states it holds (internal nodes
+            # keep their votes: only leaves act).
+            leaf = tree.apply(X)
+            sums = np.zeros_like(arrays["votes"])
+            np.add.at(sums, leaf, np.asarray(q_rows, dtype=np.float64))
+            counts = np.bincount(leaf, minlength=len(sums))
+            is_leaf = counts > 0
+            arrays["votes"][is_leaf] = sums[is_leaf] / counts[is_leaf, None]
+        return arrays
 
     def _on_learn_end(self) -> None:
         if self._candidate is None and self._data[0]:  # stopped by a callback before a round ended
@@ -275,14 +300,15 @@ class DistilledTree(BaseAgent):
     ) -> tuple[np.ndarray, None]:
         """The tree's action for one observation (a 0-d array) or a batch (shape ``(n,)``).
 
-        With ``action_masks`` the leaf's most-voted *valid* action (ties to the lowest index)."""
+        With ``action_masks`` the leaf's best *valid* action (most votes, or with ``leaf_values="q"``
+        the highest mean Q-value; ties to the lowest index)."""
         obs = np.asarray(observation, dtype=np.float64)
         single = obs.ndim == 1
         X = obs.reshape(1, -1) if single else obs.reshape(len(obs), -1)
         votes = self.votes_[self._leaf_of(X)].copy()
         if action_masks is not None:
             mask = np.asarray(action_masks, dtype=bool).reshape(len(X), -1)
-            votes = np.where(mask, votes, -1.0)
+            votes = np.where(mask, votes, -np.inf)
         actions = votes.argmax(axis=1).astype(np.int64)
         return (actions[0] if single else actions), None
 
@@ -309,7 +335,8 @@ class DistilledTree(BaseAgent):
         precision: int = 4,
     ) -> str:
         """The tree as indented if/else rules, one ``→ action  (share=...)`` line per leaf: the share of
-        the (weighted) teacher choices in that leaf that the rule's action got."""
+        the (weighted) teacher choices in that leaf that the rule's action got (with
+        ``leaf_values="q"``, ``(q=...)``: the teacher's mean Q-value of that action there)."""
         env = self.env.unwrapped if self.env is not None else None
         features = list(feature_names or getattr(env, "feature_names", None) or
                         [f"x[{i}]" for i in range(self.n_features)])  # fmt: skip
@@ -320,7 +347,8 @@ class DistilledTree(BaseAgent):
         def walk(node: int, indent: str) -> None:
             if self.left_[node] < 0:
                 a = int(self.votes_[node].argmax())
-                lines.append(f"{indent}→ {actions[a]}  (share={self.votes_[node, a]:.3g})")
+                label = "q" if self.leaf_values == "q" else "share"
+                lines.append(f"{indent}→ {actions[a]}  ({label}={self.votes_[node, a]:.3g})")
                 return
             # sklearn's test is x <= t; for float32 observations x < nextafter(t) reads the same, and
             # the rules say "<" like CQI's.
@@ -337,7 +365,8 @@ class DistilledTree(BaseAgent):
     def to_dict(self) -> dict[str, Any]:
         """The tree as JSON-ready builtins, nodes by id (root 0) in CQI's node layout: an internal node
         has ``feature``, ``threshold`` (go left when ``x[feature] <= threshold``), ``left`` and ``right``;
-        a leaf ``q``, the share of the teacher's weighted choices per action (what ``predict`` uses)."""
+        a leaf ``q``, what ``predict`` acts on per action: the share of the teacher's weighted choices,
+        or with ``leaf_values="q"`` the teacher's mean Q-value."""
         nodes = []
         for node in range(len(self.left_)):
             entry: dict[str, Any] = {"id": node}
@@ -360,6 +389,7 @@ class DistilledTree(BaseAgent):
                 "n_iterations": self.n_iterations,
                 "q_weighting": self.q_weighting,
                 "min_samples_leaf": self.min_samples_leaf,
+                "leaf_values": self.leaf_values,
                 "seed": self.seed,
             },
             "teacher": self.teacher if isinstance(self.teacher, str) else type(self.teacher).__name__,

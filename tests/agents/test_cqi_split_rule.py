@@ -390,6 +390,48 @@ def test_save_load_and_learn_on_gives_the_tree_of_one_uninterrupted_run(tmp_path
     assert state == expected
 
 
+# ---------------------------------------------------------------------- sample-mean step sizes
+
+
+def test_sample_mean_steps_give_each_action_the_mean_of_its_targets() -> None:
+    # Terminal transitions (y = r) on a two-feature space: with step max(alpha, 1/n) and n < 1/alpha,
+    # the leaf's Q and every candidate side's Q are plain means of the targets they saw.
+    agent = CQI(constant_bandit(), seed=0, step_size="sample_mean", learning_rate=0.01,
+                split_threshold=1e9)  # fmt: skip
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(0, 1, size=(60, 2))
+    rewards = rng.normal(3.0, 2.0, size=60)
+    actions = np.arange(60) % 2
+    for x, a, r in zip(xs, actions, rewards, strict=True):
+        agent.update(x, int(a), float(r), x, terminated=True)
+    leaf = agent._stats(0)
+    for a in (0, 1):
+        np.testing.assert_allclose(leaf.q[a], rewards[actions == a].mean(), rtol=1e-12)
+        assert leaf.q_n[a] == 30
+    c = int(np.flatnonzero((leaf.cand_feature == 0) & np.isclose(leaf.cand_value, 0.5))[0])
+    left = (xs[:, 0] < 0.5) & (actions == 1)
+    np.testing.assert_allclose(leaf.cand_q[1, c, 0], rewards[left].mean(), rtol=1e-12)
+    assert leaf.cand_n[1, c, 0] == left.sum()
+    # A split's children start from their candidate side's means and counts.
+    agent._split(0, c, 1.0)
+    child = agent._stats(agent._left[0])
+    np.testing.assert_array_equal(child.q_n, leaf.cand_n[:, c, 0])
+    np.testing.assert_array_equal(child.q, leaf.cand_q[:, c, 0])
+
+
+def test_sample_mean_steps_round_trip_and_old_files_keep_the_constant_step(tmp_path) -> None:
+    agent = CQI(xor_bandit(), seed=3, step_size="sample_mean", **BANDIT).learn(3000)
+    agent.save(tmp_path / "cqi.json")
+    loaded = CQI.load(tmp_path / "cqi.json")
+    assert loaded.step_size == "sample_mean" and loaded.to_dict() == agent.to_dict()
+    assert all(np.sum(n["n"]) > 0 for n in loaded.to_dict()["nodes"] if "q" in n)
+    old = agent.to_dict()
+    del old["params"]["step_size"]
+    assert CQI.from_dict(json.loads(json.dumps(old))).step_size == "constant"
+    with pytest.raises(ValueError, match="step_size"):
+        CQI(xor_bandit(), split_rule="paper", step_size="sample_mean")
+
+
 # ---------------------------------------------------------------------- validation
 
 
@@ -400,6 +442,7 @@ def test_save_load_and_learn_on_gives_the_tree_of_one_uninterrupted_run(tmp_path
         ("split_confidence", -1.0),
         ("split_confidence", float("inf")),
         ("use_action_masks", 1),
+        ("step_size", "harmonic"),
     ],
 )
 def test_invalid_new_arguments_are_refused_by_name_and_value(name: str, value: Any) -> None:

@@ -116,3 +116,41 @@ def test_a_teacher_that_takes_masks_is_given_the_valid_actions():
     # A teacher whose predict takes no masks is called without them.
     assert _teacher_action(PayoffTeacher(xor_bandit()), np.array([0.1, 0.1, 0.5], dtype=np.float32),
                            np.ones(2, dtype=bool)) in (0, 1)  # fmt: skip
+
+
+def test_q_leaf_values_take_the_action_worth_most_where_votes_take_the_most_common():
+    # Right half (x0 >= 0.5): action 0 is best by 0.1 on 60 % of the states, action 2 by 0.1 on 40 %,
+    # and action 1, never the best, earns 0.9 everywhere. A leaf that must take one action there
+    # earns 0.6 with the vote winner (0) and 0.9 with action 1. The left half (action 2 worth 5) is the
+    # split a two-leaf tree makes.
+    def payoff(x):
+        if x[0] < 0.5:
+            return np.array([0.0, 0.0, 5.0])
+        return np.array([1.0, 0.9, 0.0]) if x[1] < 0.6 else np.array([0.0, 0.9, 1.0])
+
+    from tests.agents.toy_envs import ContextualBandit
+
+    right = np.random.default_rng(4).uniform([0.55, 0.0], [1.0, 1.0], size=(500, 2)).astype(np.float32)
+    chosen = {}
+    for leaf_values in ("votes", "q"):
+        env = ContextualBandit(payoff, n_features=2, n_actions=3)
+        tree = DistilledTree(env, PayoffTeacher(env), max_leaves=2, n_iterations=2, leaf_values=leaf_values,
+                             seed=0).learn(2_000)  # fmt: skip
+        assert tree.n_leaves == 2 and tree.feature_[0] == 0
+        chosen[leaf_values] = set(tree.predict(right)[0].tolist())
+    assert chosen == {"votes": {0}, "q": {1}}
+
+
+def test_q_leaf_values_round_trip_and_read_as_values(tmp_path):
+    env = xor_bandit()
+    tree = DistilledTree(env, PayoffTeacher(env), max_leaves=4, n_iterations=2, leaf_values="q", seed=0)
+    tree.learn(1_000)
+    assert "(q=" in tree.export_text() and "share=" not in tree.export_text()
+    assert _accuracy(tree, env) >= 0.97
+    tree.save(tmp_path / "q.json")
+    again = DistilledTree.load(tmp_path / "q.json", env=env)
+    assert again.leaf_values == "q" and again.export_text() == tree.export_text()
+    X = np.random.default_rng(6).uniform(0, 1, size=(200, 3)).astype(np.float32)
+    np.testing.assert_array_equal(again.predict(X)[0], tree.predict(X)[0])
+    with pytest.raises(ValueError, match="leaf_values"):
+        DistilledTree(env, PayoffTeacher(env), leaf_values="mean")
