@@ -6,7 +6,7 @@ A config is a YAML file like ``experiments/configs/demo.yaml``::
     question: Which match policy should we ship?
     timesteps: 30000            # environment steps per run
     seeds: [0, 1, 2]            # or a count: 3 means seeds 0, 1, 2
-    eval: {every: 10000, episodes: 20}
+    eval: {every: 10000, episodes: 20}   # optional: planner: false (no score against the planner)
     env: {n_influencers: 10000, n_segments: 8}
     env_grid: {churn_rate: [0.0, 0.002]}      # optional: one variant per value (or per combination)
     agents:
@@ -38,7 +38,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 
 _TOP_KEYS = {"name", "question", "timesteps", "seeds", "eval", "env", "env_grid", "agents"}
 _AGENT_KEYS = {"hyperparameters", "grid", "timesteps"}
-_EVAL_KEYS = {"every", "episodes"}
+_EVAL_KEYS = {"every", "episodes", "planner"}
 
 
 class ConfigError(ValueError):
@@ -69,6 +69,7 @@ class ExperimentConfig:
     env_grid: dict[str, list]
     agents: tuple[AgentEntry, ...]
     source: str = "config"
+    eval_planner: bool = True
 
     # --------------------------------------------------------------------------------- loading
     @classmethod
@@ -104,6 +105,7 @@ class ExperimentConfig:
         evaluation = check.mapping(data.get("eval", {}), "eval", _EVAL_KEYS)
         eval_every = check.count(evaluation.get("every", max(timesteps // 5, 1)), "eval.every")
         eval_episodes = check.count(evaluation.get("episodes", 20), "eval.episodes")
+        eval_planner = check.boolean(evaluation.get("planner", True), "eval.planner")
         env = dict(check.mapping(data.get("env", {}), "env", None))
         env_grid = check.grid(data.get("env_grid", {}), "env_grid")
         overlap = set(env) & set(env_grid)
@@ -128,6 +130,7 @@ class ExperimentConfig:
         config = cls(
             name, question, timesteps, seeds, eval_every, eval_episodes, env, env_grid, tuple(agents), source
         )
+        config = dataclasses.replace(config, eval_planner=eval_planner)
         config.check_agents()
         return config
 
@@ -183,6 +186,7 @@ class ExperimentConfig:
                         hyperparameters=hyper,
                         eval_every=self.eval_every,
                         eval_episodes=self.eval_episodes,
+                        planner=self.eval_planner,
                     )
                     specs.append((label, spec))
         return specs
@@ -201,7 +205,11 @@ class ExperimentConfig:
             "question": self.question,
             "timesteps": self.timesteps,
             "seeds": list(self.seeds),
-            "eval": {"every": self.eval_every, "episodes": self.eval_episodes},
+            "eval": {
+                "every": self.eval_every,
+                "episodes": self.eval_episodes,
+                **({} if self.eval_planner else {"planner": False}),  # a default sweep.yaml is as before
+            },
             "env": self.env,
             "env_grid": self.env_grid,
             "agents": agents,
@@ -270,6 +278,11 @@ class _Check:
     def count(self, value: Any, where: str, minimum: int = 1) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             self.fail(where, f"expected a whole number >= {minimum}, got {value!r}")
+        return value
+
+    def boolean(self, value: Any, where: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(where, f"expected true or false, got {value!r}")
         return value
 
     def text(self, value: Any, where: str) -> str:

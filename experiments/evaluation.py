@@ -18,7 +18,10 @@ policy found, a reference, never deployable) on the same campaigns. The myopic o
 (a planner beats it by pacing the budget and timing hires), so this scale says how much of the way from
 random to the best known policy a policy goes. Its standard error treats the campaigns as the sample
 (paired differences, delta method). The planner's returns are computed once per evaluator and shared,
-within a process, by evaluators of the same environment options and campaigns.
+within a process, by evaluators of the same environment options and campaigns; with ``cache_dir``
+(a sweep passes one folder to all its workers) also between processes, in one ``.npy`` file per
+options, campaigns and planner source (the planner is the costliest part of a run's evaluation, and
+a sweep's agents meet the same campaigns seed by seed).
 
 Learned agents act deterministically (``deterministic=True``). Agents whose ``predict`` accepts
 ``action_masks`` (MaskablePPO, the bandit) get the environment's mask; policies that read the
@@ -29,9 +32,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
+import hashlib
+import io
 import json
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -39,6 +46,7 @@ import numpy as np
 
 from agents import MyopicOracle, PlanningOracle, RandomPolicy
 from agents.base import accepts_action_masks
+from experiments.files import write_bytes_atomic
 
 __all__ = [
     "EvaluationResult",
@@ -52,6 +60,31 @@ __all__ = [
 #: Planner returns by (environment options, campaign seeds), shared by the evaluators of one process
 #: (the runs of a sweep worker meet the same evaluation campaigns seed by seed).
 _PLANNER_RETURNS: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+
+
+@functools.cache
+def _planner_source_digest() -> str:
+    """A digest of the source the planner's returns depend on: the planner, the myopic choice it
+    rolls out, and the environment."""
+    import agents.planning
+    import agents.references
+    import envs
+
+    files = [Path(agents.planning.__file__), Path(agents.references.__file__)]
+    files += sorted(Path(envs.__file__).parent.rglob("*.py"))
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _save_array(path: Path, values: np.ndarray) -> None:
+    """``values`` as ``path`` (``.npy``), written whole or not at all (concurrent writers of the same
+    values may race; the last rename wins)."""
+    buffer = io.BytesIO()
+    np.save(buffer, values, allow_pickle=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def _seed_int(seed_sequence: np.random.SeedSequence) -> int:
@@ -195,9 +228,22 @@ class Evaluator:
         The evaluation seed: it fixes the campaigns and the random reference's draws.
     n_episodes : int
         Campaigns per evaluation.
+    planner : bool, default True
+        Also score against the planning oracle (:meth:`planner_returns`).
+    cache_dir : path, optional
+        A folder shared by processes that evaluate the same campaigns: the planner's returns are read
+        from it when another process has written them, and written to it otherwise.
     """
 
-    def __init__(self, env: gym.Env, seed: int, n_episodes: int, *, planner: bool = True) -> None:
+    def __init__(
+        self,
+        env: gym.Env,
+        seed: int,
+        n_episodes: int,
+        *,
+        planner: bool = True,
+        cache_dir: str | Path | None = None,
+    ) -> None:
         if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 1:
             raise ValueError(f"eval_episodes: expected a whole number >= 1, got {n_episodes!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -212,6 +258,7 @@ class Evaluator:
         options = json.dumps(spec.kwargs, sort_keys=True, default=repr) if spec is not None else None
         self._planner_key = None if options is None else (options, tuple(self.seeds))
         self._planner: np.ndarray | None = None
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
 
     def new_env(self) -> gym.Env:
         """A fresh copy of the evaluation environment (shares the fixed market, not the state)."""
@@ -234,15 +281,28 @@ class Evaluator:
             return None
         if self._planner is None:
             cached = _PLANNER_RETURNS.get(self._planner_key) if self._planner_key else None
+            shared = self._shared_planner_file()
+            if cached is None and shared is not None and shared.is_file():
+                cached = np.load(shared, allow_pickle=False)
             if cached is None:
                 env = self.new_env()
                 cached = play_episodes(
                     PlanningOracle(env, seed=_random_reference_seed(self.seed)), env, self.seeds
                 )
-                if self._planner_key:
-                    _PLANNER_RETURNS[self._planner_key] = cached
+                if shared is not None:
+                    _save_array(shared, cached)
+            if self._planner_key:
+                _PLANNER_RETURNS[self._planner_key] = cached
             self._planner = cached
         return self._planner
+
+    def _shared_planner_file(self) -> Path | None:
+        """The planner's returns in ``cache_dir``: one file per environment options, campaigns and
+        source of the planner and the environment (a changed planner never reads old returns)."""
+        if self.cache_dir is None or self._planner_key is None:
+            return None
+        key = json.dumps([*self._planner_key, _planner_source_digest()])
+        return self.cache_dir / f"planner-{hashlib.sha256(key.encode()).hexdigest()[:32]}.npy"
 
     def evaluate(self, agent: Any, deterministic: bool = True, planner: bool = False) -> EvaluationResult:
         """``agent``'s returns on the evaluation campaigns and its normalised score; with ``planner``

@@ -132,6 +132,9 @@ class RunSpec:
         Steps between evaluations (besides step 0 and the end); ``None`` for a tenth of ``timesteps``.
     eval_episodes : int
         Evaluation campaigns per evaluation.
+    planner : bool
+        Also score the final policy against the planning oracle (``score_vs_planner``); the planner
+        is the costliest part of an evaluation (``False`` leaves that score NaN).
     """
 
     agent: str
@@ -141,6 +144,7 @@ class RunSpec:
     hyperparameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     eval_every: int | None = None
     eval_episodes: int = 100
+    planner: bool = True
 
     def __post_init__(self) -> None:
         try:
@@ -155,6 +159,8 @@ class RunSpec:
             raise ValueError(f"eval_every: expected a whole number >= 1 or None, got {self.eval_every!r}")
         if not _is_count(self.eval_episodes, 1):
             raise ValueError(f"eval_episodes: expected a whole number >= 1, got {self.eval_episodes!r}")
+        if not isinstance(self.planner, bool):
+            raise ValueError(f"planner: expected true or false, got {self.planner!r}")
         for field in ("env", "hyperparameters"):
             value = getattr(self, field)
             if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
@@ -189,6 +195,7 @@ class RunSpec:
             "hyperparameters": copy.deepcopy(dict(self.hyperparameters)),
             "eval_every": self.eval_every,
             "eval_episodes": self.eval_episodes,
+            **({} if self.planner else {"planner": False}),  # a default run's config.json is as before
         }
 
     @classmethod
@@ -293,6 +300,7 @@ def run(
     progress_bar: bool = False,
     overwrite: bool = False,
     tensorboard: str | Path | None = None,
+    reference_cache: str | Path | None = None,
 ) -> dict:
     """Train ``spec.agent`` and write one run folder at ``out_dir`` (see the module docstring).
 
@@ -308,6 +316,9 @@ def run(
     tensorboard : path, optional
         Also log the training scalars (episode return and length, for trees their size) to TensorBoard
         under ``tensorboard/<agent>_seed<seed>`` (:func:`agents.tensorboard.tensorboard_logger`).
+    reference_cache : path, optional
+        A folder shared with other runs on the same campaigns (a sweep's workers): the planning
+        oracle's returns are read from there when another run has computed them (same results).
 
     Returns
     -------
@@ -321,7 +332,9 @@ def run(
     total_start = time.perf_counter()
     seeds = run_seeds(spec)
     env = make_env(spec)  # bad env options fail here, before anything is written
-    evaluator = Evaluator(env, seeds["eval_seed"], spec.eval_episodes)
+    evaluator = Evaluator(
+        env, seeds["eval_seed"], spec.eval_episodes, planner=spec.planner, cache_dir=reference_cache
+    )
     train_env = _SeededFirstReset(env, seeds["reset_seed"])
     agent = make_agent(spec.agent, train_env, seed=seeds["agent_seed"], **spec.hyperparameters)
     if tensorboard is not None and hasattr(agent, "set_logger"):
@@ -400,7 +413,7 @@ def resume(
     total_start = time.perf_counter()
     seeds = run_seeds(spec)
     new_env = make_env(spec)
-    evaluator = Evaluator(new_env, seeds["eval_seed"], spec.eval_episodes)
+    evaluator = Evaluator(new_env, seeds["eval_seed"], spec.eval_episodes, planner=spec.planner)
     train_env = _SeededFirstReset(new_env, seeds["reset_seed"])
     agent = load_agent(spec.agent, run_dir / config["model_file"], env=train_env)
     parent = {"run_dir": str(run_dir.resolve()), "timesteps": int(agent.num_timesteps)}

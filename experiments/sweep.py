@@ -271,13 +271,15 @@ class RunFiles:
     events: dict[str, bytes]
 
 
-def execute_run(spec: Any, tensorboard: bool = False) -> RunFiles:
-    """Run one spec in a temporary folder and return its files (and, with ``tensorboard``, its events)."""
+def execute_run(spec: Any, tensorboard: bool = False, references: str | None = None) -> RunFiles:
+    """Run one spec in a temporary folder and return its files (and, with ``tensorboard``, its events).
+    ``references``: a folder the sweep's workers share for the planner's returns (see
+    :class:`experiments.evaluation.Evaluator`)."""
     from experiments.runner import run
 
     with tempfile.TemporaryDirectory(prefix=f"{_RUN_TMP_PREFIX}{os.getpid()}-") as tmp:
         run_dir, board = Path(tmp) / "run", Path(tmp) / "tensorboard"
-        run(spec, run_dir, tensorboard=board if tensorboard else None)
+        run(spec, run_dir, tensorboard=board if tensorboard else None, reference_cache=references)
         # the runner names its one TensorBoard run <agent>_seed<seed>/; the sweep names it by run id
         events = {p.name: p.read_bytes() for p in _files_under(board)} if tensorboard else {}
         return RunFiles({str(p.relative_to(run_dir)): p.read_bytes() for p in _files_under(run_dir)}, events)
@@ -291,15 +293,17 @@ def _execute_joblib(
     pending: list[PlannedRun], n_jobs: int, tensorboard: bool = False
 ) -> Generator[tuple[PlannedRun, RunFiles], None, None]:
     """Run the pending runs on joblib's loky workers, yielding each as it finishes. When the consumer
-    stops early (an error, Ctrl-C) the workers are killed rather than left to finish."""
+    stops early (an error, Ctrl-C) the workers are killed rather than left to finish. The workers
+    share the planner's returns through a temporary folder (one process shares them in memory)."""
     if n_jobs == 1:
         for r in pending:
             yield r, execute_run(r.spec, tensorboard)
         return
     from joblib import Parallel, delayed
 
+    references = tempfile.mkdtemp(prefix=f"{_RUN_TMP_PREFIX}{os.getpid()}-references-")
     parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    results = parallel(delayed(_tagged)(i, r.spec, tensorboard) for i, r in enumerate(pending))
+    results = parallel(delayed(_tagged)(i, r.spec, tensorboard, references) for i, r in enumerate(pending))
     finished = False
     try:
         for i, files in results:
@@ -314,11 +318,12 @@ def _execute_joblib(
             with contextlib.suppress(Exception):
                 results.close()
             _remove_stale_run_folders()  # the killed workers' temporary run folders
+        shutil.rmtree(references, ignore_errors=True)
 
 
-def _tagged(i: int, spec: Any, tensorboard: bool) -> tuple[int, RunFiles]:
+def _tagged(i: int, spec: Any, tensorboard: bool, references: str) -> tuple[int, RunFiles]:
     _become_worker()
-    return i, execute_run(spec, tensorboard)
+    return i, execute_run(spec, tensorboard, references)
 
 
 @functools.cache

@@ -61,6 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         help="evaluation campaigns (default 100; with --resume, the parent's)",
     )
+    parser.add_argument(
+        "--no-planner",
+        dest="planner",
+        action="store_false",
+        help="skip the score against the planning oracle (the costliest part of the final evaluation)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     parser.add_argument(
         "--tensorboard",
@@ -147,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         hyperparameters=parse_assignments(args.hp, "--hp"),
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes or 100,
+        planner=args.planner,
     )
     summary = run_spec(
         spec, args.out, progress_bar=args.progress, overwrite=args.overwrite, tensorboard=args.tensorboard

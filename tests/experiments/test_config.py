@@ -38,6 +38,17 @@ def test_round_trip_through_dict():
     assert again.run_specs() == config.run_specs()
 
 
+def test_the_planner_reference_can_be_switched_off():
+    """``eval: {planner: false}`` reaches every run; the default leaves sweep.yaml as it was."""
+    default = ExperimentConfig.from_dict(BASE, source="x.yaml")
+    assert "planner" not in default.to_dict()["eval"]
+    assert all(spec.planner for _, spec in default.run_specs())
+    off = ExperimentConfig.from_dict({**BASE, "eval": {"episodes": 5, "planner": False}}, source="x.yaml")
+    assert off.to_dict()["eval"]["planner"] is False
+    assert not any(spec.planner for _, spec in off.run_specs())
+    assert ExperimentConfig.from_dict(off.to_dict(), source="x.yaml").run_specs() == off.run_specs()
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -55,6 +66,7 @@ def test_round_trip_through_dict():
         ({"agents": {"cqi": {"hyperparams": {}}}}, "agents.cqi.hyperparams: unknown key"),
         ({"eval": {"every": 0}}, "eval.every: expected a whole number >= 1"),
         ({"eval": {"often": 1}}, "eval.often: unknown key"),
+        ({"eval": {"planner": "no"}}, "eval.planner: expected true or false, got 'no'"),
         ({"env": {"n_influencer": 10}}, "env.n_influencer: unknown environment option"),
         (
             {"env": {"churn_rate": 0.1}, "env_grid": {"churn_rate": [0.0]}},

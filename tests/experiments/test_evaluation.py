@@ -89,6 +89,32 @@ def test_normalized_score_and_result_fields():
 
 
 @pytest.mark.slow
+def test_planner_returns_are_shared_between_processes_through_a_cache_folder(tmp_path, monkeypatch):
+    """A sweep's workers share the planner's returns: the second evaluator of the same options and
+    campaigns reads the first one's file (bit for bit) instead of planning; other campaigns or a changed
+    planner source use another file."""
+    import gymnasium as gym
+
+    env = gym.make("influmatch/InfluencerMatching-v1", **SMALL)
+    values = Evaluator(env, seed=4, n_episodes=3, cache_dir=tmp_path).planner_returns()
+    other = Evaluator(env, seed=5, n_episodes=3, cache_dir=tmp_path)
+    assert values is not None and not np.array_equal(other.planner_returns(), values)
+    assert len(list(tmp_path.glob("planner-*.npy"))) == 2
+
+    class NoPlanning:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("planned again")
+
+    monkeypatch.setattr(evaluation, "_PLANNER_RETURNS", {})  # another process: nothing in memory
+    monkeypatch.setattr(evaluation, "PlanningOracle", NoPlanning)
+    again = Evaluator(env, seed=4, n_episodes=3, cache_dir=tmp_path)
+    assert again.planner_returns().tobytes() == values.tobytes()
+    before = again._shared_planner_file()
+    monkeypatch.setattr(evaluation, "_planner_source_digest", lambda: "a changed planner")
+    assert again._shared_planner_file() not in (before, None)
+    assert Evaluator(env, seed=4, n_episodes=3)._shared_planner_file() is None  # no folder, no file
+
+
 def test_score_vs_planner_and_its_standard_error(market):
     """The planner scale: a policy's paired gain over random as a share of the planner's, with a
     delta-method standard error that shrinks with more campaigns; the planner scores 1 on it."""

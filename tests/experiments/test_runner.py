@@ -4,6 +4,7 @@ aside), atomic folders, validated specs, and one-line errors with exit code 2.""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -109,6 +110,22 @@ def test_sb3_runs_are_reproducible_and_take_exactly_the_budget(tmp_path):
     assert b["normalized_score"] == a["normalized_score"]
 
 
+def test_a_run_without_the_planner_reference(tmp_path, monkeypatch):
+    """``planner=False``: no planning at all, the score against it NaN, every other figure as with it."""
+    with_planner = run(spec("best_fit", timesteps=100, eval_every=100), tmp_path / "with")
+    assert math.isfinite(with_planner["score_vs_planner"])
+
+    class NoPlanning:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("planned")
+
+    monkeypatch.setattr("experiments.evaluation.PlanningOracle", NoPlanning)
+    without = run(spec("best_fit", timesteps=100, eval_every=100, planner=False), tmp_path / "without")
+    assert math.isnan(without["score_vs_planner"])
+    assert without["normalized_score"] == with_planner["normalized_score"]
+    assert json.loads((tmp_path / "without" / "config.json").read_text())["spec"]["planner"] is False
+
+
 def test_fixed_policies_are_evaluated_once_and_reference_policies_score_0_and_1(tmp_path):
     oracle = run(spec("oracle", timesteps=200, eval_every=100), tmp_path / "oracle")
     random = run(spec("random", timesteps=200, eval_every=100), tmp_path / "random")
@@ -168,6 +185,7 @@ def test_a_finished_run_is_not_overwritten_unless_asked(tmp_path):
             "hyperparameters: unknown hyperparameter 'gama' for agent 'cqi'",
         ),
         ({"hyperparameters": []}, "hyperparameters: expected a mapping"),
+        ({"planner": 1}, "planner: expected true or false, got 1"),
     ],
 )
 def test_run_spec_errors_name_the_field(changes, message):
@@ -178,6 +196,9 @@ def test_run_spec_errors_name_the_field(changes, message):
 def test_run_spec_round_trips_through_a_dict():
     s = spec("segment_2", hyperparameters={}, eval_every=None)
     assert RunSpec.from_dict(s.to_dict()) == s and s.evaluation_interval == 60
+    assert "planner" not in s.to_dict()  # a default run's config.json is as it was
+    off = spec("segment_2", hyperparameters={}, planner=False)
+    assert off.to_dict()["planner"] is False and RunSpec.from_dict(off.to_dict()) == off
     with pytest.raises(ValueError, match="unknown run spec field 'colour'"):
         RunSpec.from_dict({**s.to_dict(), "colour": 1})
 
@@ -204,6 +225,12 @@ def test_train_and_evaluate_commands_end_to_end(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "Normalised score" in out and "CQI tree:" in out and "tree.txt" in out
+    assert "Against the planning oracle" in out
+    assert (
+        main(["train", "--agent", "best_fit", "--out", str(tmp_path / "fast"), "--no-planner", *common]) == 0
+    )
+    assert "planning oracle" not in capsys.readouterr().out
+    assert load_run(tmp_path / "fast")["spec"].planner is False
     assert main(["train", "--agent", "ppo", "--out", str(tmp_path / "ppo"), "--hp", "n_steps=64",
                  "--hp", "learning_rate=1e-3", "--hp", "net_arch=[16, 16]", *common]) == 0  # fmt: skip
     config = load_run(tmp_path / "ppo")["config"]
