@@ -253,3 +253,33 @@ def test_backtest_writes_metrics_goal_and_figure(tmp_path, capsys):
     estimates = pd.read_csv(out / "estimates.csv")
     assert estimates.groupby(["target", "scope"]).recommended.sum().eq(1).all()
     assert (out / "backtest.png").stat().st_size > 0 and (out / "goal.csv").is_file()
+
+
+def test_hidden_posterior_learns_quality_times_engagement_from_the_logged_outcomes(env, market):
+    """The joint posterior of the hidden quality and engagement rate: for influencers hired at least
+    three times in the logs, the posterior's E[q ER] is closer to the truth (log scale) than what the
+    observables alone say; at the price floor the prior is that of the censored residual (lower)."""
+    pool, cal = market.fitted.pool, market.fitted.fit.calibration
+    offers = market.fitted.run.offers
+    posterior = model_based.hidden_posterior(offers, pool, cal)
+    prior = model_based.hidden_posterior(offers.iloc[:0], pool, cal)
+    hired = offers[(offers["accepted"] == 1) & (offers["reach"] > 0)]
+    counts = hired["influencer_id"].astype(str).value_counts()
+    often = pd.Index(pool.influencer_id.astype(str)).get_indexer(counts.index[counts >= 3])
+    assert len(often) >= 20
+    truth = np.log(pool.response_quality * pool.true_engagement_rate)[often]
+
+    def error(p):
+        rate, quality = p.point(cal)
+        return np.abs(np.log(quality * rate)[often] - truth).mean()
+
+    assert error(posterior) < 0.8 * error(prior), (error(posterior), error(prior))
+    assert (posterior.var_u[often] < prior.var_u[often]).all()
+    assert (posterior.var_x[often] < prior.var_x[often]).all()
+    floor = pool.price <= cal.min_price * (1 + 1e-9)
+    if floor.any():
+        rho = cal.price_quality_correlation
+        untruncated = rho * np.log(pool.price / model_based._typical_price_of(pool, cal)) / cal.price_log_sd
+        assert (prior.mean_u[floor] < untruncated[floor]).all()
+    draws = np.stack([posterior.draw(cal, np.random.default_rng(k))[1] for k in range(200)])
+    np.testing.assert_allclose(draws.mean(axis=0)[often], posterior.point(cal)[1][often], rtol=0.2)
