@@ -10,13 +10,14 @@ logging policy, so per campaign the logs are used another way: to fit the market
    left out of the fit and counted.
 2. **The simulated markets** (:func:`build_markets`). The *point market* (:func:`point_market`): the
    fit's estimate, the logs' options (pool, segments, offer levels, weeks, dynamics, churn) and the
-   influencers' hidden columns at their posterior mean: the true engagement rate from the regression
-   calibration of the observed rate that the fit uses (:func:`envs.fit.offers.offer_observables`), the
-   response quality from its posterior (:func:`quality_posterior`: the prior given the list price, as
-   :func:`envs.population.quality_given_price`, updated with the logged reach of the influencer's
-   accepted offers). A campaign's value is linear in the response quality along a path, so the point
-   market gives the posterior average without Monte Carlo noise. Then ``n_draws`` markets
-   (:func:`simulated_market`), each a calibration drawn from the fit's asymptotic normal
+   influencers' hidden columns at their posterior mean (:func:`hidden_posterior`): a joint normal
+   posterior of every influencer's standardised response quality and log true engagement rate, from
+   the priors the observables give (the list price, censored at the price floor, as
+   :func:`envs.population.quality_given_price`; the observed rate, as the regression calibration of
+   :func:`envs.fit.offers.offer_observables`) updated with the logged reach and engagements of the
+   influencer's accepted offers. A campaign's value is linear in the response quality along a path, so
+   the point market gives close to the posterior average without Monte Carlo noise. Then ``n_draws``
+   markets (:func:`simulated_market`), each a calibration drawn from the fit's asymptotic normal
    (:meth:`envs.fit.MarketFit.draw_calibrations`) with the hidden columns drawn from their posterior
    under it. The simulator does not see the truth the logs were drawn from, only what a team could know.
 3. **The campaigns** (:class:`LoggedCampaigns`): every logged campaign's brand category, goal, budget
@@ -79,9 +80,11 @@ from experiments.ope.policies import StochasticPolicy, make_env
 
 __all__ = [
     "FittedMarket",
+    "HiddenPosterior",
     "LoggedCampaigns",
     "ModelBasedValues",
     "fit_logged_market",
+    "hidden_posterior",
     "model_based_q",
     "quality_posterior",
     "simulate_target",
