@@ -62,8 +62,9 @@ CONFIG = OPEConfig(n_bootstrap=50, n_simulations=900, n_subset=60, n_draws=4, n_
 def test_model_based_estimate_is_within_tolerance_of_the_multi_path_truth(env, logs):
     """300 uniform campaigns of the small market (6-week campaigns, fixed seeds): for two heuristics the
     model-based estimate is within 20 % of the truth averaged over 4 paths per campaign, inside its
-    interval, and orders them as the truth does (measured: +7 % for best_value_per_dollar, -13 % for
-    cheapest_per_follower; the single-path estimate of before missed by more)."""
+    interval, and orders them as the truth does (measured with the joint hidden posterior: -4 % for
+    best_value_per_dollar, -9 % for cheapest_per_follower; +7 % and -13 % with the reach-only quality
+    posterior; the single-path estimate of before missed by more)."""
     market = prepare_market(logs, env, ENV_OPTIONS, CONFIG)
     assert market.fitted is not None, market.reason
     found = {}
