@@ -103,14 +103,14 @@ def _offer(i, s, lvl, chosen, generator, scalars, consts, levels, reach_value, t
 
 
 @nb.njit(cache=True)
-def step_campaigns(rows, actions, generators, state, tables, campaign, market, out):
+def step_campaigns(rows, actions, generators, state, tables, campaign, market, out, lazy_on, lazy, values):
     """Step campaigns ``rows`` with ``actions`` (one per row of the batch); see the module docstring.
 
     ``state``: (week, budget_left, spent, total_reward, premium, n_hired, category, month_list, consts);
     ``tables``: (demand, value_factor, recovery, premium_by_month, scalars); ``campaign`` and ``market``:
     the row-stacked campaign arrays and the market's arrays, in :func:`_refresh`'s order; ``out``:
     (reward, terminated, truncated, offered, segment, offer_ratio, accepted, counts, amounts), written
-    at each stepped row."""
+    at each stepped row; ``lazy_on``, ``lazy`` and ``values``: see :func:`reset_campaigns`."""
     week, budget_left, spent, total_reward, premium, n_hired, category, month_list, consts = state
     demand, value_factor, recovery, premium_by_month, scalars = tables
     reward, terminated, truncated, offered, segment, offer_ratio, accepted, counts, amounts = out
@@ -130,6 +130,8 @@ def step_campaigns(rows, actions, generators, state, tables, campaign, market, o
         campaign[5],
     )
     price, levels, reach_value = market[4], market[5], market[8]
+    join, category_share, fit, value_per_dollar = campaign[4], campaign[7], campaign[9], campaign[10]
+    value_coef = values[1]
     n_levels = len(levels)
     n_hire = candidate.shape[1] * n_levels
     weeks = month_list.shape[1] - 1
@@ -190,6 +192,11 @@ def step_campaigns(rows, actions, generators, state, tables, campaign, market, o
             if dropped:
                 k.cut_prefixes(ranked[i], n_eligible[i], price, leave[i], hired[i], w, budget_left[i], levels, p,
                                prefix[i], complete[i])  # fmt: skip
+            if lazy_on:
+                goal = int(consts[i, k.C_GOAL])
+                _guard_refill(i, w, month_list[i, w], lazy, category_share[category[i]], value_coef[goal, 0],
+                              value_coef[goal, 1], fit, value_per_dollar, ranked, n_eligible, prefix, complete, join,
+                              leave, hired, budget_left[i], market)  # fmt: skip
             _refresh(i, True, scalars[S_LOAD_DECAY], w, weeks, category, month_list, budget_left, n_hired, consts,
                      demand, value_factor, recovery, load_recovers, campaign, market)  # fmt: skip
         truncated[i] = w >= weeks
@@ -203,8 +210,9 @@ def _start_churn(i, lo, hi, churn, templates, join, leave, load_sum, load_count)
     them with numpy (a bincount of the swaps, leavers first, then a running sum over the weeks)."""
     leavers, joiners, when = churn
     join_template, leave_template, base_sum, base_count, background, segment = templates
-    join[i, :] = join_template
-    leave[i, :] = leave_template
+    for j in range(len(join_template)):  # a loop: numba's row assignment from an array is 7x slower
+        join[i, j] = join_template[j]
+        leave[i, j] = leave_template[j]
     weeks, n_segments = load_sum.shape[1], load_sum.shape[2]
     delta_load = np.zeros(weeks * n_segments)
     delta_count = np.zeros(weeks * n_segments)
@@ -229,12 +237,23 @@ def _start_churn(i, lo, hi, churn, templates, join, leave, load_sum, load_count)
 
 
 @nb.njit(cache=True)
-def reset_campaigns(rows, offsets, churn, templates, audience_fit, scale, fit_weights, value_coef, rank_bound,
-                    rank_order, state, tables, campaign, market):  # fmt: skip
+def reset_campaigns(rows, offsets, churn, templates, audience_fit, scale, values, state, tables, campaign, market,
+                    lazy_on, lazy):  # fmt: skip
     """Start the campaigns of ``rows`` (their scalars, constants and campaign features already set by the
     Python side, which also drew the churn: swaps ``offsets[b]:offsets[b + 1]`` of ``churn`` belong to
     ``rows[b]``, as do ``audience_fit[b]`` and ``scale[b]``): churn tables, fit and value per dollar,
-    ranked segments, prefixes and the first week, as :meth:`InfluencerMatchingEnv.reset` does."""
+    ranked segments, prefixes and the first week, as :meth:`InfluencerMatchingEnv.reset` does.
+
+    ``values``: (fit_weights, value_coef, rank_bound, rank_order, bound_in_order) of the market: the bounds
+    and orders of :func:`envs._kernels.rank_at_start` by goal and brand category (see
+    :meth:`envs.vector.InfluencerMatchingVectorEnv._rank_bounds`), and the bounds in that order. With ``lazy_on`` the fit
+    and value per dollar are computed only where read (see the section on them below; ``audience_fit`` is
+    then not read): ``lazy`` = (sqrt_audience, kind, sqrt_target, known, row_full, scale, fit_weights,
+    not_finite, magnitude, incumbents, n_incumbents), the market's audiences and :func:`classify_rows`' kernels, each
+    row's square-rooted target audience (set by the caller), which values are known, whether all are, and
+    its scale; per goal the influencers whose coefficients are not finite (-1 pads) and a bound of
+    ``|coef_a| + |coef_b| * |fit|``; the incumbents per segment and their number."""
+    fit_weights, value_coef, rank_bound, rank_order, bound_in_order = values
     segment = templates[5]
     week, budget_left, spent, total_reward, premium, n_hired, category, month_list, consts = state
     demand, value_factor, recovery, premium_by_month, scalars = tables
@@ -261,13 +280,25 @@ def reset_campaigns(rows, offsets, churn, templates, audience_fit, scale, fit_we
         complete[i] = False
         candidate[i] = -1
         goal = int(consts[i, k.C_GOAL])
-        k.campaign_values(category_share[category[i]], audience_fit[b], fit_weights, value_coef[goal, 0],
-                          value_coef[goal, 1], scale[b], fit[i], value_per_dollar[i], segment, join[i], never,
-                          n_eligible[i])  # fmt: skip
-        k.rank_at_start(value_per_dollar[i], scale[b], rank_bound[goal], rank_order[goal], segment_start, segment,
-                        join[i], leave[i], hired[i], never, ranked[i], n_eligible[i])  # fmt: skip
-        k.cut_prefixes(ranked[i], n_eligible[i], price, leave[i], hired[i], 0, budget_left[i], levels,
-                       premium[i], prefix[i], complete[i])  # fmt: skip
+        category_row, coef_a, coef_b = category_share[category[i]], value_coef[goal, 0], value_coef[goal, 1]
+        bounded = False
+        if lazy_on:
+            bounded = _start_lazily(i, b, churn[1], offsets[b], offsets[b + 1], lazy, category_row, coef_a, coef_b,
+                                    goal, scale[b], segment, join, never, fit, value_per_dollar, n_eligible)  # fmt: skip
+        else:
+            k.campaign_values(category_row, audience_fit[b], fit_weights, coef_a, coef_b, scale[b], fit[i],
+                              value_per_dollar[i], segment, join[i], never, n_eligible[i])  # fmt: skip
+        c = category[i]
+        if bounded:
+            _rank_lazily(i, lazy, category_row, coef_a, coef_b, bound_in_order[goal, c], rank_order[goal, c],
+                         segment_start, join, never, ranked, fit, value_per_dollar)  # fmt: skip
+        else:
+            k.rank_at_start(value_per_dollar[i], scale[b], rank_bound[goal, c], rank_order[goal, c], segment_start,
+                            segment, join[i], leave[i], hired[i], never, ranked[i], n_eligible[i])  # fmt: skip
+        _cut_at_start(i, ranked, n_eligible, price, budget_left[i], levels, premium[i], prefix, complete)
+        if lazy_on:
+            _guard_refill(i, 0, month_list[i, 0], lazy, category_row, coef_a, coef_b, fit, value_per_dollar, ranked,
+                          n_eligible, prefix, complete, join, leave, hired, budget_left[i], market)  # fmt: skip
         _refresh(i, True, 1.0, 0, weeks, category, month_list, budget_left, n_hired, consts, demand,
                  value_factor, recovery, load_recovers, campaign, market)  # fmt: skip
 
@@ -395,3 +426,242 @@ def draw_starts(rows, generators, cdfs, alpha, log_ranges, churn):
         offsets[b + 1] = start + n_leave
     end = offsets[R]
     return ints, floats, gammas, offsets, leavers[:end], joiners[:end], uniforms[:end]
+
+
+# --------------------------------------------------------------- brand values computed only where read
+# A new campaign's fit and value per dollar are read only for the few influencers that the ranking scans
+# (the top of each segment by an upper bound) and for the candidates cut from them; :func:`reset_campaigns`
+# computes them there, and for the whole row only when something could read further (a prefix that could
+# need a refill from the pool, see :func:`_guard_refill`). The single env takes the audience fit from one
+# BLAS product over the pool (``sqrt_audience @ sqrt(target)``); :func:`_blas_dot` computes one row of it
+# in the summation order of the OpenBLAS kernel that computed that row, which
+# :func:`classify_rows` finds by comparing against numpy's product at construction.
+
+#: Kernels of OpenBLAS's ``dgemv_t`` (the row-major product ``A @ x`` of a 12-column ``A``) for one row:
+#: the 4-row FMA kernel, the 2-row SSE kernel and the 1-row SSE kernel (the last rows of a thread's share).
+DOT_4X4, DOT_4X2, DOT_4X1 = range(3)
+#: Columns the exact row products are written out for (the audience's 2 genders x 6 age bands).
+DOT_WIDTH = 12
+
+
+@nb.extending.intrinsic
+def _fma(typingctx, a, b, c):
+    """``a * b + c`` rounded once (LLVM's ``llvm.fma.f64``: the instruction, or libm's exact ``fma``)."""
+    from llvmlite import ir
+
+    def codegen(context, builder, signature, args):
+        double = ir.DoubleType()
+        fn = nb.core.cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(double, [double] * 3), "llvm.fma.f64"
+        )
+        return builder.call(fn, args)
+
+    return nb.types.float64(nb.types.float64, nb.types.float64, nb.types.float64), codegen
+
+
+@nb.njit(cache=True, inline="always")
+def _blas_dot(a, j, x, kind):
+    """Row ``j`` of ``a @ x`` (``a`` of 12 columns) as OpenBLAS's ``dgemv_t`` kernel ``kind`` sums it:
+    DOT_4X4 keeps four FMA lanes (columns c, c + 4, c + 8) and adds them as (0 + 2) + (1 + 3); DOT_4X2 two
+    lanes of products added in turn (even and odd columns), then lane 0 + lane 1; DOT_4X1 four such lanes,
+    added as (0 + 2) + (1 + 3)."""
+    if kind == DOT_4X4:
+        l0, l1, l2, l3 = a[j, 0] * x[0], a[j, 1] * x[1], a[j, 2] * x[2], a[j, 3] * x[3]
+        for c in range(4, DOT_WIDTH, 4):
+            l0 = _fma(a[j, c], x[c], l0)
+            l1 = _fma(a[j, c + 1], x[c + 1], l1)
+            l2 = _fma(a[j, c + 2], x[c + 2], l2)
+            l3 = _fma(a[j, c + 3], x[c + 3], l3)
+        return (l0 + l2) + (l1 + l3)
+    if kind == DOT_4X2:
+        l0, l1 = 0.0, 0.0
+        for c in range(0, DOT_WIDTH, 2):
+            l0 += a[j, c] * x[c]
+            l1 += a[j, c + 1] * x[c + 1]
+        return l0 + l1
+    l0, l1, l2, l3 = 0.0, 0.0, 0.0, 0.0
+    for c in range(0, DOT_WIDTH, 4):
+        l0 += a[j, c] * x[c]
+        l1 += a[j, c + 1] * x[c + 1]
+        l2 += a[j, c + 2] * x[c + 2]
+        l3 += a[j, c + 3] * x[c + 3]
+    return (l0 + l2) + (l1 + l3)
+
+
+@nb.njit(cache=True)
+def classify_rows(a, probes, products, kind):
+    """For every row of ``a``, the first of :func:`_blas_dot`'s kernels that gives numpy's ``products[p]
+    = a @ probes[p]`` exactly for every probe, into ``kind``; False (and -1 there) if a row matches none."""
+    every = True
+    for j in range(a.shape[0]):
+        kind[j] = -1
+        for candidate in range(3):
+            ok = True
+            for p in range(probes.shape[0]):
+                if _blas_dot(a, j, probes[p], candidate) != products[p, j]:
+                    ok = False
+                    break
+            if ok:
+                kind[j] = candidate
+                break
+        every = every and kind[j] >= 0
+    return every
+
+
+@nb.njit(cache=True)
+def rows_agree(a, probes, products, kind):
+    """Whether every row's kernel in ``kind`` gives numpy's ``products[p] = a @ probes[p]`` exactly."""
+    for j in range(a.shape[0]):
+        if kind[j] < 0:
+            return False
+        for p in range(probes.shape[0]):
+            if _blas_dot(a, j, probes[p], kind[j]) != products[p, j]:
+                return False
+    return True
+
+
+@nb.njit(cache=True)
+def _fill(i, indices, audience, kind, root, known, scale, fit_weights, category_row, coef_a, coef_b, fit,
+          value_per_dollar):  # fmt: skip
+    """The fit and value per dollar of each of ``indices`` not yet known for row ``i``'s campaign, as
+    :func:`envs._kernels.campaign_values` computes them (with :func:`_blas_dot`'s audience fit). A call per
+    list, not per value: every array passed costs its reference counts (:func:`_rank_lazily` writes the
+    same lines out)."""
+    for j in indices:
+        if not known[i, j]:
+            f = fit_weights[0] * category_row[j] + fit_weights[1] * _blas_dot(audience, j, root, kind[j])
+            fit[i, j] = f
+            value_per_dollar[i, j] = scale * (coef_a[j] + coef_b[j] * f)
+            known[i, j] = True
+
+
+@nb.njit(cache=True)
+def _complete_row(i, lazy, category_row, coef_a, coef_b, fit, value_per_dollar):
+    """Every value of row ``i`` (what is still unknown), for the scans that read the whole pool."""
+    audience, kind, roots, known, row_full, scales, fit_weights = lazy[:7]
+    if row_full[i]:
+        return
+    root, scale = roots[i], scales[i]
+    _fill(i, np.arange(fit.shape[1]), audience, kind, root, known, scale, fit_weights, category_row, coef_a,
+          coef_b, fit, value_per_dollar)  # fmt: skip
+    row_full[i] = True
+
+
+@nb.njit(cache=True)
+def _start_lazily(i, b, joiners, lo, hi, lazy, category_row, coef_a, coef_b, goal, scale, segment, join, never,
+                  fit, value_per_dollar, n_eligible):  # fmt: skip
+    """Row ``i``'s new campaign without its values: :func:`envs._kernels.campaign_values`' count of who
+    could be hired per segment (everyone in the pool or joining, less those whose coefficients are not
+    finite; ``lazy``'s magnitude bound guarantees every other value finite). False when that bound does
+    not hold or the scale cannot bound the ranking: the row is then computed in full."""
+    known, row_full, scales = lazy[3], lazy[4], lazy[5]
+    not_finite, magnitude, incumbents = lazy[7], lazy[8], lazy[9]
+    known[i, :] = False
+    row_full[i] = False
+    scales[i] = scale
+    if not (scale > 0.0 and np.isfinite(scale) and scale * magnitude[goal] < 1e300):
+        _complete_row(i, lazy, category_row, coef_a, coef_b, fit, value_per_dollar)
+        n_eligible[i, :] = 0
+        for j in range(fit.shape[1]):
+            if join[i, j] < never and np.isfinite(value_per_dollar[i, j]):
+                n_eligible[i, segment[j]] += 1
+        return False
+    n_eligible[i, :] = incumbents
+    for q in range(lo, hi):
+        n_eligible[i, segment[joiners[q]]] += 1
+    for j in not_finite[goal]:
+        if j < 0:
+            break
+        if join[i, j] < never:
+            n_eligible[i, segment[j]] -= 1
+    return True
+
+
+@nb.njit(cache=True)
+def _rank_lazily(i, lazy, category_row, coef_a, coef_b, bound_in_order, order, segment_start, join, never, ranked,
+                 fit, value_per_dollar):  # fmt: skip
+    """:func:`envs._kernels.rank_at_start` on row ``i`` with a usable scale, computing each scanned value
+    (the ranking reads the same values in the same order, so it ranks the same). Read sequentially: the
+    bounds in scan order, and none of the row's state but the joins of the reservoir: at a campaign's start
+    nobody is hired and nobody has left (a leaver leaves in week 1 or later), and every incumbent is in the
+    pool, so who could be hired is who is in the pool or joining with a finite value."""
+    audience, kind, roots, known, row_full, scales, fit_weights = lazy[:7]
+    n_incumbents = lazy[10]
+    root, scale = roots[i], scales[i]
+    w_category, w_audience = fit_weights[0], fit_weights[1]
+    n_segments, depth = ranked.shape[1], ranked.shape[2]
+    heap_key = np.empty((1, depth))
+    heap_index = np.empty((1, depth), dtype=np.int64)
+    for s in range(n_segments):
+        heap_key[:] = -np.inf
+        heap_index[:] = -1
+        for q in range(segment_start[s], segment_start[s + 1]):
+            if scale * bound_in_order[q] < heap_key[0, 0]:
+                break
+            j = order[q]
+            if j >= n_incumbents and join[i, j] >= never:
+                continue
+            # _fill's lines (each influencer is scanned once, so nothing is known yet)
+            f = w_category * category_row[j] + w_audience * _blas_dot(audience, j, root, kind[j])
+            v = scale * (coef_a[j] + coef_b[j] * f)
+            fit[i, j] = f
+            value_per_dollar[i, j] = v
+            known[i, j] = True
+            if np.isfinite(v):
+                k._heap_push(heap_key, heap_index, 0, v, j)
+        k._sort_ranked(heap_key[0], heap_index[0])
+        ranked[i, s, :] = heap_index[0]
+
+
+@nb.njit(cache=True)
+def _cut_at_start(i, ranked, n_eligible, price, budget_left, levels, premium, prefix, complete):
+    """:func:`envs._kernels.cut_prefixes` on row ``i`` at a campaign's start, when everyone ranked is
+    available (nobody hired, nobody left): each level's prefix is its first ``P`` ranked entries the level
+    can pay, from one pass over each ranked list (reading each price once for all levels)."""
+    thresholds = k._thresholds(budget_left, levels, premium)
+    n_levels, prefix_len, depth = prefix.shape[2], prefix.shape[3], ranked.shape[2]
+    qualify = np.zeros(n_levels, dtype=np.int64)
+    for s in range(prefix.shape[1]):
+        prefix[i, s] = -1
+        qualify[:] = 0
+        for q in range(min(n_eligible[i, s], depth)):
+            j = ranked[i, s, q]
+            p = price[j]
+            for lvl in range(n_levels):
+                if p <= thresholds[lvl]:
+                    if qualify[lvl] < prefix_len:
+                        prefix[i, s, lvl, qualify[lvl]] = j
+                    qualify[lvl] += 1
+        for lvl in range(n_levels):
+            complete[i, s, lvl] = n_eligible[i, s] <= depth and qualify[lvl] <= prefix_len
+
+
+@nb.njit(cache=True)
+def _guard_refill(i, week, month, lazy, category_row, coef_a, coef_b, fit, value_per_dollar, ranked, n_eligible,
+                  prefix, complete, join, leave, hired, budget_left, market):  # fmt: skip
+    """Before row ``i``'s week view: a prefix that is not complete and has no valid entry is cut again from
+    the ranked list, as the view would (:func:`envs._kernels._choose_again`: the view then finds the same
+    candidate); if that has none either, the view refills it from the segment's members the level can pay
+    (:func:`envs._kernels._refill`), whose values are computed here first."""
+    by_price, segment_start, sorted_price, never, price, levels = market[:6]
+    month_table = market[7]
+    thresholds = k._thresholds(budget_left, levels, month_table[k.MONTH_PREMIUM, month])
+    for s in range(prefix.shape[1]):
+        for lvl in range(prefix.shape[2]):
+            if complete[i, s, lvl]:
+                continue
+            threshold = thresholds[lvl]
+            if k._first_valid(prefix[i, s, lvl], join[i], leave[i], hired[i], price, threshold, week) >= 0:
+                continue
+            k._cut_one(s, lvl, ranked[i], n_eligible[i], price, leave[i], hired[i], week, thresholds[lvl],
+                       prefix[i], complete[i])  # fmt: skip
+            if complete[i, s, lvl] or lazy[4][i]:
+                continue
+            if k._first_valid(prefix[i, s, lvl], join[i], leave[i], hired[i], price, threshold, week) >= 0:
+                continue
+            lo = segment_start[s]
+            hi = lo + np.searchsorted(sorted_price[lo : segment_start[s + 1]], thresholds[lvl], side="right")
+            audience, kind, roots, known, row_full, scales, fit_weights = lazy[:7]
+            root, scale = roots[i], scales[i]
+            _fill(i, by_price[lo:hi], audience, kind, root, known, scale, fit_weights, category_row, coef_a, coef_b,
+                  fit, value_per_dollar)  # fmt: skip

@@ -175,6 +175,16 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         self._months_by_start = np.stack([month_of_week(m, np.arange(weeks + 1)) for m in range(12)])
         self._ids = np.asarray(market.pool.influencer_id, dtype=object)
         self._audience_fit = np.zeros((N, n))  # each new campaign's audience fit, row b of a batch of resets
+        bound, order = self._rank_bounds()
+        self._values = (
+            env._fit_weights,
+            market.value_coef,
+            bound,
+            order,
+            np.take_along_axis(bound, order, axis=-1),
+        )
+        self._lazy_arrays = self._lazy_tables(N)
+        self._lazy = self._lazy_arrays[0].shape[1] == _vector_kernels.DOT_WIDTH and self._blas_rows_known()
         # The calibration's kernel constants; a campaign sets its five (see InfluencerMatchingEnv._kernel_constants).
         self._consts_template = env._kernel_constants(
             sample_campaign(np.random.default_rng(0), env.calibration)
@@ -204,6 +214,81 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
             np.zeros((N, 3)),
         )  # fmt: skip
 
+    def _rank_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`envs._kernels.rank_at_start`'s bounds and orders by goal and brand category, (3, 12, n):
+        the single env's (:meth:`InfluencerMatchingEnv._rank_bounds`) with the brand category's share in
+        place of each influencer's largest share, so the scan reads fewer of each segment. The ranking is
+        exact under any upper bound, so it ranks as the single env does."""
+        env, market = self.env, self.env._market
+        pool, labels, coef = market.pool, market.segment, market.value_coef
+        w_category, w_audience = (float(w) for w in env._fit_weights)
+        shares = market.category_share  # (12, n)
+        index = np.arange(len(labels))
+        if w_category < 0 or w_audience < 0:  # no bound: every bound infinite, as the single env's
+            bound = np.full((coef.shape[0], len(shares), len(labels)), np.inf)
+            order = np.stack([np.stack([np.lexsort((index, labels))] * len(shares))] * coef.shape[0])
+            return bound, order
+        audience_max = np.sqrt(pool.audience.sum(axis=1))
+        bounds, orders = [], []
+        for goal in range(coef.shape[0]):
+            coef_a, coef_b = coef[goal, 0], coef[goal, 1]
+            by_category, order_by_category = [], []
+            for share in shares:
+                fit_max = (w_category * share + w_audience * audience_max) * (1 + 1e-6) + 1e-12
+                fit_min = w_category * share * (1 - 1e-6) - 1e-12
+                bound = coef_a + np.where(coef_b >= 0, coef_b * fit_max, coef_b * fit_min)
+                bound = np.where(np.isfinite(bound), bound, np.inf)
+                bound = np.maximum(bound, np.nextafter(bound, np.inf))
+                by_category.append(bound)
+                order_by_category.append(np.lexsort((index, -bound, labels)))
+            bounds.append(np.stack(by_category))
+            orders.append(np.stack(order_by_category))
+        return np.stack(bounds), np.stack(orders)
+
+    def _lazy_tables(self, N: int) -> tuple:
+        """What :func:`envs._vector_kernels.reset_campaigns` reads to compute a campaign's values only where
+        they are read (see its docstring; used only if the market's audiences are the 12 columns
+        :func:`envs._vector_kernels._blas_dot` writes out)."""
+        env, market = self.env, self.env._market
+        audience = np.ascontiguousarray(market.sqrt_audience, dtype=float)
+        n, S = len(audience), env.n_segments
+        coef = market.value_coef  # (3, 2, n)
+        finite = np.isfinite(coef).all(axis=1)  # (3, n)
+        counts = (~finite).sum(axis=1)
+        not_finite = np.full((3, max(int(counts.max()), 1)), -1, dtype=np.int64)
+        for goal in range(3):
+            bad = np.flatnonzero(~finite[goal])
+            not_finite[goal, : len(bad)] = bad
+        # |fit| <= |w_c| max share + |w_a| max audience fit (Cauchy-Schwarz: the target sums to 1), widened.
+        w = np.abs(np.asarray(env._fit_weights, dtype=float))
+        fit_max = (
+            w[0] * market.category_share.max() + w[1] * np.sqrt(market.pool.audience.sum(axis=1)).max()
+        ) * 1.01
+        magnitude = np.array([
+            float(np.max(np.where(finite[g], np.abs(coef[g, 0]) + np.abs(coef[g, 1]) * fit_max, 0.0), initial=0.0))
+            * 2.0 for g in range(3)
+        ])  # fmt: skip
+        incumbents = np.bincount(market.segment[: market.n_incumbents], minlength=S).astype(np.int64)
+        self._dot_kind = np.full(n, -1, dtype=np.int64)
+        return (audience, self._dot_kind, np.zeros((N, audience.shape[1])), np.zeros((N, n), dtype=bool),
+                np.zeros(N, dtype=bool), np.zeros(N), np.asarray(env._fit_weights, dtype=float), not_finite,
+                magnitude, incumbents, int(market.n_incumbents))  # fmt: skip
+
+    def _blas_rows_known(self, probes: int = 48, check: bool = False) -> bool:
+        """Whether every row of the single env's audience product (numpy's ``sqrt_audience @ sqrt(target)``,
+        one BLAS call) is summed by one of :func:`envs._vector_kernels._blas_dot`'s kernels, found by
+        comparing them with numpy on ``probes`` random targets (a private generator: no env's stream moves),
+        or with ``check`` whether the kernels found before still agree. Which kernel sums a row depends on
+        the BLAS build and its threads, so :meth:`reset` checks again."""
+        audience = self._lazy_arrays[0]
+        rng = np.random.default_rng([probes, int(check)])
+        targets = rng.dirichlet(np.ones(audience.shape[1]), size=probes) ** rng.uniform(0.3, 3.0, (probes, 1))
+        targets /= targets.sum(axis=1, keepdims=True)
+        roots = np.sqrt(targets)
+        products = np.stack([self.env._market.sqrt_audience @ root for root in roots])
+        test = _vector_kernels.rows_agree if check else _vector_kernels.classify_rows
+        return bool(test(audience, roots, products, self._dot_kind))
+
     def _start_campaigns(self, rows: np.ndarray) -> None:
         """New campaigns in ``rows``: drawn by one compiled call with each row's generator (the campaign,
         then the churn, as :meth:`InfluencerMatchingEnv.reset`), set up by another."""
@@ -213,7 +298,8 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         campaigns, swaps = self._draw_starts(rows)
         for b, campaign in enumerate(campaigns):
             self._campaigns[int(rows[b])] = campaign
-            np.matmul(market.sqrt_audience, np.sqrt(campaign.target_audience), out=audience_fit[b])
+            if not self._lazy:
+                np.matmul(market.sqrt_audience, np.sqrt(campaign.target_audience), out=audience_fit[b])
             scale[b] = value_scale(int(campaign.goal), int(campaign.start_month), float(campaign.order_value),
                                    float(campaign.value_per_engagement), float(campaign.value_per_1k_reach),
                                    cal)  # fmt: skip
@@ -240,10 +326,11 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         observation[:, 15] = fields[:, 7]
         self._observation[rows] = observation
         offsets, churn = swaps
-        _vector_kernels.reset_campaigns(rows, offsets, churn, self._churn_templates, audience_fit, scale,
-                                        env._fit_weights, market.value_coef, market.rank_bound,
-                                        market.rank_order, self._state, self._tables,
-                                        self._campaign_arrays, self._market_arrays)  # fmt: skip
+        if self._lazy:  # the single env's np.sqrt(target_audience), row by row
+            self._lazy_arrays[2][rows] = np.sqrt(np.stack([c.target_audience for c in campaigns]))
+        _vector_kernels.reset_campaigns(rows, offsets, churn, self._churn_templates, audience_fit, scale, self._values,
+                                        self._state, self._tables, self._campaign_arrays, self._market_arrays,
+                                        self._lazy, self._lazy_arrays)  # fmt: skip
 
     def _draw_starts(self, rows: np.ndarray) -> tuple[list[Campaign], tuple[np.ndarray, tuple]]:
         """The campaigns of ``rows`` and their churn swaps (``offsets`` and ``(leavers, joiners, when)``),
@@ -292,6 +379,8 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
             if s is not None or not self._started:
                 self._generators[i].bit_generator.state = seeding.np_random(s)[0].bit_generator.state
         self._started = True
+        if self._lazy and not self._blas_rows_known(probes=2, check=True):
+            self._lazy = False  # the BLAS sums some row differently now (its threads changed): every value
         rows = np.arange(self.num_envs)
         self._start_campaigns(rows)
         self._autoreset[:] = False
@@ -318,13 +407,15 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
             restart = np.flatnonzero(self._autoreset)
             stepping = np.flatnonzero(~self._autoreset)
             _vector_kernels.step_campaigns(stepping, actions[stepping], self._typed_generators, self._state,
-                                           self._tables, self._campaign_arrays, self._market_arrays, self._out)  # fmt: skip
+                                           self._tables, self._campaign_arrays, self._market_arrays, self._out,
+                                           self._lazy, self._lazy_arrays, self._values)  # fmt: skip
             self._start_campaigns(restart)
             self._no_offer(restart)
             reward[restart], terminated[restart], truncated[restart] = 0.0, False, False
         else:
             _vector_kernels.step_campaigns(np.arange(self.num_envs), actions, self._typed_generators, self._state,
-                                           self._tables, self._campaign_arrays, self._market_arrays, self._out)  # fmt: skip
+                                           self._tables, self._campaign_arrays, self._market_arrays, self._out,
+                                           self._lazy, self._lazy_arrays, self._values)  # fmt: skip
         done = terminated | truncated
         self._autoreset = done.copy()
         info = self._info()
