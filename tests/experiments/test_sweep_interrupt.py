@@ -34,6 +34,7 @@ def _start(tmp_path: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # a SIGABRT dumps every thread's stack
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # until both workers hold a run folder
@@ -53,6 +54,14 @@ def _session(sid: int) -> str:
         ["ps", "-s", str(sid), "-o", "pid,ppid,stat,etime,wchan:20,args"], capture_output=True, text=True
     )
     return out.stdout
+
+
+def _signal_masks(pid: int) -> str:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return "gone"
+    return " ".join(line for line in lines if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
 
 
 def _alive(pids) -> list[int]:
@@ -85,10 +94,16 @@ def test_ctrl_c_stops_the_sweep_and_its_workers(tmp_path):
     except subprocess.TimeoutExpired:
         state = _session(process.pid)  # who is still there: the sweep itself, or something holding its pipes
         exited = process.poll()
+        masks = _signal_masks(process.pid)
+        here = signal.getsignal(signal.SIGINT)
+        if exited is None:
+            os.kill(process.pid, signal.SIGABRT)  # faulthandler: where the sweep is stuck
+            time.sleep(2)
         os.killpg(process.pid, signal.SIGKILL)
         _, err = process.communicate()
         raise AssertionError(
-            f"no EOF 120 s after Ctrl-C; sweep exit code {exited}; stderr {err!r}; session:\n{state}"
+            f"no EOF 120 s after Ctrl-C; sweep exit code {exited}; signal masks {masks}; SIGINT in the test "
+            f"process {here}; session:\n{state}\nstderr:\n{err}"
         ) from None
     assert process.returncode == 130
     assert err.strip() == "influmatch sweep: interrupted"
