@@ -3,8 +3,6 @@ file's round trip, predictive checks that flag a misspecified market, and one-li
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -312,17 +310,3 @@ def test_too_few_rows_and_bad_values_are_one_line(uniform_logs) -> None:
     bad.loc[2, "goal"] = "fame"
     with pytest.raises(OffersValidationError, match=r"row 2, column 'goal': expected one of awareness"):
         fit_market(bad, pool)
-
-
-# ---------------------------------------------------------------------------------- speed
-@pytest.mark.slow
-def test_100k_offers_fit_within_10_seconds(uniform_logs) -> None:
-    offers, pool = uniform_logs
-    rng = np.random.default_rng(0)
-    big = offers.iloc[rng.integers(0, len(offers), 100_000)].reset_index(drop=True)
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        fit_market(big, pool)
-        times.append(time.perf_counter() - start)
-    assert float(np.median(times)) <= 10.0
