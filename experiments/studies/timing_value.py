@@ -12,7 +12,7 @@ learned policy captures.
 
 Writes ``campaigns.csv`` (one row per campaign and policy: the return drawn, the expected return, the
 weeks waited, the budget, whether the myopic oracle ran out of budget before the last week) and
-``summary.csv``: per market and overall, and for the campaigns whose budget binds and the others, the
+``summary.csv``: overall, per market, per brand category, and for the campaigns whose budget binds and the others, the
 mean expected returns, the timing value ``planner - planner without waiting`` with its paired standard
 error, and that value as a share of the planner's return (of the total, and the mean of each
 campaign's share, where a campaign's small return no longer counts for less). Expected returns (each
@@ -132,14 +132,17 @@ def _gain(wide: pd.DataFrame, with_waits: str, without: str) -> dict:
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per group (all campaigns, each market, budget binding or not) and policy pair: the mean
-    expected returns and the timing value (with waiting minus without) with its paired s.e."""
+    """One row per group (all campaigns, budget binding or not, each market, each brand category of the
+    studied markets) and policy pair: the mean expected returns and the timing value (with waiting minus
+    without) with its paired s.e."""
     wide = table.pivot_table(index=["market", "campaign"], columns="policy", values="expected_return")
     binds = table.groupby(["market", "campaign"])["budget_binds"].first().reindex(wide.index)
     studied = wide.index.get_level_values("market").str.startswith("market ")
     groups = [("all markets", wide[studied]), ("budget binds", wide[studied & binds.to_numpy()]),
               ("budget does not bind", wide[studied & ~binds.to_numpy()])]  # fmt: skip
     groups += [(str(m), g) for m, g in wide.groupby(level="market")]
+    category = table.groupby(["market", "campaign"])["category"].first().reindex(wide.index).to_numpy()
+    groups += [(f"category {c}", wide[studied & (category == c)]) for c in sorted(set(category[studied]))]
     pairs = [("planner", "planner_no_wait")] + [
         (p, f"{p}:no_wait") for p in wide.columns if f"{p}:no_wait" in wide.columns
     ]

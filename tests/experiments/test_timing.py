@@ -141,5 +141,8 @@ def test_timing_value_study_writes_its_tables(tmp_path):
     row = summary[summary["group"] == "all markets"].iloc[0]
     wide = table.pivot_table(index="campaign", columns="policy", values="expected_return")
     assert row["timing_value"] == pytest.approx((wide["planner"] - wide["planner_no_wait"]).mean())
+    by_category = summary[summary["group"].str.startswith("category ")]
+    assert sorted(by_category["group"]) == [f"category {c}" for c in sorted(set(table["category"]))]
+    assert by_category["campaigns"].sum() == 3
     again = timing_value.run(tmp_path / "again", seeds=1, campaigns=3, n_influencers=1_500)
     assert summary.equals(again)  # same seeds, same numbers
