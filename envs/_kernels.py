@@ -417,40 +417,52 @@ def _outcome_terms(month, n_hired, consts, category_share, load, fit, rates, hir
     mask[-1] = True
     terms[:] = 0.0
     for s in range(n_segments):
+        last = -1  # the levels of a segment often share a candidate: its level-free terms are computed once
+        partial_logit = reach_mean = engagement_mean = clicks_per_reach = conversions_per_reach = value = 0.0
         for k in range(n_levels):
             a = s * n_levels + k
             i = candidate[s, k]
             if i < 0:
                 continue
             mask[a] = True
-            load_now = load[i]
-            if recovering:  # v1: the load of the week (rates hold the start's fatigue: adjust it)
-                load_now = load_mean + (load[i] - load_mean) * recovery
-            logit = (
-                consts[C_LOGIT_BASE]
-                + consts[C_CATEGORY_SLOPE] * category_share[i]
-                + consts[C_LOAD_SLOPE] * load_now
-                + consts[C_OFFER_SLOPE] * log_levels[k]
-                + shift
-            )
+            if i != last:
+                last = i
+                load_now = load[i]
+                if recovering:  # v1: the load of the week (rates hold the start's fatigue: adjust it)
+                    load_now = load_mean + (load[i] - load_mean) * recovery
+                partial_logit = (
+                    consts[C_LOGIT_BASE]
+                    + consts[C_CATEGORY_SLOPE] * category_share[i]
+                    + consts[C_LOAD_SLOPE] * load_now
+                )
+                overlap = _overlap(i, s, n_hired, hired_index, hired_segment, mix_unit, consts)
+                f = fit[i]
+                reach_mean = rates[0, i] * overlap
+                engagement_mean = (
+                    rates[1, i]
+                    * (consts[C_ENGAGEMENT_FIT_BASE] + consts[C_ENGAGEMENT_FIT_SLOPE] * f)
+                    * month_engagement
+                )
+                if recovering:
+                    engagement_mean *= np.exp(-consts[C_FATIGUE] * (load_now - load[i]))
+                clicks_per_reach = rates[2, i] * (consts[C_CLICK_FIT_BASE] + f)
+                conversions_per_reach = (
+                    rates[3, i]
+                    * (consts[C_CONVERSION_FIT_BASE] + consts[C_CONVERSION_FIT_SLOPE] * f)
+                    * month_conversion
+                    * demand
+                )
+                if goal == AWARENESS:
+                    value = reach_mean * noise_reach / 1000.0 * consts[C_VALUE_PER_1K_REACH] * reach_value[i]
+                    value *= demand
+                elif goal == ENGAGEMENT:
+                    value = engagement_mean * noise_engagement * consts[C_VALUE_PER_ENGAGEMENT] * demand
+                else:  # the demand is in the conversions already
+                    value = reach_mean * noise_reach * conversions_per_reach * consts[C_ORDER_VALUE]
+                value *= value_factor
+            # the logit summed in its order: ((base + category + load) + offer) + month shift
+            logit = partial_logit + consts[C_OFFER_SLOPE] * log_levels[k] + shift
             p = 1.0 / (1.0 + np.exp(-logit))
-            overlap = _overlap(i, s, n_hired, hired_index, hired_segment, mix_unit, consts)
-            f = fit[i]
-            reach_mean = rates[0, i] * overlap
-            engagement_mean = (
-                rates[1, i]
-                * (consts[C_ENGAGEMENT_FIT_BASE] + consts[C_ENGAGEMENT_FIT_SLOPE] * f)
-                * month_engagement
-            )
-            if recovering:
-                engagement_mean *= np.exp(-consts[C_FATIGUE] * (load_now - load[i]))
-            clicks_per_reach = rates[2, i] * (consts[C_CLICK_FIT_BASE] + f)
-            conversions_per_reach = (
-                rates[3, i]
-                * (consts[C_CONVERSION_FIT_BASE] + consts[C_CONVERSION_FIT_SLOPE] * f)
-                * month_conversion
-                * demand
-            )
             cost = levels[k] * price[i] * premium
             terms[a, P_ACCEPT] = p
             terms[a, REACH_MEAN] = reach_mean
@@ -458,14 +470,6 @@ def _outcome_terms(month, n_hired, consts, category_share, load, fit, rates, hir
             terms[a, CLICKS_PER_REACH] = clicks_per_reach
             terms[a, CONVERSIONS_PER_REACH] = conversions_per_reach
             terms[a, COST] = cost
-            if goal == AWARENESS:
-                value = reach_mean * noise_reach / 1000.0 * consts[C_VALUE_PER_1K_REACH] * reach_value[i]
-                value *= demand
-            elif goal == ENGAGEMENT:
-                value = engagement_mean * noise_engagement * consts[C_VALUE_PER_ENGAGEMENT] * demand
-            else:  # the demand is in the conversions already
-                value = reach_mean * noise_reach * conversions_per_reach * consts[C_ORDER_VALUE]
-            value *= value_factor
             expected[a] = p * (value - cost) / 1000.0
 
 

@@ -248,9 +248,9 @@ def reset_campaigns(rows, offsets, churn, templates, audience_fit, scale, values
     and orders of :func:`envs._kernels.rank_at_start` by goal and brand category (see
     :meth:`envs.vector.InfluencerMatchingVectorEnv._rank_bounds`), and the bounds in that order. With ``lazy_on`` the fit
     and value per dollar are computed only where read (see the section on them below; ``audience_fit`` is
-    then not read): ``lazy`` = (sqrt_audience, kind, sqrt_target, known, row_full, scale, fit_weights,
+    then not read): ``lazy`` = (sqrt_audience, kind, sqrt_target, row_full, scale, fit_weights,
     not_finite, magnitude, incumbents, n_incumbents), the market's audiences and :func:`classify_rows`' kernels, each
-    row's square-rooted target audience (set by the caller), which values are known, whether all are, and
+    row's square-rooted target audience (set by the caller), whether all its values are computed, and
     its scale; per goal the influencers whose coefficients are not finite (-1 pads) and a bound of
     ``|coef_a| + |coef_b| * |fit|``; the incumbents per segment and their number."""
     fit_weights, value_coef, rank_bound, rank_order, bound_in_order = values
@@ -521,28 +521,27 @@ def rows_agree(a, probes, products, kind):
 
 
 @nb.njit(cache=True)
-def _fill(i, indices, audience, kind, root, known, scale, fit_weights, category_row, coef_a, coef_b, fit,
+def _fill(i, indices, audience, kind, root, scale, fit_weights, category_row, coef_a, coef_b, fit,
           value_per_dollar):  # fmt: skip
-    """The fit and value per dollar of each of ``indices`` not yet known for row ``i``'s campaign, as
+    """The fit and value per dollar of each of ``indices`` for row ``i``'s campaign (again if known: the
+    same numbers, and cheaper than tracking which are), as
     :func:`envs._kernels.campaign_values` computes them (with :func:`_blas_dot`'s audience fit). A call per
     list, not per value: every array passed costs its reference counts (:func:`_rank_lazily` writes the
     same lines out)."""
     for j in indices:
-        if not known[i, j]:
-            f = fit_weights[0] * category_row[j] + fit_weights[1] * _blas_dot(audience, j, root, kind[j])
-            fit[i, j] = f
-            value_per_dollar[i, j] = scale * (coef_a[j] + coef_b[j] * f)
-            known[i, j] = True
+        f = fit_weights[0] * category_row[j] + fit_weights[1] * _blas_dot(audience, j, root, kind[j])
+        fit[i, j] = f
+        value_per_dollar[i, j] = scale * (coef_a[j] + coef_b[j] * f)
 
 
 @nb.njit(cache=True)
 def _complete_row(i, lazy, category_row, coef_a, coef_b, fit, value_per_dollar):
-    """Every value of row ``i`` (what is still unknown), for the scans that read the whole pool."""
-    audience, kind, roots, known, row_full, scales, fit_weights = lazy[:7]
+    """Every value of row ``i``, for the scans that read the whole pool (once per campaign)."""
+    audience, kind, roots, row_full, scales, fit_weights = lazy[:6]
     if row_full[i]:
         return
     root, scale = roots[i], scales[i]
-    _fill(i, np.arange(fit.shape[1]), audience, kind, root, known, scale, fit_weights, category_row, coef_a,
+    _fill(i, np.arange(fit.shape[1]), audience, kind, root, scale, fit_weights, category_row, coef_a,
           coef_b, fit, value_per_dollar)  # fmt: skip
     row_full[i] = True
 
@@ -554,9 +553,8 @@ def _start_lazily(i, b, joiners, lo, hi, lazy, category_row, coef_a, coef_b, goa
     could be hired per segment (everyone in the pool or joining, less those whose coefficients are not
     finite; ``lazy``'s magnitude bound guarantees every other value finite). False when that bound does
     not hold or the scale cannot bound the ranking: the row is then computed in full."""
-    known, row_full, scales = lazy[3], lazy[4], lazy[5]
-    not_finite, magnitude, incumbents = lazy[7], lazy[8], lazy[9]
-    known[i, :] = False
+    row_full, scales = lazy[3], lazy[4]
+    not_finite, magnitude, incumbents = lazy[6], lazy[7], lazy[8]
     row_full[i] = False
     scales[i] = scale
     if not (scale > 0.0 and np.isfinite(scale) and scale * magnitude[goal] < 1e300):
@@ -585,8 +583,8 @@ def _rank_lazily(i, lazy, category_row, coef_a, coef_b, bound_in_order, order, s
     bounds in scan order, and none of the row's state but the joins of the reservoir: at a campaign's start
     nobody is hired and nobody has left (a leaver leaves in week 1 or later), and every incumbent is in the
     pool, so who could be hired is who is in the pool or joining with a finite value."""
-    audience, kind, roots, known, row_full, scales, fit_weights = lazy[:7]
-    n_incumbents = lazy[10]
+    audience, kind, roots, row_full, scales, fit_weights = lazy[:6]
+    n_incumbents = lazy[9]
     root, scale = roots[i], scales[i]
     w_category, w_audience = fit_weights[0], fit_weights[1]
     n_segments, depth = ranked.shape[1], ranked.shape[2]
@@ -601,12 +599,11 @@ def _rank_lazily(i, lazy, category_row, coef_a, coef_b, bound_in_order, order, s
             j = order[q]
             if j >= n_incumbents and join[i, j] >= never:
                 continue
-            # _fill's lines (each influencer is scanned once, so nothing is known yet)
+            # _fill's lines
             f = w_category * category_row[j] + w_audience * _blas_dot(audience, j, root, kind[j])
             v = scale * (coef_a[j] + coef_b[j] * f)
             fit[i, j] = f
             value_per_dollar[i, j] = v
-            known[i, j] = True
             if np.isfinite(v):
                 k._heap_push(heap_key, heap_index, 0, v, j)
         k._sort_ranked(heap_key[0], heap_index[0])
@@ -655,13 +652,13 @@ def _guard_refill(i, week, month, lazy, category_row, coef_a, coef_b, fit, value
                 continue
             k._cut_one(s, lvl, ranked[i], n_eligible[i], price, leave[i], hired[i], week, thresholds[lvl],
                        prefix[i], complete[i])  # fmt: skip
-            if complete[i, s, lvl] or lazy[4][i]:
+            if complete[i, s, lvl] or lazy[3][i]:
                 continue
             if k._first_valid(prefix[i, s, lvl], join[i], leave[i], hired[i], price, threshold, week) >= 0:
                 continue
             lo = segment_start[s]
             hi = lo + np.searchsorted(sorted_price[lo : segment_start[s + 1]], thresholds[lvl], side="right")
-            audience, kind, roots, known, row_full, scales, fit_weights = lazy[:7]
+            audience, kind, roots, row_full, scales, fit_weights = lazy[:6]
             root, scale = roots[i], scales[i]
-            _fill(i, by_price[lo:hi], audience, kind, root, known, scale, fit_weights, category_row, coef_a, coef_b,
+            _fill(i, by_price[lo:hi], audience, kind, root, scale, fit_weights, category_row, coef_a, coef_b,
                   fit, value_per_dollar)  # fmt: skip
