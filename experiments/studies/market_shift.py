@@ -5,7 +5,8 @@
 
 Per seed (``experiments.market.seed_ints``: the market, the agent and the evaluation campaigns):
 
-1. CQI (default hyperparameters, the ``"lcb"`` split rule) learns on ``InfluencerMatching-v1`` for
+1. CQI (the ``"lcb"`` split rule with the settings of ``trees_benchmark``, :data:`CQI_SETTINGS`:
+   sample-mean steps and gamma 0, see :class:`agents.CQI`) learns on ``InfluencerMatching-v1`` for
    ``--pre-steps`` environment steps (one step = one campaign week; the campaigns it saw are counted).
 2. The market shifts (:func:`shifted_calibration`): engagement falls to the 2025-26 vintage
    (``engagement_vintage="2025"``: Instagram about 1 % at 10k followers instead of about 2.6 %) and every
@@ -50,6 +51,13 @@ SHIFT_PRICE_FACTOR = 1.2
 #: How close (normalised score) to its pre-shift score the learning copy must come to have "regained" it.
 REGAINED_TOLERANCE = 0.05
 ARMS = ("learning", "frozen")
+#: CQI's hyperparameters here: those of ``experiments/configs/trees_benchmark.yaml`` (issue 17's CQI).
+CQI_SETTINGS: dict[str, Any] = {
+    "split_threshold": 1.0,
+    "gamma": 0.0,
+    "learning_rate": 0.002,
+    "step_size": "sample_mean",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +133,7 @@ def run_seed(seed: int, study: ShiftStudy) -> list[dict[str, Any]]:
         if agent.num_timesteps % study.eval_every:
             record(agent, arm, market)
 
-    agent = CQI(before, seed=seeds["agent_seed"])
+    agent = CQI(before, seed=seeds["agent_seed"], **CQI_SETTINGS)
     record(agent, "learning", "before")
     learn(agent, study.pre_steps, "learning", "before", resume=False)
     with tempfile.TemporaryDirectory(prefix="influmatch-shift-") as tmp:
