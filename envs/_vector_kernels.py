@@ -207,18 +207,25 @@ def step_campaigns(rows, actions, generators, state, tables, campaign, market, o
 def _start_churn(i, lo, hi, churn, templates, join, leave, load_sum, load_count):
     """Row ``i``'s churn from the swaps ``lo:hi`` of ``churn = (leavers, joiners, when)``: join and leave
     weeks and the per-week, per-segment load tables, as :meth:`InfluencerMatchingEnv._draw_churn` builds
-    them with numpy (a bincount of the swaps, leavers first, then a running sum over the weeks)."""
+    them with numpy (a bincount of the swaps, leavers first, then a running sum over the weeks). The join
+    and leave rows hold the templates but where the row's last campaign swapped (``templates`` ends with
+    those indices, ``touched[i, :n_touched[i]]``), so only those are restored, not the whole row."""
     leavers, joiners, when = churn
-    join_template, leave_template, base_sum, base_count, background, segment = templates
-    for j in range(len(join_template)):  # a loop: numba's row assignment from an array is 7x slower
+    join_template, leave_template, base_sum, base_count, background, segment, touched, n_touched = templates
+    for t in range(n_touched[i]):  # undo the last campaign's swaps: the row is the templates again
+        j = touched[i, t]
         join[i, j] = join_template[j]
         leave[i, j] = leave_template[j]
+    n_touched[i] = 0
     weeks, n_segments = load_sum.shape[1], load_sum.shape[2]
     delta_load = np.zeros(weeks * n_segments)
     delta_count = np.zeros(weeks * n_segments)
     for j in range(lo, hi):
         leave[i, leavers[j]] = when[j]
         join[i, joiners[j]] = when[j]
+        touched[i, n_touched[i]] = leavers[j]
+        touched[i, n_touched[i] + 1] = joiners[j]
+        n_touched[i] += 2
     for j in range(lo, hi):
         cell = when[j] * n_segments + segment[leavers[j]]
         delta_load[cell] += -1.0 * background[leavers[j]]
@@ -370,7 +377,7 @@ def _choice_without_replacement(generator, pop_size, size, out):
 
 
 @nb.njit(cache=True)
-def draw_starts(rows, generators, cdfs, alpha, log_ranges, churn):
+def draw_starts(rows, generators, cdfs, alpha, log_ranges, churn, buffers):
     """The random part of a new campaign in each of ``rows``, from the row's generator in the order of
     :meth:`InfluencerMatchingEnv.reset`: :func:`envs.campaigns.sample_campaign`'s draws, then
     :meth:`InfluencerMatchingEnv._churn_draws`' (numba's generator methods draw numpy's exact streams;
@@ -379,7 +386,8 @@ def draw_starts(rows, generators, cdfs, alpha, log_ranges, churn):
     ``cdfs``: (category, goal, budget bin) cumulative shares, the last entry +inf; ``alpha``: (12, 12)
     Dirichlet parameters of the target audience by category; ``log_ranges``: (budget bin edges, log),
     then the log bounds of the value per engagement and per 1k reach; ``churn``: (incumbents,
-    reservoir, p_leave, on).
+    reservoir, p_leave, on); ``buffers``: (leavers, joiners, uniforms) of room for ``len(rows)`` times the
+    reservoir, reused across calls (fresh ones this large would fault in their pages at every call).
 
     Returns ``(ints, floats, gammas, offsets, leavers, joiners, uniforms)``: per row the category,
     goal, budget bin and start month; the uniform exponent of the annual budget, the order value's
@@ -394,10 +402,7 @@ def draw_starts(rows, generators, cdfs, alpha, log_ranges, churn):
     ints = np.zeros((R, 4), dtype=np.int64)
     floats = np.zeros((R, 4))
     gammas = np.zeros((R, alpha.shape[1]))
-    capacity = R * n_reservoir if churn_on else 0
-    leavers = np.empty(capacity, dtype=np.int64)
-    joiners = np.empty(capacity, dtype=np.int64)
-    uniforms = np.empty(capacity)
+    leavers, joiners, uniforms = buffers
     offsets = np.zeros(R + 1, dtype=np.int64)
     for b in range(R):
         g = generators[rows[b]]

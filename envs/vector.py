@@ -207,9 +207,15 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         n_inc = market.n_incumbents
         p_leave = 1.0 - (1.0 - env.churn_rate) ** (weeks - 1)
         self._churn_params = (float(n_inc), float(n - n_inc), p_leave, env.churn_rate > 0)
-        self._churn_templates = (env._join_template.astype(self._week_dtype),
-                                 env._leave_template.astype(self._week_dtype), market.load_sum,
-                                 market.load_count, market.pool.sponsored_load, market.segment)  # fmt: skip
+        join_template = env._join_template.astype(self._week_dtype)
+        leave_template = env._leave_template.astype(self._week_dtype)
+        self._join[:], self._leave[:] = join_template, leave_template  # each reset restores what it swapped
+        n_reservoir = n - n_inc
+        self._churn_templates = (join_template, leave_template, market.load_sum, market.load_count,
+                                 market.pool.sponsored_load, market.segment,
+                                 np.zeros((N, 2 * n_reservoir), dtype=np.int64), np.zeros(N, dtype=np.int64))  # fmt: skip
+        room = N * n_reservoir if env.churn_rate > 0 else 0
+        self._swap_buffers = (np.empty(room, dtype=np.int64), np.empty(room, dtype=np.int64), np.empty(room))
         self._out = (
             np.zeros(N), np.zeros(N, dtype=bool), np.zeros(N, dtype=bool), np.full(N, -1, dtype=np.int64),
             np.full(N, -1, dtype=np.int64), np.zeros(N), np.zeros(N, dtype=bool), np.zeros((N, 4), dtype=np.int64),
@@ -341,7 +347,8 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         theirs (the same Python and numpy operations on the same numbers, so the same bits)."""
         env, cal = self.env, self.env.calibration
         ints, floats, gammas, offsets, leavers, joiners, uniforms = _vector_kernels.draw_starts(
-            rows, self._typed_generators, self._cdfs, self._alpha, self._log_ranges, self._churn_params
+            rows, self._typed_generators, self._cdfs, self._alpha, self._log_ranges, self._churn_params,
+            self._swap_buffers,
         )
         campaigns = []
         for b, (whole, real) in enumerate(zip(ints.tolist(), floats.tolist(), strict=True)):
