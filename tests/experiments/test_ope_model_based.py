@@ -3,6 +3,7 @@ markets that differ, and the recommended estimate."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import textwrap
@@ -80,9 +81,13 @@ def test_logged_campaigns_are_read_back_from_the_context(env, uniform_logs):
 
 def test_model_based_estimate_is_near_the_truth_of_a_heuristic(env, uniform_logs, market):
     """Logs of a known market, the target a heuristic: the model-based value of the logged campaigns is
-    within 15 % of the simulator's truth (and within its interval), where per-campaign IPS is not."""
+    within 15 % of the simulator's truth (and within its interval), where per-campaign IPS is not.
+    3,000 simulated campaigns: at 900 the estimate's own Monte Carlo noise moved it from +8 % to +18 %
+    of the truth when the hidden posterior changed, though the two point markets agree within 1 % with
+    common random numbers (measured: +4 % at 3,000)."""
     assert market.fitted is not None, market.reason
-    (est, low, high, se), truth = _model_based(env, uniform_logs, market, "best_value_per_dollar")
+    config = dataclasses.replace(CONFIG, n_simulations=3000)
+    (est, low, high, se), truth = _model_based(env, uniform_logs, market, "best_value_per_dollar", config)
     assert abs(est - truth.mean()) <= 0.15 * abs(truth.mean())
     assert low <= truth.mean() <= high and se > 0
 
