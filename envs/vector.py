@@ -140,13 +140,11 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         # Join and leave weeks in the smallest integer type that holds "never" (weeks + 1): the rows are
         # read at every reset and step, and a smaller row stays in cache.
         self._week_dtype = np.int16 if weeks + 1 <= np.iinfo(np.int16).max else np.int64
-        # What a step reads of a candidate side by side (a row is far larger than the caches, and each of
-        # these is read at a random influencer): join, leave and hired (0/1) in one array; fit and value
-        # per dollar in another; the four true rates (the market's (4, n) array, columns contiguous).
-        availability = np.zeros((N, n, 3), dtype=self._week_dtype)
-        self._join, self._leave, self._hired = (availability[:, :, j] for j in range(3))
-        values = np.zeros((N, n, 2))
-        self._fit, self._value_per_dollar = values[:, :, 0], values[:, :, 1]
+        self._join = np.zeros((N, n), dtype=self._week_dtype)
+        self._leave = np.zeros((N, n), dtype=self._week_dtype)
+        self._hired = np.zeros((N, n), dtype=bool)
+        self._fit = np.zeros((N, n))
+        self._value_per_dollar = np.zeros((N, n))
         self._candidate = np.full((N, S, K), -1, dtype=np.int64)
         self._mask = np.zeros((N, A), dtype=bool)
         self._expected = np.zeros((N, A))
@@ -158,7 +156,7 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
             np.full((N, S, RANK_DEPTH), -1, dtype=np.int64), np.zeros((N, S), dtype=np.int64),
             np.full((N, S, K, PREFIX), -1, dtype=np.int64), np.zeros((N, S, K), dtype=bool),
             self._join, self._leave, self._hired, market.category_share, market.pool.sponsored_load, self._fit,
-            self._value_per_dollar, np.asfortranarray(market.true_rates), np.zeros((N, weeks), dtype=np.int64),
+            self._value_per_dollar, market.true_rates, np.zeros((N, weeks), dtype=np.int64),
             np.zeros((N, weeks), dtype=np.int64), np.zeros((N, weeks)), self._hires, self._candidate,
             np.zeros((N, S * K, _kernels.N_TERMS)), self._expected, self._mask, self._observation,
             self._load_sum, self._load_count,
@@ -347,8 +345,7 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         theirs (the same Python and numpy operations on the same numbers, so the same bits)."""
         env, cal = self.env, self.env.calibration
         ints, floats, gammas, offsets, leavers, joiners, uniforms = _vector_kernels.draw_starts(
-            rows, self._typed_generators, self._cdfs, self._alpha, self._log_ranges, self._churn_params,
-            self._swap_buffers,
+            rows, self._typed_generators, self._cdfs, self._alpha, self._log_ranges, self._churn_params, self._swap_buffers
         )
         campaigns = []
         for b, (whole, real) in enumerate(zip(ints.tolist(), floats.tolist(), strict=True)):
