@@ -345,7 +345,13 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         theirs (the same Python and numpy operations on the same numbers, so the same bits)."""
         env, cal = self.env, self.env.calibration
         ints, floats, gammas, offsets, leavers, joiners, uniforms = _vector_kernels.draw_starts(
-            rows, self._typed_generators, self._cdfs, self._alpha, self._log_ranges, self._churn_params, self._swap_buffers
+            rows,
+            self._typed_generators,
+            self._cdfs,
+            self._alpha,
+            self._log_ranges,
+            self._churn_params,
+            self._swap_buffers,
         )
         campaigns = []
         for b, (whole, real) in enumerate(zip(ints.tolist(), floats.tolist(), strict=True)):
