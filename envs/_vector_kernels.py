@@ -473,7 +473,7 @@ def _blas_dot(a, j, x, kind):
     if kind == DOT_4X4:
         l0, l1, l2, l3 = a[j, 0] * x[0], a[j, 1] * x[1], a[j, 2] * x[2], a[j, 3] * x[3]
         for c in range(4, DOT_WIDTH, 4):
-            l0 = _fma(a[j, c], x[c], l0)
+            l0 = _fma(a[j, c], x[c], l0)  # type: ignore[call-arg]  # numba's intrinsic hides its typing context
             l1 = _fma(a[j, c + 1], x[c + 1], l1)
             l2 = _fma(a[j, c + 2], x[c + 2], l2)
             l3 = _fma(a[j, c + 3], x[c + 3], l3)
