@@ -14,7 +14,9 @@ does), so a row follows the same trajectory as a single environment with the sam
   generator, in the single env's order and bit for bit (numpy's ``Generator.choice`` without
   replacement, which numba lacks, written out);
 * :func:`reset_campaigns`: a new campaign's fit, value per dollar, ranked segments, prefixes and first
-  week (after the Python side finished those draws as the single env does).
+  week (after the Python side finished those draws as the single env does); the fit and value per dollar
+  only of the influencers the ranking scans and the refills read, with the audience product summed as
+  the BLAS kernel that computes each row of the single env's (:func:`_blas_dot`, :func:`classify_rows`).
 """
 
 from __future__ import annotations
