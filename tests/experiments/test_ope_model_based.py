@@ -15,6 +15,7 @@ import pytest
 from agents import RandomPolicy
 from experiments.cli import main
 from experiments.ope import model_based
+from experiments.ope import posterior as posterior_module
 from experiments.ope.config import OPEConfig
 from experiments.ope.estimators import target_probabilities
 from experiments.ope.generation import generate_logs
@@ -267,8 +268,8 @@ def test_hidden_posterior_learns_quality_times_engagement_from_the_logged_outcom
     0.10 against 0.32); at the price floor the prior is that of the censored residual (lower)."""
     pool, cal = market.fitted.pool, market.fitted.fit.calibration
     offers = market.fitted.run.offers
-    posterior = model_based.hidden_posterior(offers, pool, cal)
-    prior = model_based.hidden_posterior(offers.iloc[:0], pool, cal)
+    posterior = posterior_module.hidden_posterior(offers, pool, cal)
+    prior = posterior_module.hidden_posterior(offers.iloc[:0], pool, cal)
     hired = offers[(offers["accepted"] == 1) & (offers["reach"] > 0)]
     counts = hired["influencer_id"].astype(str).value_counts()
     often = pd.Index(pool.influencer_id.astype(str)).get_indexer(counts.index[counts >= 3])
@@ -285,7 +286,9 @@ def test_hidden_posterior_learns_quality_times_engagement_from_the_logged_outcom
     floor = pool.price <= cal.min_price * (1 + 1e-9)
     if floor.any():
         rho = cal.price_quality_correlation
-        untruncated = rho * np.log(pool.price / model_based._typical_price_of(pool, cal)) / cal.price_log_sd
+        untruncated = (
+            rho * np.log(pool.price / posterior_module._typical_price_of(pool, cal)) / cal.price_log_sd
+        )
         assert (prior.mean_u[floor] < untruncated[floor]).all()
     draws = np.stack([posterior.draw(cal, np.random.default_rng(k))[1] for k in range(200)])
     np.testing.assert_allclose(draws.mean(axis=0)[often], posterior.point(cal)[1][often], rtol=0.2)
