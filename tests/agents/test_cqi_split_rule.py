@@ -170,45 +170,28 @@ def test_default_rule_learns_the_optimal_tree_with_default_settings(problem: str
     assert _greedy_is_optimal(problem, agent)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("problem", list(PROBLEMS))
-@pytest.mark.parametrize("exploration", ["decaying", "uniform"])
-def test_default_rule_stays_within_twice_the_optimal_size_over_the_recommended_ranges(
-    problem: str, exploration: str
-) -> None:
-    make, optimum, extra = PROBLEMS[problem]
-    if problem == "corridor" and exploration == "uniform":
-        pytest.skip("a random walk rarely reaches an exit: the corridor needs a greedy phase")
-    explore = UNIFORM if exploration == "uniform" else {}
-    failures = []
-    for values in itertools.product(*RECOMMENDED.values()):
-        params = dict(zip(RECOMMENDED, values, strict=True))
-        for seed in range(2):
-            agent = CQI(make(), seed=seed, **params, **explore, **extra).learn(50_000)
-            if agent.n_leaves > 2 * optimum or not _greedy_is_optimal(problem, agent):
-                failures.append((params, seed, agent.n_leaves))
-    assert not failures, f"{problem}: over 2 x {optimum} leaves or not optimal: {failures}"
-
-
 # The same ranges with sample-mean steps, whose learning_rate is the floor the step falls to.
 RECOMMENDED_SAMPLE_MEAN = {**RECOMMENDED, "learning_rate": [0.002, 0.02]}
+RANGES = {"constant": RECOMMENDED, "sample_mean": RECOMMENDED_SAMPLE_MEAN}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("problem", list(PROBLEMS))
 @pytest.mark.parametrize("exploration", ["decaying", "uniform"])
-def test_sample_mean_steps_stay_within_twice_the_optimal_size_over_the_recommended_ranges(
-    problem: str, exploration: str
+@pytest.mark.parametrize("step_size", list(RANGES))
+def test_default_rule_stays_within_twice_the_optimal_size_over_the_recommended_ranges(
+    problem: str, exploration: str, step_size: str
 ) -> None:
     make, optimum, extra = PROBLEMS[problem]
     if problem == "corridor" and exploration == "uniform":
         pytest.skip("a random walk rarely reaches an exit: the corridor needs a greedy phase")
     explore = UNIFORM if exploration == "uniform" else {}
+    ranges = RANGES[step_size]
     failures = []
-    for values in itertools.product(*RECOMMENDED_SAMPLE_MEAN.values()):
-        params = dict(zip(RECOMMENDED_SAMPLE_MEAN, values, strict=True))
+    for values in itertools.product(*ranges.values()):
+        params = dict(zip(ranges, values, strict=True))
         for seed in range(2):
-            agent = CQI(make(), seed=seed, step_size="sample_mean", **params, **explore, **extra)
+            agent = CQI(make(), seed=seed, step_size=step_size, **params, **explore, **extra)
             agent.learn(50_000)
             if agent.n_leaves > 2 * optimum or not _greedy_is_optimal(problem, agent):
                 failures.append((params, seed, agent.n_leaves))
