@@ -151,8 +151,10 @@ def _drive_sb3(vec, steps: int = 40) -> None:
 
 def _ppo_steps(vec) -> None:
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
 
     model = PPO("MlpPolicy", vec, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default leaves a /tmp/SB3-<date>/
     model.learn(256)
     assert model.num_timesteps >= 256
 
