@@ -128,9 +128,9 @@ class ExperimentConfig:
             own = check.count(entry["timesteps"], f"{where}.timesteps") if "timesteps" in entry else None
             agents.append(AgentEntry(str(agent_name), hyper, grid, own))
         config = cls(
-            name, question, timesteps, seeds, eval_every, eval_episodes, env, env_grid, tuple(agents), source
-        )
-        config = dataclasses.replace(config, eval_planner=eval_planner)
+            name, question, timesteps, seeds, eval_every, eval_episodes, env, env_grid, tuple(agents), source,
+            eval_planner=eval_planner,
+        )  # fmt: skip
         config.check_agents()
         return config
 
