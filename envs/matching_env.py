@@ -509,12 +509,9 @@ class InfluencerMatchingEnv(gym.Env):
             bound = np.full(value_coef.shape[::2], np.inf)
         else:
             audience_max = np.sqrt(pool.audience.sum(axis=1))
-            fit_max = (w_category * mix.max(axis=1) + w_audience * audience_max) * (1 + 1e-6) + 1e-12
-            fit_min = w_category * mix.min(axis=1) * (1 - 1e-6) - 1e-12
-            coef_a, coef_b = value_coef[:, 0], value_coef[:, 1]
-            bound = coef_a + np.where(coef_b >= 0, coef_b * fit_max, coef_b * fit_min)
-            bound = np.where(np.isfinite(bound), bound, np.inf)  # never cut off: scanned (and skipped) first
-            bound = np.maximum(bound, np.nextafter(bound, np.inf))  # one more ulp of room
+            bound = value_bound(
+                value_coef, mix.max(axis=1), mix.min(axis=1), audience_max, w_category, w_audience
+            )
         index = np.arange(len(labels))
         order = np.stack([np.lexsort((index, -b, labels)) for b in bound])
         return {"rank_bound": bound, "rank_order": order}
@@ -1107,6 +1104,26 @@ class InfluencerMatchingEnv(gym.Env):
 
 
 # ---------------------------------------------------------------------------------- helpers
+def value_bound(
+    value_coef: np.ndarray,
+    share_max: np.ndarray,
+    share_min: np.ndarray,
+    audience_max: np.ndarray,
+    w_category: float,
+    w_audience: float,
+) -> np.ndarray:
+    """Per goal, an upper bound of everyone's ``coef_a + coef_b * fit`` (``value_coef`` (goals, 2, n)) for
+    a fit ``w_category * share + w_audience * audience fit`` with the share in ``[share_min, share_max]``
+    and the audience fit in ``[0, audience_max]`` (non-negative weights), widened by a relative 1e-6 and
+    one ulp so that rounding cannot cross it; infinite where the coefficients are not finite."""
+    fit_max = (w_category * share_max + w_audience * audience_max) * (1 + 1e-6) + 1e-12
+    fit_min = w_category * share_min * (1 - 1e-6) - 1e-12
+    coef_a, coef_b = value_coef[:, 0], value_coef[:, 1]
+    bound = coef_a + np.where(coef_b >= 0, coef_b * fit_max, coef_b * fit_min)
+    bound = np.where(np.isfinite(bound), bound, np.inf)  # never cut off: scanned (and skipped) first
+    return np.maximum(bound, np.nextafter(bound, np.inf))  # one more ulp of room
+
+
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name}: expected a whole number >= {minimum}, got {value!r}")

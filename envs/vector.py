@@ -16,7 +16,7 @@ from numba import typed
 
 from envs import _kernels, _vector_kernels
 from envs.campaigns import Campaign, month_of_week, sample_campaign
-from envs.matching_env import NO_OFFER, PREFIX, RANK_DEPTH, InfluencerMatchingEnv, _State
+from envs.matching_env import NO_OFFER, PREFIX, RANK_DEPTH, InfluencerMatchingEnv, _State, value_bound
 from envs.outcomes import value_scale
 
 #: Autoreset modes the vector env implements (``DISABLED`` is not offered: a finished campaign has no
@@ -235,21 +235,12 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
             order = np.stack([np.stack([np.lexsort((index, labels))] * len(shares))] * coef.shape[0])
             return bound, order
         audience_max = np.sqrt(pool.audience.sum(axis=1))
-        bounds, orders = [], []
-        for goal in range(coef.shape[0]):
-            coef_a, coef_b = coef[goal, 0], coef[goal, 1]
-            by_category, order_by_category = [], []
-            for share in shares:
-                fit_max = (w_category * share + w_audience * audience_max) * (1 + 1e-6) + 1e-12
-                fit_min = w_category * share * (1 - 1e-6) - 1e-12
-                bound = coef_a + np.where(coef_b >= 0, coef_b * fit_max, coef_b * fit_min)
-                bound = np.where(np.isfinite(bound), bound, np.inf)
-                bound = np.maximum(bound, np.nextafter(bound, np.inf))
-                by_category.append(bound)
-                order_by_category.append(np.lexsort((index, -bound, labels)))
-            bounds.append(np.stack(by_category))
-            orders.append(np.stack(order_by_category))
-        return np.stack(bounds), np.stack(orders)
+        bound = np.stack(
+            [value_bound(coef, share, share, audience_max, w_category, w_audience) for share in shares],
+            axis=1,
+        )  # (3, 12, n): the category's share is known, so it is both ends of the share's range
+        order = np.stack([[np.lexsort((index, -b, labels)) for b in by_category] for by_category in bound])
+        return bound, order
 
     def _lazy_tables(self, N: int) -> tuple:
         """What :func:`envs._vector_kernels.reset_campaigns` reads to compute a campaign's values only where
