@@ -281,6 +281,9 @@ class StochasticPolicy:
             return self._from_candidates(masks, candidates)
         if self.reads_env_state:
             assert envs is not None, "probabilities() refuses a policy reading the env without envs"
+            batched = self._heuristic_batch(envs)
+            if batched is not None:
+                return batched
             return np.array(
                 [
                     int(self._bind(env).predict(o, deterministic=True)[0])
@@ -296,6 +299,32 @@ class StochasticPolicy:
         if actions.shape != (len(obs),) or not ((actions >= 0) & (actions < masks.shape[1])).all():
             raise PolicyError(f"{self.label}: predict returned {actions!r} for {len(obs)} observations")
         return actions
+
+    def _heuristic_batch(self, envs: Sequence[Any]) -> np.ndarray | None:
+        """A heuristic's greedy actions in ``envs`` with one call of its rule for the whole batch: what
+        :meth:`agents.heuristics.HeuristicPolicy._act` does row by row (every env's
+        ``candidate_features()`` (the fields the rule reads, :attr:`~agents.heuristics.HeuristicPolicy.reads`,
+        and the segment) and ``action_masks()``, then ``choose``, whose every step is row-wise), so the
+        actions are the same. None where that does not hold: an agent that overrides ``_act`` or
+        is no heuristic, or envs of different layouts."""
+        from agents.heuristics import HeuristicPolicy
+
+        if (
+            not envs
+            or not isinstance(self.agent, HeuristicPolicy)
+            or type(self.agent)._act is not HeuristicPolicy._act
+        ):
+            return None
+        unwrapped = [getattr(env, "unwrapped", env) for env in envs]
+        first = unwrapped[0]
+        layout = (int(first.n_segments), tuple(first.offer_levels))
+        if any((int(e.n_segments), tuple(e.offer_levels)) != layout for e in unwrapped[1:]):
+            return None
+        rows = [e.candidate_features() for e in unwrapped]
+        reads = {*getattr(self.agent, "reads", ()), "segment"}  # what ``score`` reads (as the logs record)
+        features = {key: np.stack([row[key] for row in rows]) for key in rows[0] if key in reads}
+        masks = np.stack([np.asarray(e.action_masks(), dtype=bool) for e in unwrapped])
+        return np.asarray(self.agent.choose(features, masks, layout[0], first.offer_levels), dtype=np.int64)
 
     def _from_candidates(self, masks: np.ndarray, candidates: Mapping[str, np.ndarray]) -> np.ndarray:
         """A heuristic's greedy actions from logged candidate facts."""
