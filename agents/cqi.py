@@ -77,6 +77,7 @@ class _Leaf:
     __slots__ = (
         "q",
         "q_n",
+        "q_m",
         "low",
         "high",
         "cand_feature",
@@ -96,12 +97,19 @@ class _Leaf:
     )
 
     def __init__(
-        self, q: np.ndarray, low: np.ndarray, high: np.ndarray, q_n: np.ndarray | None = None
+        self,
+        q: np.ndarray,
+        low: np.ndarray,
+        high: np.ndarray,
+        q_n: np.ndarray | None = None,
+        q_m: np.ndarray | None = None,
     ) -> None:
         self.q = q
         # Updates per action since the leaf was made, inherited from the candidate side it came from
-        # (read by ``step_size="sample_mean"``).
+        # (read by ``step_size="sample_mean"`` and by ``optimism``).
         self.q_n = np.zeros(q.shape[0]) if q_n is None else np.array(q_n, dtype=np.float64, copy=True)
+        # Mean squared update per action, inherited likewise (read by ``optimism``).
+        self.q_m = np.zeros(q.shape[0]) if q_m is None else np.array(q_m, dtype=np.float64, copy=True)
         self.low = low
         self.high = high
         self.n_updates = 0  # transitions learned from since the leaf was made
@@ -451,6 +459,13 @@ class CQI(BaseAgent):
         ``"constant"``: every Q-value moves by ``learning_rate``. ``"sample_mean"`` (``"lcb"`` rule
         only): by ``max(learning_rate, 1 / n)``, ``n`` the number of updates of that Q-value, so
         ``learning_rate`` is the floor the step falls to (see "The settings measured on v1").
+    optimism : float, default 0.0
+        ``"lcb"`` rule only. When the tree exploits while learning (the ``1 - epsilon`` branch), it
+        takes the valid action with the largest ``Q(a) + optimism * se(a)`` instead of the largest
+        ``Q(a)`` (an upper confidence bound), ``se(a)^2 = max(m_a, mean_b m_b) / min(n_a, (2 - alpha)
+        / alpha)`` with ``m`` the leaf's mean squared update per action and ``n`` its count (as in the
+        lower bound of the split test); an action the leaf has never updated comes first. ``0`` is
+        plain epsilon-greedy. :meth:`predict` is greedy on ``Q`` either way. See "Optimism".
     use_action_masks : bool, default True
         Read ``env.unwrapped.action_masks()`` while learning; ``False`` leaves invalid actions to the
         environment (in influmatch a no-op that wastes the week), as before masks were supported.
@@ -525,6 +540,7 @@ class CQI(BaseAgent):
         split_confidence: float = 2.0,
         use_action_masks: bool = True,
         step_size: str = "constant",
+        optimism: float = 0.0,
     ) -> None:
         self.learning_rate = check_number("learning_rate", learning_rate, 0.0, 1.0, low_open=True)
         self.gamma = check_number("gamma", gamma, 0.0, 1.0)
@@ -552,6 +568,11 @@ class CQI(BaseAgent):
             raise ValueError("step_size='sample_mean' needs split_rule='lcb' (the paper's keeps no counts)")
         self.step_size = step_size
         self._sample_mean = step_size == "sample_mean"
+        self.optimism = check_number("optimism", optimism, 0.0, math.inf, high_open=True)
+        if self.optimism > 0 and split_rule == "paper":
+            raise ValueError("optimism > 0 needs split_rule='lcb' (the paper's keeps no counts)")
+        # Leaves count their updates per action (and, for optimism, their squared errors).
+        self._count_updates = self._sample_mean or self.optimism > 0
         self.split_confidence = check_number(
             "split_confidence", split_confidence, 0.0, math.inf, high_open=True
         )
@@ -661,9 +682,14 @@ class CQI(BaseAgent):
         return np.unique(values[(values > lo) & (values < hi)])
 
     def _new_leaf(
-        self, q: np.ndarray, low: np.ndarray, high: np.ndarray, q_n: np.ndarray | None = None
+        self,
+        q: np.ndarray,
+        low: np.ndarray,
+        high: np.ndarray,
+        q_n: np.ndarray | None = None,
+        q_m: np.ndarray | None = None,
     ) -> _Leaf:
-        leaf = _Leaf(np.array(q, dtype=np.float64, copy=True), low.copy(), high.copy(), q_n)
+        leaf = _Leaf(np.array(q, dtype=np.float64, copy=True), low.copy(), high.copy(), q_n, q_m)
         features, values = [], []
         for f in range(self.n_features):
             interval = self._grid_interval(leaf, f)
@@ -857,9 +883,13 @@ class CQI(BaseAgent):
         stats = self._stats(leaf)
         stats.n_updates += 1
         q = stats.q
-        if self._sample_mean:
+        if self._count_updates:
             stats.q_n[a] += 1.0
-            q[a] += max(self.learning_rate, 1.0 / stats.q_n[a]) * (y - q[a])
+            weight = max(self.learning_rate, 1.0 / stats.q_n[a])
+            if self.optimism > 0:
+                err = y - q[a]
+                stats.q_m[a] += weight * (err * err - stats.q_m[a])
+            q[a] += (weight if self._sample_mean else self.learning_rate) * (y - q[a])
         else:
             q[a] += self.learning_rate * (y - q[a])
         if observe(
@@ -954,7 +984,9 @@ class CQI(BaseAgent):
         self._feature[self._left[node]] = self._feature[self._right[node]] = -2  # unreachable
         self._feature[node], self._threshold[node] = -1, math.nan
         self._left[node] = self._right[node] = -1
-        self._leaves[node] = self._new_leaf(q, low, high, left.q_n + right.q_n)
+        # The pooled mean squared update around the merged Q-values (each child's, plus its offset).
+        q_m = weight * (left.q_m + (left.q - q) ** 2) + (1.0 - weight) * (right.q_m + (right.q - q) ** 2)
+        self._leaves[node] = self._new_leaf(q, low, high, left.q_n + right.q_n, q_m)
         self._born[node] = self.num_timesteps
         self._n_leaves -= 1
 
@@ -994,7 +1026,11 @@ class CQI(BaseAgent):
                 low[f] = value
             child = self._add_node(visits=float(stats.cand_visits[best, side]), depth=depth)
             self._leaves[child] = self._new_leaf(
-                stats.cand_q[:, best, side], low, high, stats.cand_n[:, best, side]
+                stats.cand_q[:, best, side],
+                low,
+                high,
+                stats.cand_n[:, best, side],
+                stats.cand_mse[:, best, side],
             )
             children.append(child)
         self._feature[node] = f
@@ -1115,9 +1151,25 @@ class CQI(BaseAgent):
             else:
                 valid = np.flatnonzero(mask)
                 a = int(valid[self._rng.integers(valid.shape[0])])
+        elif self.optimism > 0:
+            a = _masked_argmax(self._optimistic_q(self._stats(leaf)), mask)
         else:
             a = _masked_argmax(self._stats(leaf).q, mask)
         return a + self._action_start
+
+    def _optimistic_q(self, stats: _Leaf) -> np.ndarray:
+        """A leaf's Q-values plus ``optimism`` standard errors each (``+inf`` for an action the leaf has
+        never updated): what the tree maximises when it exploits while learning. An action's squared
+        error is floored at the mean over the leaf's updated actions, so one whose few targets happen
+        to be equal (all zeros, say) is not taken for certain."""
+        n_cap = (2.0 - self.learning_rate) / self.learning_rate
+        n = stats.q_n
+        tried = n > 0
+        if not tried.any():
+            return np.full(n.shape, np.inf)
+        mse = np.maximum(stats.q_m, stats.q_m[tried].mean())
+        se = np.sqrt(mse / np.minimum(np.maximum(n, 1.0), n_cap))
+        return np.where(tried, stats.q + self.optimism * se, np.inf)
 
     def _process_transition(
         self,
@@ -1433,8 +1485,10 @@ class CQI(BaseAgent):
                 )
             else:
                 entry.update(q=_floats(stats.q), low=_floats(stats.low), high=_floats(stats.high))
-                if self._sample_mean:
+                if self._count_updates:
                     entry["n"] = stats.q_n.tolist()
+                if self.optimism > 0:
+                    entry["mse"] = _floats(stats.q_m)
                 if include_candidates:
                     entry["candidates"] = {
                         "feature": stats.cand_feature.tolist(),
@@ -1494,6 +1548,7 @@ class CQI(BaseAgent):
             "split_confidence": self.split_confidence,
             "use_action_masks": self.use_action_masks,
             "step_size": self.step_size,
+            "optimism": self.optimism,
         }
 
     # ------------------------------------------------------------------ persistence
@@ -1579,10 +1634,11 @@ class CQI(BaseAgent):
             low, high = _array(node["low"]), _array(node["high"])
             cand = node.get("candidates")
             q_n = _array(node["n"]) if "n" in node else None
+            q_m = _array(node["mse"]) if "mse" in node else None
             if cand is None:
-                stats = agent._new_leaf(_array(node["q"]), low, high, q_n)
+                stats = agent._new_leaf(_array(node["q"]), low, high, q_n, q_m)
             else:
-                stats = _Leaf(_array(node["q"]), low, high, q_n)
+                stats = _Leaf(_array(node["q"]), low, high, q_n, q_m)
                 n_cand, n_actions = len(cand["feature"]), agent.n_actions
                 stats.set_candidates(
                     np.asarray(cand["feature"], dtype=np.intp),

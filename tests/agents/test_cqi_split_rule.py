@@ -373,12 +373,21 @@ def test_json_round_trip_keeps_the_new_hyperparameters_and_statistics(tmp_path) 
     assert again.export_text() == CQI.from_dict(json.loads(json.dumps(old))).export_text()
 
 
-@pytest.mark.parametrize("rule", ["lcb", "paper"])
-def test_save_load_and_learn_on_gives_the_tree_of_one_uninterrupted_run(tmp_path, rule: str) -> None:
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"split_rule": "lcb"},
+        {"split_rule": "paper"},
+        # Optimism acts in the exploit branch only, so epsilon is constant below 1 here.
+        {"split_rule": "lcb", "optimism": 1.0, "exploration_initial_eps": 0.3, "exploration_final_eps": 0.3},
+    ],
+    ids=["lcb", "paper", "lcb-optimism"],
+)
+def test_save_load_and_learn_on_gives_the_tree_of_one_uninterrupted_run(tmp_path, extra: dict) -> None:
     # Where the algorithm allows it: epsilon constant (the schedule depends on each call's length, as
     # in Stable-Baselines3) and the same env object continued (its contexts are a fixed sequence).
     n = 6000
-    params = {**BANDIT, "split_rule": rule, "split_threshold_decay": 0.998}
+    params = {**BANDIT, "split_threshold_decay": 0.998, **extra}
     whole = CQI(scripted_xor_bandit(), seed=4, **params).learn(2 * n)
 
     env = scripted_xor_bandit()
