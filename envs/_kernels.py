@@ -65,6 +65,29 @@ MONTH_SHIFT, MONTH_ENGAGEMENT, MONTH_CONVERSION, MONTH_PREMIUM = range(4)
 N_CONSTS = 23
 
 
+def candidate_values(values, i):
+    """The brand fit and estimated value per dollar of influencer ``i`` from a campaign's ``values``.
+
+    What :func:`week_view` and its refills read the two from: here ``values`` is the pair of rows
+    ``(fit, value_per_dollar)`` that :func:`campaign_values` filled at the campaign's start (the single
+    env's); the vector env registers another form (:mod:`envs._vector_kernels`), which computes them where
+    read. In compiled code the form is picked by the type of ``values`` (numba's ``overload``), so each
+    caller gets its own specialisation and pays no dispatch."""
+    fit, value_per_dollar = values
+    return fit[i], value_per_dollar[i]
+
+
+@nb.extending.overload(candidate_values)
+def _candidate_values_from_rows(values, i):
+    if isinstance(values, nb.types.BaseTuple) and len(values) == 2:
+
+        def read(values, i):
+            return values[0][i], values[1][i]
+
+        return read
+    return None
+
+
 @nb.njit(cache=True, inline="always")
 def _ranks_before(key_a: float, index_a: int, key_b: float, index_b: int) -> bool:
     """Rank order: higher key first, ties by lower index."""
@@ -268,10 +291,11 @@ def _cut_one(s, k, ranked, n_eligible, price, leave, hired, week, threshold, pre
 
 
 @nb.njit(cache=True)
-def _refill(s, k, threshold, by_price, segment_start, sorted_price, value_per_dollar, join, leave, hired,
-            week, never, prefix, complete):  # fmt: skip
+def _refill(s, k, threshold, by_price, segment_start, sorted_price, values, join, leave, hired, week, never,
+            prefix, complete):  # fmt: skip
     """Rebuild an exhausted prefix from the segment's members sorted by list price: only those the level
-    can pay are read, so the scan is short exactly when the ranked list ran out (few can be paid)."""
+    can pay are read, so the scan is short exactly when the ranked list ran out (few can be paid); each
+    value read with :func:`candidate_values`."""
     lo = segment_start[s]
     hi = lo + np.searchsorted(sorted_price[lo : segment_start[s + 1]], threshold, side="right")
     prefix_len = prefix.shape[2]
@@ -280,7 +304,7 @@ def _refill(s, k, threshold, by_price, segment_start, sorted_price, value_per_do
     eligible = 0
     for j in range(lo, hi):
         i = by_price[j]
-        v = value_per_dollar[i]
+        v = candidate_values(values, i)[1]
         if not _could_be_hired(join[i], leave[i], hired[i], v, week, never):
             continue
         eligible += 1
@@ -315,8 +339,7 @@ def week_view(
     consts,  # (N_CONSTS,)
     category_share,  # (n,)
     load,  # (n,) sponsored load at the campaign's start
-    fit,  # (n,)
-    value_per_dollar,  # (n,)
+    values,  # the campaign's fit and value per dollar, read with candidate_values
     rates,  # (4, n) fit-free true rates: reach, engagements, clicks and conversions per reach
     hired_index,  # (H,) every hire so far (first n_hired entries)
     hired_segment,  # (H,)
@@ -357,19 +380,19 @@ def week_view(
                 if chosen < 0 and not complete[s, k]:  # rare: the prefix ran out (a call passing many
                     # arrays costs their reference counts, so the common case stays inline)
                     chosen = _choose_again(s, k, thresholds[k], week, never, ranked, n_eligible, prefix,
-                                           complete, join, leave, hired, price, value_per_dollar, by_price,
+                                           complete, join, leave, hired, price, values, by_price,
                                            segment_start, sorted_price)  # fmt: skip
                 candidate[s, k] = chosen
-    _outcome_terms(month, n_hired, consts, category_share, load, fit, rates, hired_index, hired_segment,
+    _outcome_terms(month, n_hired, consts, category_share, load, values, rates, hired_index, hired_segment,
                    candidate, terms, expected, mask, price, levels, log_levels, month_table, reach_value,
                    mix_unit)  # fmt: skip
-    _observe(budget_left, weeks_left_share, observed_month, n_hired, load_sum, load_count, consts,
-             value_per_dollar, hired_segment, hired_load, hires, candidate, observation)  # fmt: skip
+    _observe(budget_left, weeks_left_share, observed_month, n_hired, load_sum, load_count, consts, values,
+             hired_segment, hired_load, hires, candidate, observation)  # fmt: skip
 
 
 @nb.njit(cache=True)
 def _choose_again(s, k, threshold, week, never, ranked, n_eligible, prefix, complete, join, leave, hired,
-                  price, value_per_dollar, by_price, segment_start, sorted_price):  # fmt: skip
+                  price, values, by_price, segment_start, sorted_price):  # fmt: skip
     """The candidate of hire action (s, k) when its prefix has no valid entry but is incomplete, or -1.
 
     Prefixes only lose entries within a campaign, so an empty result from an incomplete prefix means it
@@ -381,8 +404,8 @@ def _choose_again(s, k, threshold, week, never, ranked, n_eligible, prefix, comp
     if chosen >= 0 or complete[s, k]:
         return chosen
     # ... and when that ran out too, from the members the level can pay.
-    lo, hi = _refill(s, k, threshold, by_price, segment_start, sorted_price, value_per_dollar, join, leave,
-                     hired, week, never, prefix, complete)  # fmt: skip
+    lo, hi = _refill(s, k, threshold, by_price, segment_start, sorted_price, values, join, leave, hired, week,
+                     never, prefix, complete)  # fmt: skip
     chosen = _first_valid(prefix[s, k], join, leave, hired, price, threshold, week)
     if chosen >= 0 or complete[s, k]:
         return chosen
@@ -391,13 +414,14 @@ def _choose_again(s, k, threshold, week, never, ranked, n_eligible, prefix, comp
     for j in range(lo, hi):
         i = by_price[j]
         if _valid_now(join[i], leave[i], hired[i], week):
-            if chosen < 0 or _ranks_before(value_per_dollar[i], i, best_key, chosen):
-                chosen, best_key = i, value_per_dollar[i]
+            v = candidate_values(values, i)[1]
+            if chosen < 0 or _ranks_before(v, i, best_key, chosen):
+                chosen, best_key = i, v
     return chosen
 
 
 @nb.njit(cache=True, inline="always")
-def _outcome_terms(month, n_hired, consts, category_share, load, fit, rates, hired_index, hired_segment,
+def _outcome_terms(month, n_hired, consts, category_share, load, values, rates, hired_index, hired_segment,
                    candidate, terms, expected, mask, price, levels, log_levels, month_table, reach_value,
                    mix_unit):  # fmt: skip
     """The mask, the expected outcome terms (columns of ``terms``) and the expected reward of every
@@ -436,7 +460,7 @@ def _outcome_terms(month, n_hired, consts, category_share, load, fit, rates, hir
                     + consts[C_LOAD_SLOPE] * load_now
                 )
                 overlap = _overlap(i, s, n_hired, hired_index, hired_segment, mix_unit, consts)
-                f = fit[i]
+                f = candidate_values(values, i)[0]
                 reach_mean = rates[0, i] * overlap
                 engagement_mean = (
                     rates[1, i]
@@ -492,8 +516,8 @@ def _overlap(i, s, n_hired, hired_index, hired_segment, mix_unit, consts):
 
 
 @nb.njit(cache=True, inline="always")
-def _observe(budget_left, weeks_left_share, observed_month, n_hired, load_sum, load_count, consts,
-             value_per_dollar, hired_segment, hired_load, hires, candidate, observation):  # fmt: skip
+def _observe(budget_left, weeks_left_share, observed_month, n_hired, load_sum, load_count, consts, values,
+             hired_segment, hired_load, hires, candidate, observation):  # fmt: skip
     """The observation's per-week features (layout: :func:`envs.observation.observation_specs`): budget and
     weeks left, month, and per segment the best candidate's value per dollar, hires, mean sponsored load
     (background plus what our hires added) and whether anything is affordable."""
@@ -508,7 +532,7 @@ def _observe(budget_left, weeks_left_share, observed_month, n_hired, load_sum, l
             if hired_segment[h] == s:
                 load_s += hired_load[h]
         base = 19 + 4 * s
-        observation[base] = value_per_dollar[best] if best >= 0 else 0.0
+        observation[base] = candidate_values(values, best)[1] if best >= 0 else 0.0
         observation[base + 1] = hires[s]
         observation[base + 2] = load_s / max(load_count[s], 1.0)
         observation[base + 3] = 1.0 if best >= 0 else 0.0

@@ -15,8 +15,9 @@ does), so a row follows the same trajectory as a single environment with the sam
   replacement, which numba lacks, written out);
 * :func:`reset_campaigns`: a new campaign's fit, value per dollar, ranked segments, prefixes and first
   week (after the Python side finished those draws as the single env does); the fit and value per dollar
-  only of the influencers the ranking scans and the refills read, with the audience product summed as
-  the BLAS kernel that computes each row of the single env's (:func:`_blas_dot`, :func:`classify_rows`).
+  are not stored but computed where read (the ranking's scan, then each week's candidates and refills),
+  with the audience product summed as the BLAS kernel that computes each row of the single env's
+  (:func:`_blas_dot`, :func:`classify_rows`, :func:`_computed_values`).
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ S_REACH_SD, S_ENGAGEMENT_SD, S_LOAD_DECAY, S_LOAD_RECOVERS = range(4)
 
 @nb.njit(cache=True)
 def _refresh(i, choose, load_decay, week, weeks, category, month_list, budget_left, n_hired, consts,
-             demand, value_factor, recovery, load_recovers, campaign, market):  # fmt: skip
+             demand, value_factor, recovery, load_recovers, campaign, market, lazy_on, lazy, value_coef):  # fmt: skip
     """:meth:`InfluencerMatchingEnv._refresh` on row ``i``: this week's calendar constants, then
-    :func:`envs._kernels.week_view`."""
+    :func:`envs._kernels.week_view`, which reads the fit and value per dollar from the row's arrays, or
+    with ``lazy_on`` computes them where read (:func:`_computed_values`; see :func:`reset_campaigns`)."""
     (ranked, n_eligible, prefix, complete, join, leave, hired, category_share, load, fit, value_per_dollar,
      rates, hired_array, hired_segment, hired_load, hires, candidate, terms, expected, mask, observation,
      load_sum, load_count) = campaign  # fmt: skip
@@ -53,13 +55,26 @@ def _refresh(i, choose, load_decay, week, weeks, category, month_list, budget_le
     consts[i, k.C_VALUE_FACTOR] = value_factor[week]
     if load_recovers:
         consts[i, k.C_LOAD_RECOVERY] = recovery[week]
-    k.week_view(choose, week, month, month_list[i, shown], budget_left[i], (weeks - week) / weeks,
-                n_hired[i], load_decay, load_sum[i, shown], load_count[i, shown], ranked[i], n_eligible[i],
-                prefix[i], complete[i], join[i], leave[i], hired[i], consts[i], category_share[category[i]],
-                load, fit[i], value_per_dollar[i], rates, hired_array[i], hired_segment[i], hired_load[i],
-                hires[i], candidate[i], terms[i], expected[i], mask[i], observation[i], by_price,
-                segment_start, sorted_price, never, price, levels, log_levels, month_table, reach_value,
-                mix_unit)  # fmt: skip
+    category_row = category_share[category[i]]
+    if lazy_on:
+        audience, kind, roots, scales, fit_weights = lazy[0], lazy[1], lazy[2], lazy[4], lazy[5]
+        goal = int(consts[i, k.C_GOAL])
+        values = (audience, kind, roots[i], category_row, value_coef[goal, 0], value_coef[goal, 1], fit_weights,
+                  scales[i])  # fmt: skip
+        k.week_view(choose, week, month, month_list[i, shown], budget_left[i], (weeks - week) / weeks,
+                    n_hired[i], load_decay, load_sum[i, shown], load_count[i, shown], ranked[i], n_eligible[i],
+                    prefix[i], complete[i], join[i], leave[i], hired[i], consts[i], category_row, load, values,
+                    rates, hired_array[i], hired_segment[i], hired_load[i], hires[i], candidate[i], terms[i],
+                    expected[i], mask[i], observation[i], by_price, segment_start, sorted_price, never, price,
+                    levels, log_levels, month_table, reach_value, mix_unit)  # fmt: skip
+    else:
+        k.week_view(choose, week, month, month_list[i, shown], budget_left[i], (weeks - week) / weeks,
+                    n_hired[i], load_decay, load_sum[i, shown], load_count[i, shown], ranked[i], n_eligible[i],
+                    prefix[i], complete[i], join[i], leave[i], hired[i], consts[i], category_row, load,
+                    (fit[i], value_per_dollar[i]), rates, hired_array[i], hired_segment[i], hired_load[i],
+                    hires[i], candidate[i], terms[i], expected[i], mask[i], observation[i], by_price,
+                    segment_start, sorted_price, never, price, levels, log_levels, month_table, reach_value,
+                    mix_unit)  # fmt: skip
 
 
 @nb.njit(cache=True)
@@ -132,7 +147,6 @@ def step_campaigns(rows, actions, generators, state, tables, campaign, market, o
         campaign[5],
     )
     price, levels, reach_value = market[4], market[5], market[8]
-    join, category_share, fit, value_per_dollar = campaign[4], campaign[7], campaign[9], campaign[10]
     value_coef = values[1]
     n_levels = len(levels)
     n_hire = candidate.shape[1] * n_levels
@@ -186,7 +200,7 @@ def step_campaigns(rows, actions, generators, state, tables, campaign, market, o
         w = week[i]
         if w >= weeks:
             _refresh(i, False, 1.0, w, weeks, category, month_list, budget_left, n_hired, consts, demand,
-                     value_factor, recovery, load_recovers, campaign, market)  # fmt: skip
+                     value_factor, recovery, load_recovers, campaign, market, lazy_on, lazy, value_coef)  # fmt: skip
         else:
             p = premium_by_month[month_list[i, w]]
             dropped = p < premium[i]
@@ -194,13 +208,9 @@ def step_campaigns(rows, actions, generators, state, tables, campaign, market, o
             if dropped:
                 k.cut_prefixes(ranked[i], n_eligible[i], price, leave[i], hired[i], w, budget_left[i], levels, p,
                                prefix[i], complete[i])  # fmt: skip
-            if lazy_on:
-                goal = int(consts[i, k.C_GOAL])
-                _guard_refill(i, w, month_list[i, w], lazy, category_share[category[i]], value_coef[goal, 0],
-                              value_coef[goal, 1], fit, value_per_dollar, ranked, n_eligible, prefix, complete, join,
-                              leave, hired, budget_left[i], market)  # fmt: skip
             _refresh(i, True, scalars[S_LOAD_DECAY], w, weeks, category, month_list, budget_left, n_hired, consts,
-                     demand, value_factor, recovery, load_recovers, campaign, market)  # fmt: skip
+                     demand, value_factor, recovery, load_recovers, campaign, market, lazy_on, lazy,
+                     value_coef)  # fmt: skip
         truncated[i] = w >= weeks
         terminated[i] = not truncated[i] and not mask[i, :-1].any()
 
@@ -258,10 +268,12 @@ def reset_campaigns(rows, offsets, churn, templates, audience_fit, scale, values
     :meth:`envs.vector.InfluencerMatchingVectorEnv._rank_bounds`), and the bounds in that order. With ``lazy_on`` the fit
     and value per dollar are computed only where read (see the section on them below; ``audience_fit`` is
     then not read): ``lazy`` = (sqrt_audience, kind, sqrt_target, row_full, scale, fit_weights,
-    not_finite, magnitude, incumbents, n_incumbents), the market's audiences and :func:`classify_rows`' kernels, each
-    row's square-rooted target audience (set by the caller), whether all its values are computed, and
-    its scale; per goal the influencers whose coefficients are not finite (-1 pads) and a bound of
-    ``|coef_a| + |coef_b| * |fit|``; the incumbents per segment and their number."""
+    not_finite, magnitude, incumbents, n_incumbents, scan_table), the market's audiences and
+    :func:`classify_rows`' kernels, each row's square-rooted target audience (set by the caller), whether
+    all its values are computed, and its scale; per goal the influencers whose coefficients are not finite
+    (-1 pads) and a bound of ``|coef_a| + |coef_b| * |fit|``; the incumbents per segment and their number;
+    and :func:`_rank_lazily`'s inputs in scan order. A row's values are then never stored: the week view
+    computes each where it reads it (:func:`_computed_values`)."""
     fit_weights, value_coef, rank_bound, rank_order, bound_in_order = values
     segment = templates[5]
     week, budget_left, spent, total_reward, premium, n_hired, category, month_list, consts = state
@@ -300,16 +312,13 @@ def reset_campaigns(rows, offsets, churn, templates, audience_fit, scale, values
         c = category[i]
         if bounded:
             _rank_lazily(i, lazy, category_row, coef_a, coef_b, bound_in_order[goal, c], rank_order[goal, c],
-                         segment_start, join, never, ranked, fit, value_per_dollar)  # fmt: skip
+                         lazy[10][goal, c], segment_start, join, never, ranked)  # fmt: skip
         else:
             k.rank_at_start(value_per_dollar[i], scale[b], rank_bound[goal, c], rank_order[goal, c], segment_start,
                             segment, join[i], leave[i], hired[i], never, ranked[i], n_eligible[i])  # fmt: skip
         _cut_at_start(i, ranked, n_eligible, price, budget_left[i], levels, premium[i], prefix, complete)
-        if lazy_on:
-            _guard_refill(i, 0, month_list[i, 0], lazy, category_row, coef_a, coef_b, fit, value_per_dollar, ranked,
-                          n_eligible, prefix, complete, join, leave, hired, budget_left[i], market)  # fmt: skip
         _refresh(i, True, 1.0, 0, weeks, category, month_list, budget_left, n_hired, consts, demand,
-                 value_factor, recovery, load_recovers, campaign, market)  # fmt: skip
+                 value_factor, recovery, load_recovers, campaign, market, lazy_on, lazy, value_coef)  # fmt: skip
 
 
 # ------------------------------------------------------------------------- compiled stream-exact draws
@@ -437,9 +446,11 @@ def draw_starts(rows, generators, cdfs, alpha, log_ranges, churn, buffers):
 
 # --------------------------------------------------------------- brand values computed only where read
 # A new campaign's fit and value per dollar are read only for the few influencers that the ranking scans
-# (the top of each segment by an upper bound) and for the candidates cut from them; :func:`reset_campaigns`
-# computes them there, and for the whole row only when something could read further (a prefix that could
-# need a refill from the pool, see :func:`_guard_refill`). The single env takes the audience fit from one
+# (the top of each segment by an upper bound), for each week's candidates and for the members a refill
+# reads; each is computed where it is read (:func:`_computed_values`, a dozen multiply-adds on the market's
+# arrays, cheaper than a store and a load from rows of every influencer for every campaign, which miss the
+# caches), and a whole row only for a campaign whose scale cannot bound the ranking
+# (:func:`_complete_row`, for :func:`envs._kernels.rank_at_start`'s full pass). The single env takes the audience fit from one
 # BLAS product over the pool (``sqrt_audience @ sqrt(target)``); :func:`_blas_dot` computes one row of it
 # in the summation order of the OpenBLAS kernel that computed that row, which
 # :func:`classify_rows` finds by comparing against numpy's product at construction.
@@ -449,6 +460,10 @@ def draw_starts(rows, generators, cdfs, alpha, log_ranges, churn, buffers):
 DOT_4X4, DOT_4X2, DOT_4X1 = range(3)
 #: Columns the exact row products are written out for (the audience's 2 genders x 6 age bands).
 DOT_WIDTH = 12
+#: How deep into each segment's scan order the lazy ranking finds its inputs side by side (the scan table
+#: of :meth:`envs.vector.InfluencerMatchingVectorEnv._scan_table`; a scan reads a few more than the
+#: ranked depth per segment).
+SCAN_DEPTH = 64
 
 
 @nb.extending.intrinsic
@@ -493,6 +508,23 @@ def _blas_dot(a, j, x, kind):
         l2 += a[j, c + 2] * x[c + 2]
         l3 += a[j, c + 3] * x[c + 3]
     return (l0 + l2) + (l1 + l3)
+
+
+@nb.extending.overload(k.candidate_values)
+def _computed_values(values, i):
+    """:func:`envs._kernels.candidate_values` of a row whose values are computed where read: ``values`` =
+    (sqrt_audience, kind, sqrt_target, category_row, coef_a, coef_b, fit_weights, scale), and the fit and
+    value per dollar those of :func:`envs._kernels.campaign_values`, with :func:`_blas_dot`'s audience fit
+    (the same operations in the same order: the same bits)."""
+    if isinstance(values, nb.types.BaseTuple) and len(values) == 8:
+
+        def compute(values, i):
+            audience, kind, root, category_row, coef_a, coef_b, fit_weights, scale = values
+            f = fit_weights[0] * category_row[i] + fit_weights[1] * _blas_dot(audience, i, root, kind[i])
+            return f, scale * (coef_a[i] + coef_b[i] * f)
+
+        return compute
+    return None
 
 
 @nb.njit(cache=True)
@@ -583,13 +615,15 @@ def _start_lazily(i, b, joiners, lo, hi, lazy, category_row, coef_a, coef_b, goa
 
 
 @nb.njit(cache=True)
-def _rank_lazily(i, lazy, category_row, coef_a, coef_b, bound_in_order, order, segment_start, join, never, ranked,
-                 fit, value_per_dollar):  # fmt: skip
+def _rank_lazily(i, lazy, category_row, coef_a, coef_b, bound_in_order, order, scan_table, segment_start, join,
+                 never, ranked):  # fmt: skip
     """:func:`envs._kernels.rank_at_start` on row ``i`` with a usable scale, computing each scanned value
     (the ranking reads the same values in the same order, so it ranks the same). Read sequentially: the
-    bounds in scan order, and none of the row's state but the joins of the reservoir: at a campaign's start
-    nobody is hired and nobody has left (a leaver leaves in week 1 or later), and every incumbent is in the
-    pool, so who could be hired is who is in the pool or joining with a finite value."""
+    bounds in scan order, the inputs of the first ``SCAN_DEPTH`` of each segment from ``scan_table`` (S,
+    SCAN_DEPTH, 16) (see :meth:`envs.vector.InfluencerMatchingVectorEnv._scan_table`; those of the rest
+    from the market's arrays), and none of the row's state but the joins of the reservoir: at a campaign's
+    start nobody is hired and nobody has left (a leaver leaves in week 1 or later), and every incumbent is
+    in the pool, so who could be hired is who is in the pool or joining with a finite value."""
     audience, kind, roots, row_full, scales, fit_weights = lazy[:6]
     n_incumbents = lazy[9]
     root, scale = roots[i], scales[i]
@@ -597,20 +631,27 @@ def _rank_lazily(i, lazy, category_row, coef_a, coef_b, bound_in_order, order, s
     n_segments, depth = ranked.shape[1], ranked.shape[2]
     heap_key = np.empty((1, depth))
     heap_index = np.empty((1, depth), dtype=np.int64)
+    in_table = scan_table.shape[1]
     for s in range(n_segments):
         heap_key[:] = -np.inf
         heap_index[:] = -1
-        for q in range(segment_start[s], segment_start[s + 1]):
+        inputs = scan_table[s]
+        start = segment_start[s]
+        for q in range(start, segment_start[s + 1]):
             if scale * bound_in_order[q] < heap_key[0, 0]:
                 break
             j = order[q]
             if j >= n_incumbents and join[i, j] >= never:
                 continue
-            # _fill's lines
-            f = w_category * category_row[j] + w_audience * _blas_dot(audience, j, root, kind[j])
-            v = scale * (coef_a[j] + coef_b[j] * f)
-            fit[i, j] = f
-            value_per_dollar[i, j] = v
+            m = q - start  # _computed_values' lines, on the table's copy of j's inputs or on the market's
+            if m < in_table:
+                f = w_category * inputs[m, 12] + w_audience * _blas_dot(
+                    inputs, m, root, np.int64(inputs[m, 15])
+                )
+                v = scale * (inputs[m, 13] + inputs[m, 14] * f)
+            else:
+                f = w_category * category_row[j] + w_audience * _blas_dot(audience, j, root, kind[j])
+                v = scale * (coef_a[j] + coef_b[j] * f)
             if np.isfinite(v):
                 k._heap_push(heap_key, heap_index, 0, v, j)
         k._sort_ranked(heap_key[0], heap_index[0])
@@ -638,34 +679,3 @@ def _cut_at_start(i, ranked, n_eligible, price, budget_left, levels, premium, pr
                     qualify[lvl] += 1
         for lvl in range(n_levels):
             complete[i, s, lvl] = n_eligible[i, s] <= depth and qualify[lvl] <= prefix_len
-
-
-@nb.njit(cache=True)
-def _guard_refill(i, week, month, lazy, category_row, coef_a, coef_b, fit, value_per_dollar, ranked, n_eligible,
-                  prefix, complete, join, leave, hired, budget_left, market):  # fmt: skip
-    """Before row ``i``'s week view: a prefix that is not complete and has no valid entry is cut again from
-    the ranked list, as the view would (:func:`envs._kernels._choose_again`: the view then finds the same
-    candidate); if that has none either, the view refills it from the segment's members the level can pay
-    (:func:`envs._kernels._refill`), whose values are computed here first."""
-    by_price, segment_start, sorted_price, never, price, levels = market[:6]
-    month_table = market[7]
-    thresholds = k._thresholds(budget_left, levels, month_table[k.MONTH_PREMIUM, month])
-    for s in range(prefix.shape[1]):
-        for lvl in range(prefix.shape[2]):
-            if complete[i, s, lvl]:
-                continue
-            threshold = thresholds[lvl]
-            if k._first_valid(prefix[i, s, lvl], join[i], leave[i], hired[i], price, threshold, week) >= 0:
-                continue
-            k._cut_one(s, lvl, ranked[i], n_eligible[i], price, leave[i], hired[i], week, thresholds[lvl],
-                       prefix[i], complete[i])  # fmt: skip
-            if complete[i, s, lvl] or lazy[3][i]:
-                continue
-            if k._first_valid(prefix[i, s, lvl], join[i], leave[i], hired[i], price, threshold, week) >= 0:
-                continue
-            lo = segment_start[s]
-            hi = lo + np.searchsorted(sorted_price[lo : segment_start[s + 1]], thresholds[lvl], side="right")
-            audience, kind, roots, row_full, scales, fit_weights = lazy[:6]
-            root, scale = roots[i], scales[i]
-            _fill(i, by_price[lo:hi], audience, kind, root, scale, fit_weights, category_row, coef_a, coef_b,
-                  fit, value_per_dollar)  # fmt: skip

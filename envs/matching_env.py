@@ -968,7 +968,7 @@ class InfluencerMatchingEnv(gym.Env):
     def _campaign_arrays(st: _State) -> tuple:
         """The campaign's arrays :func:`envs._kernels.week_view` reads and writes, in its order."""
         return (st.ranked, st.n_eligible, st.prefix, st.complete, st.join, st.leave, st.hired, st.consts,
-                st.category_share, st.load, st.fit, st.value_per_dollar, st.rates, st.hired_array,
+                st.category_share, st.load, (st.fit, st.value_per_dollar), st.rates, st.hired_array,
                 st.hired_segment, st.hired_load, st.hires, st.candidate, st.terms, st.expected, st.mask,
                 st.observation)  # fmt: skip
 

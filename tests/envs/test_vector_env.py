@@ -39,14 +39,19 @@ def _policy_actions(rng: np.random.Generator, masks: np.ndarray, step: int) -> n
     return actions
 
 
-@pytest.mark.parametrize("lazy", [True, False], ids=["values-where-read", "every-value"])
+@pytest.mark.parametrize("values", ["where-read", "where-read-past-the-scan-table", "every-value"])
 @pytest.mark.parametrize(("env_id", "extra"), [(envs.ENV_ID_V0, {}), (envs.ENV_ID, {"deadline_week": 3})])
-def test_every_sub_env_follows_the_single_env_with_the_matching_seed(env_id, extra, lazy):
+def test_every_sub_env_follows_the_single_env_with_the_matching_seed(env_id, extra, values):
     vec = gym.make_vec(env_id, num_envs=N, vectorization_mode="vector_entry_point", **OPTIONS, **extra)
     assert isinstance(vec.unwrapped, InfluencerMatchingVectorEnv)
+    lazy = values != "every-value"
     if lazy and not vec.unwrapped._lazy:
         pytest.skip("this BLAS sums the audience product in an order envs._vector_kernels does not write out")
     vec.unwrapped._lazy = lazy  # False: every value computed at each reset (the path for any other BLAS)
+    if values == "where-read-past-the-scan-table":  # the ranking's scans read on in the market's arrays
+        unwrapped = vec.unwrapped
+        shallow = unwrapped._scan_table(unwrapped._values[3], 2)
+        unwrapped._lazy_arrays = (*unwrapped._lazy_arrays[:-1], shallow)
     assert vec.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
     obs, info = vec.reset(seed=40)
     singles = _singles(env_id, 40, **extra)
