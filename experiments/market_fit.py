@@ -232,6 +232,7 @@ def run_market_fit(
     *,
     base: Calibration | None = None,
     n_sims: int = 200,
+    engagement_clusters: str = "independent",
 ) -> MarketFitRun:
     """Fit the market to logged matches and check it.
 
@@ -247,6 +248,8 @@ def run_market_fit(
         Defaults of what is not estimated (the published defaults).
     n_sims : int
         Simulated replays of the logs in the checks.
+    engagement_clusters : str
+        How the engagement block weighs an influencer's offers (see :func:`envs.fit.fit_market`).
 
     Raises
     ------
@@ -264,7 +267,8 @@ def run_market_fit(
         for column, parameters in missing.items()
         for parameter in parameters
     }
-    fit = fit_market(offers, pool, base, unfittable=reasons, dynamics=_env_options(data)["dynamics"])
+    fit = fit_market(offers, pool, base, unfittable=reasons, dynamics=_env_options(data)["dynamics"],
+                     engagement_clusters=engagement_clusters)  # fmt: skip
     checks = predictive_checks(fit, offers, pool, rng, n_sims=n_sims)
     return MarketFitRun(fit, checks, offers, missing)
 

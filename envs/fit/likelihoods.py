@@ -73,6 +73,9 @@ NOT_ESTIMATED: dict[str, str] = {
 
 Z95 = 1.959963984540054
 
+#: Working correlations of the engagement block's offers of one influencer (see :func:`fit_market`).
+ENGAGEMENT_CLUSTERS: tuple[str, ...] = ("independent", "exchangeable")
+
 
 class MarketFitError(ValueError):
     """The fit failed (a likelihood that does not converge); the message names the block and parameter."""
@@ -219,10 +222,14 @@ def _fit_block(
     groups: np.ndarray | None = None,
     residual_variance: float | None = None,
     min_groups: int = 0,
+    clusters: str = "independent",
 ) -> BlockFit:
     """Fit one GLM (``family`` None: least squares) with the identifiable terms; the others enter the offset
     at their defaults. With ``residual_variance`` (least squares only) the residual variance is reported
-    as coefficient ``resid_var`` (default ``residual_variance``), its variance clustered by ``groups``."""
+    as coefficient ``resid_var`` (default ``residual_variance``), its variance clustered by ``groups``.
+    With ``clusters="exchangeable"`` (a GLM with ``groups``) the estimating equations are those of a GEE
+    whose offers of one group share a working correlation (estimated), with the robust covariance: the
+    same mean model, weighted for offers that share a group's hidden effect."""
     rows = len(y)
     keep, n_obs = _identifiable(terms, rows, min_obs, held, groups, min_groups)
     if family is not None and rows and float(np.sum(y)) < 1:
@@ -245,14 +252,24 @@ def _fit_block(
             )
             result = sm.OLS(y - full_offset, design).fit(**kw)
         else:
-            model = sm.GLM(y, design, family=family, offset=full_offset)
             start = np.array([terms[k].default for k in keep])
-            kwargs: dict[str, Any] = {"cov_type": "nonrobust"}
-            if groups is not None:
-                kwargs = {"cov_type": "cluster", "cov_kwds": {"groups": groups}}
-            result = model.fit(start_params=start, maxiter=100, **kwargs)
+            if clusters == "exchangeable" and groups is not None:
+                from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+                gee = sm.GEE(y, design, groups=pd.factorize(groups)[0], family=family, offset=full_offset,
+                             cov_struct=sm.cov_struct.Exchangeable())  # fmt: skip
+                result = gee.fit(start_params=start, maxiter=100)
+                stalled = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+                converged = bool(getattr(result, "converged", True)) and not stalled
+            else:
+                model = sm.GLM(y, design, family=family, offset=full_offset)
+                kwargs: dict[str, Any] = {"cov_type": "nonrobust"}
+                if groups is not None:
+                    kwargs = {"cov_type": "cluster", "cov_kwds": {"groups": groups}}
+                result = model.fit(start_params=start, maxiter=100, **kwargs)
+                converged = bool(result.converged)
             separated = any(issubclass(w.category, PerfectSeparationWarning) for w in caught)
-            if not result.converged or separated:
+            if not converged or separated:
                 k = int(np.argmax(np.abs(np.asarray(result.params) - start)))
                 worst = _parameter_of(estimated[k], parameters)
                 why = (
@@ -302,6 +319,7 @@ class FitInputs:
     held: frozenset[str]
     min_influencers: int
     calendar: CalendarTerms
+    engagement_clusters: str = "independent"
 
     def held_terms(self, block: str) -> list[str]:
         """Terms of ``block`` whose parameter the caller fixed."""
@@ -492,7 +510,7 @@ def _engagement_block(d: FitInputs, reach: BlockFit, rows: np.ndarray) -> BlockF
     unpriced = max(reach.coef["resid_var"] - cal.reach_post_sd**2, 0.0)
     alpha = math.expm1(unpriced + cal.engagement_post_sd**2)
     return _fit_block("engagement", sm.families.NegativeBinomial(alpha=alpha), y, terms, offset, d.min_obs, held, params,
-                      groups=obs.index[rows], min_groups=d.min_influencers)  # fmt: skip
+                      groups=obs.index[rows], min_groups=d.min_influencers, clusters=d.engagement_clusters)  # fmt: skip
 
 
 def _per_reach_blocks(d: FitInputs) -> tuple[BlockFit, BlockFit]:
@@ -602,6 +620,7 @@ def fit_market(
     fixed: Mapping[str, float] | None = None,
     unfittable: Mapping[str, str] | None = None,
     dynamics: str = "v0",
+    engagement_clusters: str = "independent",
 ) -> MarketFit:
     """Maximum-likelihood estimates of the outcome parameters from logged offers.
 
@@ -627,6 +646,14 @@ def fit_market(
         Parameters the logs cannot inform (for example because they lack a column the parameter needs):
         held at their value in ``base`` like ``fixed`` ones (a parameter of :data:`DERIVED` is only
         reported so), and reported unidentified with the reason.
+    engagement_clusters : {"independent", "exchangeable"}
+        How the engagement block weighs the offers of one influencer, which share its hidden quality
+        and engagement rate. ``"independent"`` (the default): the quasi-likelihood of independent offers
+        with standard errors clustered by influencer, so an influencer hired often weighs in proportion
+        to its offers. ``"exchangeable"``: a GEE with an exchangeable working correlation within each
+        influencer (the same mean model, robust covariance): each influencer weighs about equally once
+        its offers are many, and the fatigue is learnt from how one influencer's engagements move with
+        its load rather than from differences between influencers.
 
     Returns
     -------
@@ -653,10 +680,14 @@ def fit_market(
         )
     if isinstance(min_obs, bool) or not isinstance(min_obs, int) or min_obs < 1:
         raise ValueError(f"min_obs: expected a whole number >= 1, got {min_obs!r}")
+    if engagement_clusters not in ENGAGEMENT_CLUSTERS:
+        raise ValueError(
+            f"engagement_clusters: expected one of {', '.join(ENGAGEMENT_CLUSTERS)}, got {engagement_clusters!r}"
+        )
     clean = validate_offers(offers, pool)
     cal = _with_values(base, fixed)
     d = FitInputs(clean, offer_observables(clean, pool, cal), cal, min_obs, frozenset(fixed), min_influencers,
-                  calendar_terms(clean, cal, dynamics))  # fmt: skip
+                  calendar_terms(clean, cal, dynamics), engagement_clusters)  # fmt: skip
     acceptance = _acceptance_block(d)
     reach, reach_rows = _reach_block(d)
     engagement = _engagement_block(d, reach, reach_rows)

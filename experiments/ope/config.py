@@ -55,6 +55,9 @@ class OPEConfig:
     min_ess_share : float
         Per-campaign importance weights count as usable when their effective sample is at least this
         share of the campaigns (then model-based DR is recommended over the model-based estimate).
+    engagement_clusters : str
+        How the market fit's engagement block weighs the offers of one influencer
+        (:func:`envs.fit.fit_market`): ``"independent"`` (the default) or ``"exchangeable"`` (a GEE).
     """
 
     clip: float | None = None
@@ -72,6 +75,7 @@ class OPEConfig:
     n_check_simulations: int = 40
     max_flagged_share: float = 0.1
     min_ess_share: float = 0.1
+    engagement_clusters: str = "independent"
 
     def __post_init__(self) -> None:
         if self.clip is not None and (
@@ -93,6 +97,13 @@ class OPEConfig:
                 raise ValueError(f"{name}: expected a whole number >= {minimum}, got {value!r}")
         if isinstance(self.random_state, bool) or not isinstance(self.random_state, (int, np.integer)) or self.random_state < 0:  # fmt: skip
             raise ValueError(f"random_state: expected a whole number >= 0, got {self.random_state!r}")
+        from envs.fit.likelihoods import ENGAGEMENT_CLUSTERS
+
+        if self.engagement_clusters not in ENGAGEMENT_CLUSTERS:
+            raise ValueError(
+                f"engagement_clusters: expected one of {', '.join(ENGAGEMENT_CLUSTERS)}, "
+                f"got {self.engagement_clusters!r}"
+            )
         if not isinstance(self.confidence, (int, float)) or not 0 < self.confidence < 1:
             raise ValueError(f"confidence: expected a number in (0, 1), got {self.confidence!r}")
 

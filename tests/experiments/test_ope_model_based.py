@@ -239,6 +239,9 @@ def test_backtest_config_is_validated():
         BacktestConfig.from_mapping({"targets": ["best_fit"]})
     with pytest.raises(ValueError, match="n_draws"):
         BacktestConfig.from_mapping({"ope": {"n_draws": 1}})
+    with pytest.raises(ValueError, match="engagement_clusters: expected one of independent, exchangeable"):
+        BacktestConfig.from_mapping({"ope": {"engagement_clusters": "gee"}})
+    assert BacktestConfig.from_mapping({"ope": {"engagement_clusters": "exchangeable"}}).ope
     assert len(BacktestConfig().scenarios()) == 2
 
 
