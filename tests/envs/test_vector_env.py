@@ -19,7 +19,7 @@ N = 3
 
 
 def _singles(env_id: str, seed: int, **options) -> list[gym.Env]:
-    singles = [gym.make(env_id, **OPTIONS, **options).unwrapped for _ in range(N)]
+    singles = [gym.make(env_id, **{**OPTIONS, **options}).unwrapped for _ in range(N)]
     for i, single in enumerate(singles):
         single.reset(seed=seed + i)
     return singles
@@ -53,12 +53,29 @@ def test_every_sub_env_follows_the_single_env_with_the_matching_seed(env_id, ext
         shallow = unwrapped._scan_table(unwrapped._values[3], 2)
         unwrapped._lazy_arrays = (*unwrapped._lazy_arrays[:-1], shallow)
     assert vec.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
-    obs, info = vec.reset(seed=40)
-    singles = _singles(env_id, 40, **extra)
+    ended, offers = _follow(vec, _singles(env_id, 40, **extra), 40, 90)
+    assert ended >= 2 * N and offers >= 30
+
+
+def test_campaigns_too_long_for_weeks_in_a_byte_follow_the_single_env():
+    """From 127 weeks a week does not fit a byte: the join and leave rows are then int16, and every sub-env
+    still plays the single env's campaign."""
+    long = {"campaign_weeks": 130, "churn_rate": 0.005}
+    vec = InfluencerMatchingVectorEnv(N, **{**OPTIONS, **long}, dynamics="v1")  # as gym.make(envs.ENV_ID)
+    assert vec._join.dtype == vec._leave.dtype == np.int16
+    _, offers = _follow(vec, _singles(envs.ENV_ID, 3, **long), 3, 40)
+    assert offers >= 20
+
+
+def _follow(vec, singles: list, seed: int, steps: int) -> tuple[int, int]:
+    """Step ``vec`` (NEXT_STEP autoresets) and ``singles`` (reset with ``seed + i``) with the same random
+    actions, asserting every observation, reward, end, mask, expected reward and outcome equal; returns
+    the campaigns ended and the offers made."""
+    obs, info = vec.reset(seed=seed)
     for i, single in enumerate(singles):
         assert np.array_equal(obs[i], single._state.observation)
     rng, restart, ended, offers = np.random.default_rng(1), [False] * N, 0, 0
-    for step in range(90):
+    for step in range(steps):
         actions = _policy_actions(rng, info["action_mask"], step)
         obs, reward, terminated, truncated, info = vec.step(actions)
         assert np.array_equal(vec.unwrapped.action_masks(), info["action_mask"])
@@ -77,7 +94,7 @@ def test_every_sub_env_follows_the_single_env_with_the_matching_seed(env_id, ext
             assert _outcome_row(info["outcome"], i) == single_info["outcome"], (step, i)
             ended += term or trunc
             offers += single_info["outcome"]["influencer_id"] != ""
-    assert ended >= 2 * N and offers >= 30
+    return ended, offers
 
 
 def test_same_step_autoreset_reports_the_final_observation_and_info():
