@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from envs.fit.likelihoods import ENGAGEMENT_CLUSTERS
 from envs.population import InfluencerPool
 from experiments.cli import run_module
 from experiments.market_fit import FIT_FILES, check_out_dir, run_market_fit, summary_lines, write_fit_folder
@@ -29,6 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of sampled pool columns and the checks (default 0)"
     )
+    parser.add_argument(
+        "--engagement-clusters",
+        choices=ENGAGEMENT_CLUSTERS,
+        default="independent",
+        help="how the engagement fit weighs one influencer's offers: independent (default, clustered "
+        "standard errors) or exchangeable (a GEE: an often-hired influencer weighs less than its "
+        "offers, and the fatigue comes from each influencer's engagements as its load moves)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,8 +47,11 @@ def run(args: argparse.Namespace) -> int:
     pool_seed, checks_seed = np.random.SeedSequence(args.seed).spawn(2)
     pool = InfluencerPool.read_csv(args.pool, np.random.default_rng(pool_seed))
     data = read_logs(args.logs)
-    result = run_market_fit(data, pool, np.random.default_rng(checks_seed))
+    clusters = args.engagement_clusters
+    result = run_market_fit(data, pool, np.random.default_rng(checks_seed), engagement_clusters=clusters)
     config = {"command": "fit", "pool": str(args.pool), "logs": str(args.logs), "seed": args.seed}
+    if clusters != "independent":  # the default run's fit.json stays as it was
+        config["engagement_clusters"] = clusters
     out = write_fit_folder(result, args.out, overwrite=args.overwrite, config=config)
     print(
         f"Fitted the market to {len(result.offers):,} offers of {data.n_campaigns:,} campaigns "

@@ -12,6 +12,7 @@ import math
 
 import pandas as pd
 
+from envs.fit.likelihoods import ENGAGEMENT_CLUSTERS
 from experiments.cli import run_module
 from experiments.files import check_output, input_file, output_path, positive_int, seed_argument
 from experiments.ope.config import OPEConfig
@@ -62,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=seed_argument, default=0, help="seed of folds, models, bootstrap, truth"
     )
+    parser.add_argument(
+        "--engagement-clusters",
+        choices=ENGAGEMENT_CLUSTERS,
+        default="independent",
+        help="how the market fit's engagement block weighs one influencer's offers (as influmatch fit)",
+    )
     add_env_argument(
         parser,
         "environment options, overriding those of the logs' metadata (or, without one, of the run folder)",
@@ -85,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         n_bootstrap=args.bootstrap,
         confidence=args.confidence,
         random_state=args.seed,
+        engagement_clusters=args.engagement_clusters,
     )
     overrides = parse_env_options(args.env)
     check_output(args.out, args.overwrite, folder=True)

@@ -161,6 +161,22 @@ def test_same_seed_same_files_and_overwrite(market, fitted) -> None:
     assert {name: (out / name).read_bytes() for name in before} == before
 
 
+def test_exchangeable_engagement_clusters_change_only_the_engagement_fit(market, fitted, tmp_path) -> None:
+    out = tmp_path / "gee"
+    args = ["--pool", market["pool"], "--logs", market["logs"], "--out", out, "--seed", "4"]
+    code, _ = _run_ok([*args, "--engagement-clusters", "exchangeable"])
+    assert code == 0
+    assert json.loads((out / "fit.json").read_text())["engagement_clusters"] == "exchangeable"
+    assert "engagement_clusters" not in json.loads((fitted["out"] / "fit.json").read_text())
+    gee = pd.read_csv(out / "parameters.csv").set_index("parameter")
+    default = pd.read_csv(fitted["out"] / "parameters.csv").set_index("parameter")
+    engagement = ["sponsored_engagement_multiplier", "engagement_fatigue"]
+    others = default.index.difference(engagement)
+    pd.testing.assert_frame_equal(gee.loc[others], default.loc[others])
+    assert gee.loc[engagement, "identified"].all()
+    assert not np.allclose(gee.loc[engagement, "estimate"], default.loc[engagement, "estimate"])
+
+
 def test_a_failed_write_leaves_nothing(market, monkeypatch, capsys) -> None:
     import experiments.reporting.fit_figures as figures
 
