@@ -95,10 +95,16 @@ def _ranks_before(key_a: float, index_a: int, key_b: float, index_b: int) -> boo
 
 
 @nb.njit(cache=True, inline="always")
+def _available(join, leave, hired, week, never):
+    """In the pool now or joining later in this campaign, and not hired (one influencer's values)."""
+    return join < never and leave > week and not hired
+
+
+@nb.njit(cache=True, inline="always")
 def _could_be_hired(join, leave, hired, key, week, never):
-    """In the pool now or joining later in this campaign, not hired, and with a rankable key (one
-    influencer's values: scalars, so the many calls of a pass over the pool touch no reference counts)."""
-    return join < never and leave > week and not hired and np.isfinite(key)
+    """:func:`_available` and with a rankable key (one influencer's values: scalars, so the many calls of a
+    pass over the pool touch no reference counts)."""
+    return _available(join, leave, hired, week, never) and np.isfinite(key)
 
 
 @nb.njit(cache=True, inline="always")
@@ -304,8 +310,10 @@ def _refill(s, k, threshold, by_price, segment_start, sorted_price, values, join
     eligible = 0
     for j in range(lo, hi):
         i = by_price[j]
+        if not _available(join[i], leave[i], hired[i], week, never):  # _could_be_hired, the value read last
+            continue
         v = candidate_values(values, i)[1]
-        if not _could_be_hired(join[i], leave[i], hired[i], v, week, never):
+        if not np.isfinite(v):
             continue
         eligible += 1
         _heap_push(heap_key, heap_index, 0, v, i)
