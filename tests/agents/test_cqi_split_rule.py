@@ -380,8 +380,9 @@ def test_json_round_trip_keeps_the_new_hyperparameters_and_statistics(tmp_path) 
         {"split_rule": "paper"},
         # Optimism acts in the exploit branch only, so epsilon is constant below 1 here.
         {"split_rule": "lcb", "optimism": 1.0, "exploration_initial_eps": 0.3, "exploration_final_eps": 0.3},
+        {"split_rule": "lcb", "split_values": "quantile"},
     ],
-    ids=["lcb", "paper", "lcb-optimism"],
+    ids=["lcb", "paper", "lcb-optimism", "lcb-quantile"],
 )
 def test_save_load_and_learn_on_gives_the_tree_of_one_uninterrupted_run(tmp_path, extra: dict) -> None:
     # Where the algorithm allows it: epsilon constant (the schedule depends on each call's length, as
