@@ -46,9 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from experiments.config import ExperimentConfig
 
     readme = Path(args.readme)
-    text = readme.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise ValueError(f"{readme}: no {START} ... {END} markers to write the demo's numbers between")
+    _read_with_markers(readme)  # refuse a README without markers before the demo runs
     config = ExperimentConfig.from_yaml(args.config)
     folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="influmatch-docs-"))
     try:
@@ -56,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if not args.out:
             shutil.rmtree(folder, ignore_errors=True)
+    # Read again: the demo takes minutes, and edits made to the README meanwhile must survive.
+    text = _read_with_markers(readme)
     new = re.sub(
         re.escape(START) + ".*?" + re.escape(END), lambda _: f"{START}\n{block}\n{END}", text, flags=re.S
     )
@@ -63,6 +63,13 @@ def run(args: argparse.Namespace) -> int:
     print(block)
     print(f"\nWrote {readme} and {args.figures}/demo_final_scores.png, demo_learning_curves.png")
     return 0
+
+
+def _read_with_markers(readme: Path) -> str:
+    text = readme.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise ValueError(f"{readme}: no {START} ... {END} markers to write the demo's numbers between")
+    return text
 
 
 def _run_demo(config, folder: Path, args: argparse.Namespace) -> str:

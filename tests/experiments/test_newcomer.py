@@ -273,3 +273,23 @@ def test_docs_reruns_the_demo_and_writes_its_numbers_into_the_readme(tmp_path, c
     assert (
         main(argv) == 2 and "no <!-- docs:demo --> ... <!-- /docs:demo --> markers" in capsys.readouterr().err
     )
+
+
+def test_docs_keeps_readme_edits_made_while_the_demo_runs(tmp_path, monkeypatch):
+    from experiments.cli import docs
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- docs:demo -->\nold numbers\n<!-- /docs:demo -->\nafter\n")
+
+    def demo_that_takes_a_while(config, folder, args):
+        # Someone edits the README while the demo runs (it takes minutes).
+        readme.write_text(readme.read_text().replace("after\n", "after, edited meanwhile\n"))
+        return "new numbers"
+
+    monkeypatch.setattr(docs, "_run_demo", demo_that_takes_a_while)
+    config = tmp_path / "tiny.yaml"
+    config.write_text("name: tiny\ntimesteps: 50\nseeds: 1\nagents: {random: {}}\n")
+    argv = ["docs", "--config", str(config), "--readme", str(readme), "--figures", str(tmp_path / "d")]
+    assert main(argv) == 0
+    text = readme.read_text()
+    assert "new numbers" in text and "old numbers" not in text and "after, edited meanwhile" in text
