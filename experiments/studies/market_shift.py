@@ -5,8 +5,8 @@
 
 Per seed (``experiments.market.seed_ints``: the market, the agent and the evaluation campaigns):
 
-1. CQI (the ``"lcb"`` split rule with the settings of ``trees_benchmark``, :data:`CQI_SETTINGS`:
-   sample-mean steps and gamma 0, see :class:`agents.CQI`) learns on ``InfluencerMatching-v1`` for
+1. CQI (the ``"lcb"`` split rule with :data:`CQI_SETTINGS`: sample-mean steps and gamma 0, the
+   settings ``trees_benchmark`` had before it added ``optimism``, see :class:`agents.CQI`) learns on ``InfluencerMatching-v1`` for
    ``--pre-steps`` environment steps (one step = one campaign week; the campaigns it saw are counted).
 2. The market shifts (:func:`shifted_calibration`): engagement falls to the 2025-26 vintage
    (``engagement_vintage="2025"``: Instagram about 1 % at 10k followers instead of about 2.6 %) and every
@@ -51,7 +51,8 @@ SHIFT_PRICE_FACTOR = 1.2
 #: How close (normalised score) to its pre-shift score the learning copy must come to have "regained" it.
 REGAINED_TOLERANCE = 0.05
 ARMS = ("learning", "frozen")
-#: CQI's hyperparameters here: those of ``experiments/configs/trees_benchmark.yaml`` (issue 17's CQI).
+#: CQI's hyperparameters here: those ``experiments/configs/trees_benchmark.yaml`` had when the study's
+#: figures (``docs/market_shift/``) were measured, before ``optimism`` and ``split_values`` were added.
 CQI_SETTINGS: dict[str, Any] = {
     "split_threshold": 1.0,
     "gamma": 0.0,
