@@ -51,8 +51,8 @@ UNBOUNDED_MAGNITUDE = 1e30
 #: grown past the interval the grid was built from by more than this fraction of that interval's width.
 RANGE_REFRESH_TOLERANCE = 0.1
 
-#: With ``split_values="quantile"``, the number of observations a leaf collects before it makes its
-#: candidates from their quantiles (20 per candidate value at the default ``n_split_candidates=9``).
+#: With ``split_values="quantile"``, the number of observations a leaf collects before it adds their
+#: quantiles to its candidates (20 per quantile value at the default ``n_split_candidates=9``).
 QUANTILE_SAMPLE = 200
 
 #: Visit frequency each side of a new candidate split starts with: an even share of the leaf's traffic,
@@ -422,18 +422,20 @@ class CQI(BaseAgent):
     optimism 0                  17-25         0.84, 0.59, 0.64, 0.80, 0.79, 1.10 (mean 0.79)
     optimism 1                  21-27         1.67, 0.49, 0.57, 0.99, 1.32, 1.70 (mean 1.12)
     optimism 2                  18-24         1.24, 0.52, 0.64, 1.16, 0.96, 2.21 (mean 1.12)
-    optimism 2, quantile        21-28         1.41, 0.54, 0.70, 1.04, 1.01, 1.20 (mean 0.98)
+    optimism 2, quantile [*]    21-28         1.41, 0.54, 0.70, 1.04, 1.01, 1.20 (mean 0.98)
     ==========================  ============  ==========================================
 
-    With optimism, each leaf's greedy action is close to its best (on seed 6, 912 against 965
+    ([*] quantile values alone, before the evenly spaced values were kept beside them.) With
+    optimism, each leaf's greedy action is close to its best (on seed 6, 912 against 965
     expected reward summed over the campaigns, 1,467 for the myopic oracle), and what remains is the
     partition. Optimism helps where a market has a payoff to find (seeds 5, 8-10) and does not rescue
     the two weak markets (6, 7). Quantile values give splits at the data (thresholds 1.6, 3.3, 7.3
     on "value per $" instead of 12, 23, 35) and readable rules, at about the same score. At the
     benchmark protocol (``trees_benchmark.yaml``: markets of seeds 0-4, 200k steps, 200 campaigns;
-    load average 4-9), with ``optimism=2``: quantile values IQM 0.81 (95 % interval 0.75-0.95; 0.87,
-    0.98, 0.74, 0.75, 0.81 by seed) with 20-29 leaves, even values 0.75 (0.51-0.93; 0.79, 0.99, 0.63,
-    0.81, 0.45) with 23-29 leaves, against 0.64 without optimism and PPO's 0.81 (0.68-0.86).
+    load average 2-9), with ``optimism=2``: quantile values IQM 0.77 (95 % interval 0.70-0.87; 0.68,
+    0.91, 0.73, 0.79, 0.79 by seed) with 21-28 leaves, even values 0.75 (0.51-0.93; 0.79, 0.99, 0.63,
+    0.81, 0.45) with 23-29 leaves, against 0.64 without optimism and PPO's 0.81 (0.68-0.86). Quantile
+    values alone scored 0.81 (0.75-0.95) but failed the XOR toy bound (see "Candidate values").
 
     **A split.** The leaf becomes an internal node testing the chosen candidate's ``(feature,
     value)``. Its two children inherit that candidate's per-side Q-values and visit frequencies, and
@@ -444,12 +446,15 @@ class CQI(BaseAgent):
     **Candidate values.** For each feature, ``n_split_candidates`` evenly spaced interior points of
     the leaf's interval ``[lo, hi]`` on that feature: ``lo + (hi - lo) * k / (n + 1)``, ``k = 1..n``
     (``split_values="even"``, the default). With ``split_values="quantile"`` a leaf starts with that
-    grid, keeps the first ``QUANTILE_SAMPLE = 200`` observations it learns from, and then replaces
-    every candidate (fresh statistics; its maturity counts from there) by the quantile values of
-    that sample: per feature, the midpoint between the value at each quantile ``k / (n + 1)`` and the
-    next larger value observed, so a one-hot or flag gets one candidate at 0.5 and a heavy-tailed
-    feature its candidates where its data are; those candidates are not rebuilt when the observed
-    range grows. Children of a split and a pruned node collect their own sample.
+    grid, keeps the first ``QUANTILE_SAMPLE = 200`` observations it learns from, and then adds to
+    the grid the quantile values of that sample, restarting every candidate (fresh statistics; its
+    maturity counts from there): per feature, the midpoint between the value at each quantile
+    ``k / (n + 1)`` and the next larger value observed, so a heavy-tailed feature gets candidates
+    where its data are. The evenly spaced values stay because sample quantiles miss a boundary at a
+    round value by up to half a quantile step (about 0.05 on a uniform feature), and the XOR toy
+    problem then grew 9 leaves (optimum 4) on 2 of 32 settings and seeds with quantile values alone
+    and none with both. These candidates are not rebuilt when the observed range grows. Children of
+    a split and a pruned node collect their own sample.
     A leaf's interval is the observation space's box narrowed by the tests on its path. A new
     candidate's sides start with a copy of the leaf's current Q-values and visit frequency
     ``INITIAL_SIDE_VISITS = 0.5`` each (as in the authors' code), so a candidate shows no gain until
@@ -536,8 +541,9 @@ class CQI(BaseAgent):
         lower bound of the split test); an action the leaf has never updated comes first. ``0`` is
         plain epsilon-greedy. :meth:`predict` is greedy on ``Q`` either way. See "Optimism".
     split_values : {"even", "quantile"}, default "even"
-        Where candidate split values lie: evenly spaced over the leaf's interval, or at the quantiles
-        of the first ``QUANTILE_SAMPLE`` observations the leaf learns from (see "Candidate values").
+        Where candidate split values lie: evenly spaced over the leaf's interval, or those plus the
+        quantiles of the first ``QUANTILE_SAMPLE`` observations the leaf learns from (see "Candidate
+        values").
     use_action_masks : bool, default True
         Read ``env.unwrapped.action_masks()`` while learning; ``False`` leaves invalid actions to the
         environment (in influmatch a no-op that wastes the week), as before masks were supported.
@@ -812,15 +818,23 @@ class CQI(BaseAgent):
         )
 
     def _collect(self, leaf: _Leaf, x: np.ndarray) -> None:
-        """``split_values="quantile"``: keep ``x``; with ``QUANTILE_SAMPLE`` kept, replace the leaf's
-        candidates by the quantile values of what it kept (fresh statistics), drop the sample, and
-        count the leaf's age for maturity from here."""
+        """``split_values="quantile"``: keep ``x``; with ``QUANTILE_SAMPLE`` kept, add the quantile
+        values of what it kept to the leaf's candidates and restart them all (fresh statistics), drop
+        the sample, and count the leaf's age for maturity from here."""
         assert leaf.sample is not None
         leaf.sample[leaf.sample_count] = x
         leaf.sample_count += 1
         if leaf.sample_count < QUANTILE_SAMPLE:
             return
-        grids = [_quantile_values(leaf.sample[:, f], self.n_split_candidates) for f in range(self.n_features)]
+        # The quantile values join the leaf's evenly spaced ones (which place a split exactly where a
+        # bounded feature's round values are); all start afresh.
+        grids = [
+            np.unique(np.concatenate([
+                _quantile_values(leaf.sample[:, f], self.n_split_candidates),
+                leaf.cand_value[leaf.cand_feature == f],
+            ]))
+            for f in range(self.n_features)
+        ]  # fmt: skip
         feature = np.concatenate([np.full(g.shape[0], f, dtype=np.intp) for f, g in enumerate(grids)])
         leaf.sample = None
         leaf.n_updates = 0

@@ -55,15 +55,18 @@ def test_quantile_values_split_the_sample_where_it_is() -> None:
     assert not np.isin(values, sample).any()
 
 
-def test_a_leaf_makes_its_candidates_from_its_first_observations_then_keeps_them() -> None:
+def test_a_leaf_adds_the_quantiles_of_its_first_observations_then_keeps_its_candidates() -> None:
     agent = CQI(HeavyTailThreshold(), seed=0, split_values="quantile", split_threshold=1e9, **UNIFORM)
-    agent.learn(QUANTILE_SAMPLE - 1)
+    xs = np.random.default_rng(0).lognormal(1.0, 1.0, size=(QUANTILE_SAMPLE, 1))
+    for x in xs[:-1]:
+        agent.update(x, 0, 1.0, x, terminated=True)
     leaf = agent._stats(0)
     assert leaf.sample is not None and leaf.sample_count == QUANTILE_SAMPLE - 1
-    agent.learn(1, reset_num_timesteps=False)
+    even = leaf.cand_value.copy()  # the evenly spaced grid over the range observed so far
+    agent.update(xs[-1], 0, 1.0, xs[-1], terminated=True)
     assert leaf.sample is None and leaf.n_updates == 0  # maturity counts from the new candidates
-    assert leaf.cand_value.shape[0] == 9
-    assert np.all((leaf.cand_value > agent.obs_min_[0]) & (leaf.cand_value < agent.obs_max_[0]))
+    expected = np.unique(np.concatenate([_quantile_values(xs[:, 0], 9), even]))
+    np.testing.assert_array_equal(leaf.cand_value, expected)
     # Fresh statistics: only the transition that completed the sample has updated them.
     assert leaf.cand_n.sum() == leaf.cand_value.shape[0]
     first = leaf.cand_value.copy()
@@ -73,7 +76,7 @@ def test_a_leaf_makes_its_candidates_from_its_first_observations_then_keeps_them
 
 def test_the_even_grid_spends_its_candidates_on_the_empty_tail() -> None:
     # The contrast that motivates the option: on the same data the even grid puts most of its
-    # candidates in the top fifth of the sample, the quantile grid spreads them through it.
+    # candidates in the top fifth of the sample; the quantile values add candidates through it.
     even = CQI(HeavyTailThreshold(), seed=0, split_threshold=1e9, **UNIFORM).learn(QUANTILE_SAMPLE)
     quantile = CQI(HeavyTailThreshold(), seed=0, split_values="quantile", split_threshold=1e9, **UNIFORM)
     quantile.learn(QUANTILE_SAMPLE)
