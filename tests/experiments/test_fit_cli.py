@@ -329,3 +329,25 @@ def test_python_m_runs_the_command(market, tmp_path) -> None:
                            "--logs", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")],
                           capture_output=True, text=True, cwd=Path(__file__).parents[2])  # fmt: skip
     assert done.returncode == 2 and "none.csv" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_offer_facts_read_the_same_from_text_with_blank_cells(market, tmp_path) -> None:
+    """A column a spreadsheet wrote as text (blank cells on waiting rows, spaces around numbers) reads as
+    the numeric column does, and text that is not a number is still named."""
+    from experiments.ope.logs import LogFormatError
+
+    frame = market["frame"].copy()
+    numeric = read_logs(write_logs(frame, tmp_path / "numeric.csv", market["meta"])).offer_facts[
+        "overlap_factor"
+    ]
+    text = frame["overlap_factor"].map(lambda v: "  " if pd.isna(v) else f" {v!r} ").astype(object)
+    frame["overlap_factor"] = text
+    read = read_logs(write_logs(frame, tmp_path / "text.csv", market["meta"])).offer_facts["overlap_factor"]
+    np.testing.assert_array_equal(read, numeric)
+    assert np.isnan(read).any() and np.isfinite(read).any()
+    i = _offer_rows(frame)[1]
+    frame.loc[i, "overlap_factor"] = "lots"
+    with pytest.raises(
+        LogFormatError, match=rf"row {i} \(line {i + 2}\), column 'overlap_factor': expected a number"
+    ):
+        read_logs(write_logs(frame, tmp_path / "bad.csv", market["meta"]))
