@@ -679,3 +679,30 @@ def _cut_at_start(i, ranked, n_eligible, price, budget_left, levels, premium, pr
                     qualify[lvl] += 1
         for lvl in range(n_levels):
             complete[i, s, lvl] = n_eligible[i, s] <= depth and qualify[lvl] <= prefix_len
+
+
+@nb.njit(cache=True)
+def candidate_values(rows, candidate, category, consts, category_share, fit, value_per_dollar, lazy_on, lazy,
+                     value_coef, out_fit, out_value):  # fmt: skip
+    """The fit and value per dollar of every hire action's candidate of ``rows`` (row ``b`` of the outputs
+    for campaign ``rows[b]``; NaN where the action has none), read as :func:`_refresh` hands them to the
+    week's view (computed where read with ``lazy_on``, else from the rows ``fit`` and ``value_per_dollar``):
+    the numbers the single env's ``candidate_features`` reads from its rows."""
+    n_segments, n_levels = candidate.shape[1], candidate.shape[2]
+    for b in range(len(rows)):
+        i = rows[b]
+        category_row = category_share[category[i]]
+        for s in range(n_segments):
+            for level in range(n_levels):
+                a = s * n_levels + level
+                chosen = candidate[i, s, level]
+                if chosen < 0:
+                    out_fit[b, a] = np.nan
+                    out_value[b, a] = np.nan
+                elif lazy_on:
+                    goal = int(consts[i, k.C_GOAL])
+                    values = (lazy[0], lazy[1], lazy[2][i], category_row, value_coef[goal, 0], value_coef[goal, 1],
+                              lazy[5], lazy[4][i])  # fmt: skip
+                    out_fit[b, a], out_value[b, a] = k.candidate_values(values, chosen)
+                else:
+                    out_fit[b, a], out_value[b, a] = k.candidate_values((fit[i], value_per_dollar[i]), chosen)

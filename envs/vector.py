@@ -319,13 +319,17 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         test = _vector_kernels.rows_agree if check else _vector_kernels.classify_rows
         return bool(test(audience, roots, products, self._dot_kind))
 
-    def _start_campaigns(self, rows: np.ndarray) -> None:
+    def _start_campaigns(self, rows: np.ndarray, given: Sequence[Campaign | None] | None = None) -> None:
         """New campaigns in ``rows``: drawn by one compiled call with each row's generator (the campaign,
-        then the churn, as :meth:`InfluencerMatchingEnv.reset`), set up by another."""
+        then the churn, as :meth:`InfluencerMatchingEnv.reset`), set up by another. A campaign in
+        ``given`` (one entry per row) replaces the drawn one, as ``options["campaign"]`` does in the single
+        env's reset (which draws one all the same, so the churn and outcomes draw the same numbers)."""
         env, market, cal, k = self.env, self.env._market, self.env.calibration, _kernels
         audience_fit = self._audience_fit[: len(rows)]  # reused: a fresh buffer would fault in its pages
         scale = np.empty(len(rows))
         campaigns, swaps = self._draw_starts(rows)
+        if given is not None:
+            campaigns = [drawn if own is None else own for drawn, own in zip(campaigns, given, strict=True)]
         for b, campaign in enumerate(campaigns):
             self._campaigns[int(rows[b])] = campaign
             if not self._lazy:
@@ -405,8 +409,7 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new campaign in every sub-env; ``seed`` as in the class docstring (``options`` are
         not used)."""
-        if options:
-            raise ValueError(f"options: the vector env takes none, got {sorted(options)}")
+        given = self._given_campaigns(options)
         seeds = self._seeds(seed)
         if isinstance(seed, (int, np.integer)):
             super().reset(seed=int(seed))
@@ -417,10 +420,24 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         if self._lazy and not self._blas_rows_known(probes=2, check=True):
             self._lazy = False  # the BLAS sums some row differently now (its threads changed): every value
         rows = np.arange(self.num_envs)
-        self._start_campaigns(rows)
+        self._start_campaigns(rows, given)
         self._autoreset[:] = False
         self._no_offer(rows)
         return self._observation.copy(), self._info()
+
+    def _given_campaigns(self, options: dict[str, Any] | None) -> list[Campaign | None] | None:
+        """``options["campaigns"]``: one :class:`~envs.campaigns.Campaign` (or None: drawn) per sub-env."""
+        if not options:
+            return None
+        unknown = sorted(set(options) - {"campaigns"})
+        if unknown:
+            raise ValueError(f"options: the vector env takes only 'campaigns', got {unknown}")
+        given = list(options["campaigns"])
+        if len(given) != self.num_envs or not all(c is None or isinstance(c, Campaign) for c in given):
+            raise ValueError(
+                f"options['campaigns']: expected {self.num_envs} envs.campaigns.Campaign (or None), got {len(given)} items"
+            )
+        return given
 
     def _seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:
         if seed is None:
@@ -528,6 +545,45 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         """Valid actions of every sub-env, ``(num_envs, n_actions)`` bool (the sb3-contrib convention)."""
         return self._mask.copy()
 
+    def candidate_features(self, fields: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Every sub-env's :meth:`InfluencerMatchingEnv.candidate_features`, batched: each field
+        ``(num_envs, n_actions)`` (NaN for waiting and invalid actions), the same numbers (what the
+        heuristics decide from); ``fields`` picks some (default all)."""
+        env, market, N = self.env, self.env._market, self.num_envs
+        A = env.wait_action + 1
+        wanted = list(CANDIDATE_FEATURES if fields is None else fields)
+        unknown = sorted(set(wanted) - set(CANDIDATE_FEATURES))
+        if unknown:
+            raise ValueError(f"fields: expected some of {list(CANDIDATE_FEATURES)}, got {unknown}")
+        flat = self._candidate.reshape(N, -1)
+        valid = flat >= 0
+        index = np.where(valid, flat, 0)
+        pool = market.pool
+        out: dict[str, np.ndarray] = {}
+        if "fit" in wanted or "value_per_dollar" in wanted:
+            out["fit"], out["value_per_dollar"] = np.full((N, A), np.nan), np.full((N, A), np.nan)
+            _vector_kernels.candidate_values(np.arange(N), self._candidate, self._category, self._consts,
+                                             market.category_share, self._fit, self._value_per_dollar, self._lazy,
+                                             self._lazy_arrays, self._values[1], out["fit"],
+                                             out["value_per_dollar"])  # fmt: skip
+        columns = {
+            "followers": lambda: pool.followers[index],
+            "price": lambda: env._price[index],
+            "cost": lambda: env.offer_levels[env._action_level] * env._price[index] * self._premium[:, None],
+            "engagement_rate": lambda: pool.engagement_rate[index],
+            "category_share": lambda: pool.category_mix[index, self._category[:, None]],
+        }
+        for key, column in columns.items():
+            if key in wanted:
+                out[key] = np.full((N, A), np.nan)
+                out[key][:, :-1] = np.where(valid, column(), np.nan)
+        if "segment" in wanted:
+            out["segment"] = np.broadcast_to(np.append(env._action_segment, -1), (N, A)).copy()
+        if "offer_ratio" in wanted:
+            levels = np.append(env.offer_levels[env._action_level], np.nan)
+            out["offer_ratio"] = np.broadcast_to(levels, (N, A)).copy()
+        return {key: out[key] for key in CANDIDATE_FEATURES if key in wanted}
+
     def expected_rewards(self) -> np.ndarray:
         """Exact expected reward of every action of every sub-env, ``(num_envs, n_actions)``, thousands
         of USD (as the single env's ``expected_rewards()``)."""
@@ -575,6 +631,11 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         single = copy.copy(env)
         single._state = view
         return single
+
+
+#: The fields of :meth:`InfluencerMatchingVectorEnv.candidate_features`, in the single env's order.
+CANDIDATE_FEATURES = ("followers", "price", "cost", "engagement_rate", "category_share", "fit", "value_per_dollar",
+                      "segment", "offer_ratio")  # fmt: skip
 
 
 def _calibration_cdf(cal: Any, name: str) -> np.ndarray:

@@ -31,6 +31,8 @@ __all__ = ["LOCKSTEP", "generate_logs", "rollouts"]
 
 #: Environments stepped side by side when simulating (one batched policy call per week).
 LOCKSTEP = 64
+#: Campaigns of the native vector env's blocks in :func:`rollouts` without outcomes.
+VECTOR_BLOCK = 256
 
 
 def _campaign_streams(seed: int, n_campaigns: int) -> tuple[list[int], list[np.random.SeedSequence]]:
@@ -51,6 +53,7 @@ def rollouts(
     candidates: bool = False,
     campaigns: Sequence[Any] | None = None,
     lockstep: int = LOCKSTEP,
+    vectorized: bool = True,
 ) -> dict[str, np.ndarray]:
     """Play one campaign per reset seed with ``policy``, sampling actions from its probabilities.
 
@@ -59,7 +62,9 @@ def rollouts(
     policy is asked once per week for all of them (the result does not depend on ``lockstep``). With
     ``campaigns`` (one :class:`~envs.campaigns.Campaign` per reset seed), campaign ``c`` is
     ``campaigns[c]`` instead of the one its reset draws (the reset seed still decides the churn and the
-    outcomes).
+    outcomes). Without ``outcomes`` and ``candidates``, the campaigns run on the native vector env
+    (:func:`_vector_rollouts`: the same numbers, about N times faster) unless ``vectorized`` is False or
+    the env or policy needs single envs.
 
     Returns
     -------
@@ -75,6 +80,24 @@ def rollouts(
         each step).
     """
     base = env.unwrapped
+    if vectorized and not outcomes and not candidates and _vectorizable(base, policy):
+        return _vector_rollouts(base, policy, reset_seeds, draw_seeds, expected, campaigns)
+    return _single_rollouts(base, policy, reset_seeds, draw_seeds, expected, outcomes, candidates, campaigns,
+                            lockstep)  # fmt: skip
+
+
+def _single_rollouts(
+    base: Any,
+    policy: StochasticPolicy,
+    reset_seeds: Sequence[int],
+    draw_seeds: Sequence[np.random.SeedSequence | int],
+    expected: bool,
+    outcomes: bool,
+    candidates: bool,
+    campaigns: Sequence[Any] | None,
+    lockstep: int,
+) -> dict[str, np.ndarray]:
+    """:func:`rollouts` on copies of the single env, ``lockstep`` side by side."""
     n = len(reset_seeds)
     width = max(1, min(int(lockstep), n))
     envs = [copy.deepcopy(base) for _ in range(width)]
@@ -156,6 +179,88 @@ def rollouts(
         facts = [records["facts"][i] for i in order]
         for spec in OFFER_FACTS:
             out[spec.name] = np.array([f.get(spec.name, np.nan) for f in facts], dtype=np.float64)
+    return out
+
+
+def _vectorizable(env: Any, policy: StochasticPolicy) -> bool:
+    """Whether :func:`_vector_rollouts` can play ``policy`` in ``env``: the native vector env takes the
+    env (no persistent market), and the policy decides from the observation or, as the heuristics, from
+    the candidate facts (not from other state of the simulator)."""
+    from envs.matching_env import InfluencerMatchingEnv
+
+    return (
+        type(env) is InfluencerMatchingEnv
+        and not env.persistent_market
+        and (not policy.reads_env_state or policy.reads_candidates)
+    )
+
+
+def _vector_rollouts(
+    env: Any,
+    policy: StochasticPolicy,
+    reset_seeds: Sequence[int],
+    draw_seeds: Sequence[np.random.SeedSequence | int],
+    expected: bool,
+    campaigns: Sequence[Any] | None,
+) -> dict[str, np.ndarray]:
+    """:func:`rollouts` without outcomes or candidates, on the native vector env: the same numbers.
+
+    Sub-env ``j`` of a block plays campaign ``c`` as the single env copy does (the vector env's sub-envs
+    are single envs step for step, :class:`envs.vector.InfluencerMatchingVectorEnv`), the policy is
+    asked once per week for the block's running campaigns (heuristics from the batched candidate
+    facts, which :meth:`StochasticPolicy.probabilities` turns into the same actions), and each
+    campaign's action is drawn from its own stream with the same arithmetic. A block ends with its
+    longest campaign; the sub-envs of campaigns that ended earlier step on, unread."""
+    from envs.vector import InfluencerMatchingVectorEnv
+
+    n = len(reset_seeds)
+    width = max(1, min(VECTOR_BLOCK, n))
+    vec = InfluencerMatchingVectorEnv.from_env(env, width)
+    wait = env.wait_action
+    reads = [f for f in getattr(policy.agent, "reads", ()) if f != "segment"]
+    chunks: dict[str, list[np.ndarray]] = {k: [] for k in ("campaign", "step", "context", "action_mask",
+                                                              "probabilities", "action", "reward",
+                                                              "expected_rewards")}  # fmt: skip
+    for start in range(0, n, width):
+        block = np.arange(start, min(n, start + width))
+        m, ids = len(block), block.tolist()
+        seeds = [int(reset_seeds[c]) for c in ids] + [0] * (width - m)  # spare sub-envs: any campaign
+        given = None if campaigns is None else [campaigns[c] for c in ids] + [None] * (width - m)
+        obs, info = vec.reset(seed=seeds, options=None if given is None else {"campaigns": given})
+        rngs = [np.random.default_rng(draw_seeds[c]) for c in ids]
+        active = np.arange(m)
+        step = 0
+        while len(active):
+            observations = obs[active].astype(np.float64)
+            masks = info["action_mask"][active]
+            facts = None
+            if policy.reads_env_state:  # a heuristic: the facts its rule reads
+                every = vec.candidate_features(reads)
+                facts = {key: every[key][active] for key in reads}
+            probs = policy.probabilities(observations, masks, candidates=facts)
+            cumulative = np.cumsum(probs, axis=1)  # row by row as np.cumsum(p) sums, so the same bits
+            u = np.array([rngs[j].random() for j in active]) * cumulative[:, -1]
+            drawn = np.minimum(
+                (cumulative <= u[:, None]).sum(axis=1), probs.shape[1] - 1
+            )  # searchsorted, right
+            actions = np.full(width, wait, dtype=np.int64)
+            actions[active] = drawn
+            if expected:
+                chunks["expected_rewards"].append(info["expected_rewards"][active])
+            obs, reward, terminated, truncated, info = vec.step(actions)
+            for key, values in (("campaign", block[active]), ("step", np.full(len(active), step)),
+                                ("context", observations), ("action_mask", masks), ("probabilities", probs),
+                                ("action", drawn), ("reward", reward[active])):  # fmt: skip
+                chunks[key].append(values)
+            active = active[~(terminated[active] | truncated[active])]
+            step += 1
+    campaign = np.concatenate(chunks["campaign"]).astype(np.int64)
+    order = np.lexsort((np.concatenate(chunks["step"]), campaign))
+    out = {key: np.concatenate(values)[order] for key, values in chunks.items() if values}
+    out["campaign"] = out["campaign"].astype(np.int64)
+    out["step"] = out["step"].astype(np.int64)
+    out["action"] = out["action"].astype(np.int64)
+    out["propensity"] = out["probabilities"][np.arange(len(order)), out["action"]]
     return out
 
 

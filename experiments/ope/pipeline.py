@@ -266,7 +266,7 @@ def estimate_target(
 
     timings = {} if timings is None else timings
     unwrapped = env.unwrapped
-    clock = time.perf_counter()
+    started = clock = time.perf_counter()
     probs = target_probabilities(target, data)
     timings["target_probabilities"] = time.perf_counter() - clock
     clock = time.perf_counter()
@@ -274,22 +274,30 @@ def estimate_target(
     timings["reward_model"] = time.perf_counter() - clock
     specs = unwrapped.feature_specs
     features = ActionFeatures(specs, unwrapped.offer_levels, data.n_actions)
-    fqe, models = None, {}
+    fqe, models, pending = None, {}, None
     if config.fitted_q:
-        clock = time.perf_counter()
-        fqe = fitted_q_evaluation(data, probs, config)
-        timings["fitted_q"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        models["fqe_af"] = fitted_q_action_features(data, probs, features, config)
-        timings["fitted_q_action_features"] = time.perf_counter() - clock
-    values = None
+        if config.n_jobs > 1 and market.fitted is not None:  # beside the model-based simulation
+            from joblib.externals.loky import get_reusable_executor
+
+            pending = get_reusable_executor(max_workers=1).submit(
+                fitted_q_both, data, probs, features, config
+            )
+        else:
+            fqe, models["fqe_af"], seconds = fitted_q_both(data, probs, features, config)
+            timings.update(seconds)
+    values, mb = None, None
     if market.fitted is not None:
         clock = time.perf_counter()
         values = model_based.simulate_target(
             market.fitted, market.campaigns, target, config, markets=market.markets
         )
-        models["mb"] = model_based.model_based_q(data, probs, values, features, config)
+        mb = model_based.model_based_q(data, probs, values, features, config)
         timings["model_based"] = time.perf_counter() - clock
+    if pending is not None:
+        fqe, models["fqe_af"], seconds = pending.result()
+        timings.update(seconds)
+    if mb is not None:
+        models["mb"] = mb
     clock = time.perf_counter()
     segments = action_segments(data.n_actions, int(unwrapped.n_segments))
     table = estimate(data, probs, q_hat=q_hat, fqe=fqe, config=config, segments=segments,
@@ -298,6 +306,7 @@ def estimate_target(
     timings["estimates_and_bootstrap"] = time.perf_counter() - clock
     check_finite_estimates(table, Path(source))
     table, recommended = recommend(table, market, config)
+    timings["estimation"] = time.perf_counter() - started  # the wall clock: fitted-Q may have run beside
     if truth:
         clock = time.perf_counter()
         true_env = env if truth_env is None else truth_env
@@ -326,6 +335,20 @@ def estimate_target(
         "market_fit_skipped": market.reason or None,
     }  # fmt: skip
     return OPEResult(table, data, summary)
+
+
+def fitted_q_both(
+    data: LoggedData, probs: np.ndarray, features: ActionFeatures, config: OPEConfig
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], dict[str, float]]:
+    """Fitted-Q evaluation one-hot and with action features, and the seconds of each (a function of
+    its arguments only, so it runs the same in another process)."""
+    clock = time.perf_counter()
+    fqe = fitted_q_evaluation(data, probs, config)
+    seconds = {"fitted_q": time.perf_counter() - clock}
+    clock = time.perf_counter()
+    fqe_af = fitted_q_action_features(data, probs, features, config)
+    seconds["fitted_q_action_features"] = time.perf_counter() - clock
+    return fqe, fqe_af, seconds
 
 
 def recommend(table: pd.DataFrame, market: MarketModel, config: OPEConfig) -> tuple[pd.DataFrame, dict]:

@@ -67,17 +67,18 @@ def test_campaigns_too_long_for_weeks_in_a_byte_follow_the_single_env():
     assert offers >= 20
 
 
-def _follow(vec, singles: list, seed: int, steps: int) -> tuple[int, int]:
+def _follow(vec, singles: list, seed: int, steps: int, options: dict | None = None) -> tuple[int, int]:
     """Step ``vec`` (NEXT_STEP autoresets) and ``singles`` (reset with ``seed + i``) with the same random
     actions, asserting every observation, reward, end, mask, expected reward and outcome equal; returns
     the campaigns ended and the offers made."""
-    obs, info = vec.reset(seed=seed)
+    obs, info = vec.reset(seed=seed, options=options)
     for i, single in enumerate(singles):
         assert np.array_equal(obs[i], single._state.observation)
     rng, restart, ended, offers = np.random.default_rng(1), [False] * N, 0, 0
     for step in range(steps):
         actions = _policy_actions(rng, info["action_mask"], step)
         obs, reward, terminated, truncated, info = vec.step(actions)
+        features = vec.unwrapped.candidate_features()
         assert np.array_equal(vec.unwrapped.action_masks(), info["action_mask"])
         assert vec.unwrapped.action_masks().shape == (N, singles[0].action_space.n)
         for i, single in enumerate(singles):
@@ -92,9 +93,39 @@ def _follow(vec, singles: list, seed: int, steps: int) -> tuple[int, int]:
             assert np.array_equal(info["action_mask"][i], single_info["action_mask"])
             assert np.array_equal(info["expected_rewards"][i], single_info["expected_rewards"])
             assert _outcome_row(info["outcome"], i) == single_info["outcome"], (step, i)
+            for key, values in single.candidate_features().items():
+                np.testing.assert_array_equal(
+                    features[key][i], values, err_msg=f"{key}, step {step}, row {i}"
+                )
             ended += term or trunc
             offers += single_info["outcome"]["influencer_id"] != ""
     return ended, offers
+
+
+def test_given_campaigns_start_as_in_the_single_env():
+    """``reset(options={"campaigns": ...})`` plays each given campaign as the single env's
+    ``reset(options={"campaign": ...})`` does (None: drawn); autoresets draw their own again."""
+    from envs.campaigns import sample_campaign
+
+    vec = InfluencerMatchingVectorEnv(N, **OPTIONS, dynamics="v1")
+    rng = np.random.default_rng(8)
+    given = [sample_campaign(rng, vec.env.calibration), None, sample_campaign(rng, vec.env.calibration)]
+    singles = [gym.make(envs.ENV_ID, **OPTIONS).unwrapped for _ in range(N)]
+    for i, single in enumerate(singles):
+        single.reset(seed=11 + i, options=None if given[i] is None else {"campaign": given[i]})
+    vec.reset(seed=11, options={"campaigns": given})
+    assert vec.campaigns[0] is given[0] and vec.campaigns[2] is given[2] and vec.campaigns[1] is not None
+    _follow(vec, singles, 11, 20, options={"campaigns": given})
+    with pytest.raises(ValueError, match=r"options\['campaigns'\]: expected 3"):
+        vec.reset(seed=1, options={"campaigns": given[:2]})
+    with pytest.raises(ValueError, match="takes only 'campaigns'"):
+        vec.reset(seed=1, options={"campaign": given[0]})
+    every = vec.candidate_features()
+    some = vec.candidate_features(["value_per_dollar", "cost"])
+    assert list(some) == ["cost", "value_per_dollar"]  # in the single env's order
+    np.testing.assert_array_equal(some["cost"], every["cost"])
+    with pytest.raises(ValueError, match=r"fields: expected some of .*got \['shoe size'\]"):
+        vec.candidate_features(["shoe size"])
 
 
 def test_same_step_autoreset_reports_the_final_observation_and_info():

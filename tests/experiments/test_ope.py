@@ -321,3 +321,35 @@ def test_heuristic_decides_a_batch_as_it_decides_each_row(env, name):
     assert batched.tolist() == rowwise
     if name != "segment_1":  # a fixed segment picks the same action in every state with a candidate
         assert len(set(rowwise)) > 1  # the states differ in what the rule picks
+
+
+@pytest.mark.parametrize("name", ["random", "best_fit", "greedy_on_value"])
+@pytest.mark.parametrize("given", [False, True], ids=["drawn", "given campaigns"])
+def test_rollouts_on_the_vector_env_equal_those_on_single_envs(name, given):
+    """The native vector env's rollouts (two blocks, campaigns ending early among them) give the single
+    envs' numbers bit for bit: decisions, probabilities, rewards and the expected rewards."""
+    from envs.campaigns import sample_campaign
+    from envs.matching_env import InfluencerMatchingEnv
+    from experiments.ope.policies import build_policy, policy_source
+
+    env = InfluencerMatchingEnv(**{**ENV_OPTIONS, "campaign_weeks": 26})  # long enough to spend budgets
+
+    if name == "greedy_on_value":
+        policy = StochasticPolicy(GreedyOnValue(env), 0.2, wait_action=env.wait_action, label=name)
+    else:
+        policy = build_policy(policy_source(name), env, 0.3)
+    n = 300
+    reset_seeds = episode_seeds(5, n)
+    draws = np.random.SeedSequence(6).spawn(n)
+    rng = np.random.default_rng(7)
+    campaigns = [sample_campaign(rng, env.calibration) for _ in range(n)] if given else None
+    fast = rollouts(env, policy, reset_seeds, draws, expected=True, outcomes=False, campaigns=campaigns)
+    slow = rollouts(env, policy, reset_seeds, draws, expected=True, outcomes=False, campaigns=campaigns,
+                    vectorized=False)  # fmt: skip
+    assert sorted(fast) == sorted(slow)
+    for key in slow:
+        np.testing.assert_array_equal(fast[key], slow[key], err_msg=key)
+        assert fast[key].dtype == slow[key].dtype, key
+    lengths = np.bincount(slow["campaign"], minlength=n)
+    assert lengths.min() < lengths.max() == env.campaign_weeks  # some campaigns end early
+    assert len(np.unique(slow["action"])) > 3

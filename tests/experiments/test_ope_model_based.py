@@ -208,6 +208,16 @@ def test_recommended_estimate_one_per_scope(env, uniform_logs, market):
     assert {"truth", "covered"} <= set(overall.columns)
 
 
+def test_fitted_q_beside_the_simulation_gives_the_same_estimates(env, uniform_logs, market):
+    """``n_jobs`` 2 (fitted-Q in a second process) and 1 give the same tables, bit for bit."""
+    target = build_policy(policy_source("best_fit"), env, 0.1)
+    assert CONFIG.n_jobs == 2
+    beside = estimate_target(uniform_logs, env, target, CONFIG, market)
+    alone = estimate_target(uniform_logs, env, target, dataclasses.replace(CONFIG, n_jobs=1), market)
+    pd.testing.assert_frame_equal(beside.table, alone.table, check_exact=True)
+    assert {"DM-AF", "DR-AF", "DM", "MB-DR"} <= set(beside.overall.estimator)
+
+
 @pytest.mark.slow
 def test_estimates_csv_keeps_its_columns_and_gains_recommended(tmp_path, env, capsys):
     logs = tmp_path / "logs.csv"
