@@ -59,7 +59,8 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
 
     Info: the single env's keys, batched like ``SyncVectorEnv`` merges them: ``outcome`` (a dict of
     arrays, one entry per sub-env), ``action_mask`` ``(N, A)`` and ``expected_rewards`` ``(N, A)``, each
-    with its ``_key`` mask (all true). ``action_masks()`` returns the ``(N, A)`` valid actions.
+    with its ``_key`` mask (all true). ``action_masks()`` returns the ``(N, A)`` valid actions, and
+    ``candidate_features()`` the single env's candidate facts, ``(N, A)`` each (what the heuristics read).
     """
 
     metadata: dict[str, Any] = {
@@ -407,8 +408,9 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
     def reset(
         self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start a new campaign in every sub-env; ``seed`` as in the class docstring (``options`` are
-        not used)."""
+        """Start a new campaign in every sub-env; ``seed`` as in the class docstring.
+        ``options={"campaigns": [...]}`` gives one :class:`~envs.campaigns.Campaign` per sub-env (None:
+        drawn), as the single env's ``options={"campaign": ...}``; autoresets draw their own."""
         given = self._given_campaigns(options)
         seeds = self._seeds(seed)
         if isinstance(seed, (int, np.integer)):
