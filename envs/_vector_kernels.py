@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba.np.random.distributions import random_loggam
+from numba.np.random.generator_core import next_double
 from numba.np.random.random_methods import buffered_bounded_lemire_uint32
 
 from envs import _kernels as k
@@ -92,9 +94,9 @@ def _offer(i, s, lvl, chosen, generator, scalars, consts, levels, reach_value, t
     engagement_mean = terms[i, a, k.ENGAGEMENT_MEAN] * np.exp(
         scalars[S_ENGAGEMENT_SD] * generator.standard_normal()
     )
-    engagements = np.int64(generator.poisson(engagement_mean))
-    clicks = np.int64(generator.poisson(reach * terms[i, a, k.CLICKS_PER_REACH]))
-    conversions = np.int64(generator.poisson(reach * terms[i, a, k.CONVERSIONS_PER_REACH]))
+    engagements = poisson(generator, engagement_mean)
+    clicks = poisson(generator, reach * terms[i, a, k.CLICKS_PER_REACH])
+    conversions = poisson(generator, reach * terms[i, a, k.CONVERSIONS_PER_REACH])
     if not accepted:
         reach = engagements = clicks = conversions = np.int64(0)
         cost = 0.0
@@ -117,6 +119,44 @@ def _offer(i, s, lvl, chosen, generator, scalars, consts, levels, reach_value, t
     amounts[i, OUT_REVENUE] = revenue
     amounts[i, OUT_VALUE] = value
     return accepted
+
+
+@nb.njit(cache=True)
+def poisson(generator, lam):
+    """``generator.poisson(lam)`` exactly as numpy draws it. From ``lam >= 10`` numpy samples by PTRS
+    (Hörmann's transformed rejection) with ``k = floor(...)``; numba's port truncates instead, so where
+    the expression lies in (-1, 0) numba returns 0 while numpy rejects and draws again (seen: a click
+    count of 0 for numpy's 10, and every later draw of the campaign shifted). Below 10 numba's
+    multiplication method is numpy's."""
+    if lam < 10:
+        return np.int64(generator.poisson(lam))
+    bitgen = generator.bit_generator
+    slam = np.sqrt(lam)
+    loglam = np.log(lam)
+    b = 0.931 + 2.53 * slam
+    a = -0.059 + 0.02483 * b
+    invalpha = 1.1239 + 1.1328 / (b - 3.4)
+    vr = 0.9277 - 3.6224 / (b - 2)
+    while True:
+        U = next_double(bitgen) - 0.5
+        V = next_double(bitgen)
+        us = 0.5 - np.fabs(U)
+        draw = np.int64(np.floor((2 * a / us + b) * U + lam + 0.43))
+        if us >= 0.07 and V <= vr:
+            return draw
+        if draw < 0 or (us < 0.013 and V > us):
+            continue
+        if np.log(V) + np.log(invalpha) - np.log(a / (us * us) + b) <= -lam + draw * loglam - random_loggam(draw + 1):
+            return draw
+
+
+@nb.njit(cache=True)
+def poisson_many(generator, lam, n):
+    """``n`` draws of :func:`poisson` (for the tests against numpy's stream)."""
+    out = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        out[j] = poisson(generator, lam)
+    return out
 
 
 @nb.njit(cache=True)

@@ -54,3 +54,16 @@ def test_draw_starts_are_the_single_envs_reset_draws(churn_rate):
             else:
                 assert offsets[b + 1] == offsets[b]
             assert vec._generators[i].random() == references[i].random()  # both streams at the same place
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 9.999, 10.0, 10.775047018202292, 13.7, 40.0, 912.5, 2.5e5])
+def test_poisson_is_numpys(lam):
+    """The step's Poisson draws take numpy's stream, also from lam = 10 where numpy samples by PTRS with
+    a floor that numba's own port truncates (numba then returns 0 where numpy draws again, about once in
+    ten thousand draws near lam = 10); the generator is left where numpy leaves it."""
+    for seed in range(4):
+        theirs, ours = np.random.default_rng(seed), np.random.default_rng(seed)
+        expected = theirs.poisson(lam, size=25_000)
+        got = _vector_kernels.poisson_many(ours, lam, 25_000)
+        np.testing.assert_array_equal(got, expected)
+        assert ours.random() == theirs.random()
