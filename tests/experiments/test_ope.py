@@ -325,12 +325,15 @@ def test_heuristic_decides_a_batch_as_it_decides_each_row(env, name):
 
 @pytest.mark.parametrize("name", ["random", "best_fit", "greedy_on_value"])
 @pytest.mark.parametrize("given", [False, True], ids=["drawn", "given campaigns"])
-def test_rollouts_on_the_vector_env_equal_those_on_single_envs(name, given):
+def test_rollouts_on_the_vector_env_equal_those_on_single_envs(name, given, monkeypatch):
     """The native vector env's rollouts (two blocks, campaigns ending early among them) give the single
     envs' numbers bit for bit: decisions, probabilities, rewards and the expected rewards."""
     from envs.campaigns import sample_campaign
     from envs.matching_env import InfluencerMatchingEnv
+    from experiments.ope import generation
     from experiments.ope.policies import build_policy, policy_source
+
+    monkeypatch.setattr(generation, "VECTOR_BLOCK", 64)  # two blocks of 64, the second of 56
 
     env = InfluencerMatchingEnv(**{**ENV_OPTIONS, "campaign_weeks": 26})  # long enough to spend budgets
 
@@ -338,7 +341,7 @@ def test_rollouts_on_the_vector_env_equal_those_on_single_envs(name, given):
         policy = StochasticPolicy(GreedyOnValue(env), 0.2, wait_action=env.wait_action, label=name)
     else:
         policy = build_policy(policy_source(name), env, 0.3)
-    n = 300
+    n = 120
     reset_seeds = episode_seeds(5, n)
     draws = np.random.SeedSequence(6).spawn(n)
     rng = np.random.default_rng(7)
