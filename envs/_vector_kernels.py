@@ -146,7 +146,9 @@ def poisson(generator, lam):
             return draw
         if draw < 0 or (us < 0.013 and V > us):
             continue
-        if np.log(V) + np.log(invalpha) - np.log(a / (us * us) + b) <= -lam + draw * loglam - random_loggam(draw + 1):
+        if np.log(V) + np.log(invalpha) - np.log(a / (us * us) + b) <= -lam + draw * loglam - random_loggam(
+            draw + 1
+        ):
             return draw
 
 
