@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from envs.matching_env import InfluencerMatchingEnv
 from envs.observation import FeatureSpec
 from experiments.ope.estimators import campaign_groups, segment_order
 from experiments.ope.generation import rollouts
@@ -48,40 +49,115 @@ def _reset_seeds(data: LoggedData) -> list[int]:
     return out
 
 
-def replay_expected_rewards(env: Any, data: LoggedData) -> np.ndarray:
+def replay_expected_rewards(env: Any, data: LoggedData, *, vectorized: bool = True) -> np.ndarray:
     """Replay every logged campaign in the simulator and read the exact expected reward of every
     action at every logged decision, shape (n, A), thousands of USD.
 
     Each campaign is reset with its logged seed and stepped with the logged actions; the replayed
-    context and reward must match the logged ones (else :class:`TruthError` naming the row).
+    context and reward must match the logged ones (else :class:`TruthError` naming the row: the first
+    mismatch of the first campaign that has one). The campaigns run in blocks on the native vector env
+    (the single env's numbers), or one by one where it does not take the env or ``vectorized`` is
+    False.
     """
     seeds = _reset_seeds(data)
-    sim = copy.deepcopy(env.unwrapped)
-    q = np.empty((data.n_decisions, data.n_actions))
+    unwrapped = env.unwrapped
     starts = np.r_[data.campaign_first_rows(), data.n_decisions]
+    q = np.empty((data.n_decisions, data.n_actions))
+    if vectorized and type(unwrapped) is InfluencerMatchingEnv and not unwrapped.persistent_market:
+        _replay_in_blocks(unwrapped, data, seeds, starts, q)
+        return q
+    sim = copy.deepcopy(unwrapped)
     for c in range(data.n_campaigns):
         obs, _ = sim.reset(seed=seeds[c])
         for i in range(starts[c], starts[c + 1]):
-            if not np.allclose(obs, data.context[i], rtol=1e-6, atol=1e-7):
-                j = int(np.flatnonzero(~np.isclose(obs, data.context[i], rtol=1e-6, atol=1e-7))[0])
-                raise TruthError(
-                    f"{data.source}: row {data.file_row(i)}, column '{data.feature_names[j]}': the simulator "
-                    f"gives {obs[j]:.6g}, the logs {data.context[i, j]:.6g}; were the logs made with "
-                    "these environment options?"
-                )
+            context_ok = _same_context(obs[None], data.context[i][None])[0]
+            if not context_ok.all():
+                raise _context_error(data, i, obs, context_ok)
             q[i] = sim.expected_rewards()
             obs, reward, terminated, truncated, _ = sim.step(int(data.action[i]))
-            if not math.isclose(reward, data.reward[i], rel_tol=1e-6, abs_tol=1e-9):
-                raise TruthError(
-                    f"{data.source}: row {data.file_row(i)}, column 'reward': the simulator gives {reward:.6g}, "
-                    f"the logs {data.reward[i]:.6g}"
-                )
+            if not _same_reward(np.array([reward]), data.reward[i : i + 1])[0]:
+                raise _reward_error(data, i, float(reward))
             if (terminated or truncated) != (i == starts[c + 1] - 1):
-                raise TruthError(
-                    f"{data.source}: row {data.file_row(i)}: the simulated campaign "
-                    f"{'ends' if terminated or truncated else 'goes on'} here, the logged one does not"
-                )
+                raise _end_error(data, i, bool(terminated or truncated))
     return q
+
+
+def _replay_in_blocks(
+    env: Any, data: LoggedData, seeds: list[int], starts: np.ndarray, q: np.ndarray
+) -> None:
+    """:func:`replay_expected_rewards` on the native vector env, campaigns side by side in blocks."""
+    from envs.vector import InfluencerMatchingVectorEnv
+    from experiments.ope.generation import VECTOR_BLOCK
+
+    C = data.n_campaigns
+    width = max(1, min(VECTOR_BLOCK, C))
+    vec = InfluencerMatchingVectorEnv.from_env(env, width)
+    for lo in range(0, C, width):
+        block = np.arange(lo, min(C, lo + width))
+        m = len(block)
+        obs, info = vec.reset(seed=[seeds[c] for c in block.tolist()] + [0] * (width - m))
+        first, length = starts[block], starts[block + 1] - starts[block]
+        active, problems, t = np.arange(m), {}, 0
+        while len(active):
+            rows = first[active] + t
+            context_ok = _same_context(obs[active], data.context[rows])
+            for j in np.flatnonzero(~context_ok.all(axis=1)).tolist():
+                problems[int(active[j])] = _context_error(data, int(rows[j]), obs[active[j]], context_ok[j])
+            q[rows] = info["expected_rewards"][active]
+            actions = np.full(width, env.wait_action, dtype=np.int64)
+            actions[active] = data.action[rows]
+            obs, reward, terminated, truncated, info = vec.step(actions)
+            ended = terminated[active] | truncated[active]
+            last = t == length[active] - 1
+            reward_ok = _same_reward(reward[active], data.reward[rows])
+            for j in range(len(active)):
+                b = int(active[j])
+                if b in problems:
+                    continue
+                if not reward_ok[j]:
+                    problems[b] = _reward_error(data, int(rows[j]), float(reward[b]))
+                elif ended[j] != last[j]:
+                    problems[b] = _end_error(data, int(rows[j]), bool(ended[j]))
+            going = ~ended & ~last
+            active = np.array([b for b, keep in zip(active.tolist(), going, strict=True) if keep and b not in problems],
+                              dtype=np.int64)  # fmt: skip
+            t += 1
+        if problems:
+            raise problems[min(problems)]
+
+
+def _same_context(simulated: np.ndarray, logged: np.ndarray) -> np.ndarray:
+    return np.isclose(simulated, logged, rtol=1e-6, atol=1e-7)
+
+
+def _same_reward(simulated: np.ndarray, logged: np.ndarray) -> np.ndarray:
+    """``math.isclose(simulated, logged, rel_tol=1e-6, abs_tol=1e-9)`` elementwise."""
+    return np.abs(simulated - logged) <= np.maximum(
+        1e-6 * np.maximum(np.abs(simulated), np.abs(logged)), 1e-9
+    )
+
+
+def _context_error(data: LoggedData, i: int, simulated: np.ndarray, same: np.ndarray) -> TruthError:
+    j = int(np.flatnonzero(~same)[0])
+    return TruthError(
+        f"{data.source}: row {data.file_row(i)}, column '{data.feature_names[j]}': the simulator "
+        f"gives {simulated[j]:.6g}, the logs {data.context[i, j]:.6g}; were the logs made with "
+        "these environment options?"
+    )
+
+
+def _reward_error(data: LoggedData, i: int, simulated: float) -> TruthError:
+    return TruthError(
+        f"{data.source}: row {data.file_row(i)}, column 'reward': the simulator gives {simulated:.6g}, "
+        f"the logs {data.reward[i]:.6g}"
+    )
+
+
+def _end_error(data: LoggedData, i: int, ended: bool) -> TruthError:
+    return TruthError(
+        f"{data.source}: row {data.file_row(i)}: the simulated campaign "
+        f"{'ends' if ended else 'goes on'} here, the logged one does not"
+    )
 
 
 def simulate_target(

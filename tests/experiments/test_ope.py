@@ -177,6 +177,39 @@ def test_truth_replay_refuses_logs_the_simulator_does_not_reproduce(env, uniform
         replay_expected_rewards(env, data)
 
 
+def test_truth_replay_on_the_vector_env_equals_the_single_envs(env, uniform, monkeypatch):
+    """Replayed in blocks on the vector env (two blocks of 16 here), the expected rewards and every
+    refusal (a context, a reward, a campaign that goes on or ends early) are the single env's."""
+    from experiments.ope import generation
+
+    monkeypatch.setattr(generation, "VECTOR_BLOCK", 16)
+    frame, meta = generate_logs(env, uniform, 30, seed=4)
+    meta["env"] = ENV_OPTIONS
+    data = LoggedData.from_frame(frame, env.feature_names, env.action_names, meta, source="logs.csv")
+    np.testing.assert_array_equal(
+        replay_expected_rewards(env, data), replay_expected_rewards(env, data, vectorized=False)
+    )
+    last_of_21 = int(frame.index[frame["campaign_id"] == 21][-1])
+    feature = env.feature_names[15]
+    changes = {
+        "context": (lambda f: f.assign(**{feature: f[feature].where(f.index != 40, f[feature] + 1.0)}),
+                    f"column '{feature}': the simulator gives"),
+        "reward": (lambda f: f.assign(reward=f["reward"].where(f.index < 100, f["reward"] + 1.0)),
+                   "column 'reward': the simulator gives"),
+        "goes on": (lambda f: f.drop(index=last_of_21), "the simulated campaign goes on here"),
+    }  # fmt: skip
+    for kind, (change, expected) in changes.items():
+        bad = change(frame).reset_index(drop=True)
+        tampered = LoggedData.from_frame(bad, env.feature_names, env.action_names, meta, source="logs.csv")
+        messages = []
+        for vectorized in (True, False):
+            with pytest.raises(TruthError) as err:
+                replay_expected_rewards(env, tampered, vectorized=vectorized)
+            messages.append(str(err.value))
+        assert messages[0] == messages[1], kind
+        assert expected in messages[0], messages[0]
+
+
 # --------------------------------------------------------------------------------------- command
 @pytest.fixture(scope="module")
 def cqi_run(env, tmp_path_factory):
