@@ -434,12 +434,17 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         unknown = sorted(set(options) - {"campaigns"})
         if unknown:
             raise ValueError(f"options: the vector env takes only 'campaigns', got {unknown}")
-        given = list(options["campaigns"])
-        if len(given) != self.num_envs or not all(c is None or isinstance(c, Campaign) for c in given):
+        given = options["campaigns"]
+        if (
+            not isinstance(given, (list, tuple))
+            or len(given) != self.num_envs
+            or not all(c is None or isinstance(c, Campaign) for c in given)
+        ):
             raise ValueError(
-                f"options['campaigns']: expected {self.num_envs} envs.campaigns.Campaign (or None), got {len(given)} items"
+                f"options['campaigns']: expected a list of {self.num_envs} envs.campaigns.Campaign (or None), "
+                f"got {type(given).__name__} {given!r:.60}"
             )
-        return given
+        return list(given)
 
     def _seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:
         if seed is None:
@@ -553,7 +558,9 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         heuristics decide from); ``fields`` picks some (default all)."""
         env, market, N = self.env, self.env._market, self.num_envs
         A = env.wait_action + 1
-        wanted = list(CANDIDATE_FEATURES if fields is None else fields)
+        wanted = list(
+            CANDIDATE_FEATURES if fields is None else [fields] if isinstance(fields, str) else fields
+        )
         unknown = sorted(set(wanted) - set(CANDIDATE_FEATURES))
         if unknown:
             raise ValueError(f"fields: expected some of {list(CANDIDATE_FEATURES)}, got {unknown}")

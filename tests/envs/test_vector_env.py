@@ -116,14 +116,16 @@ def test_given_campaigns_start_as_in_the_single_env():
     vec.reset(seed=11, options={"campaigns": given})
     assert vec.campaigns[0] is given[0] and vec.campaigns[2] is given[2] and vec.campaigns[1] is not None
     _follow(vec, singles, 11, 20, options={"campaigns": given})
-    with pytest.raises(ValueError, match=r"options\['campaigns'\]: expected 3"):
-        vec.reset(seed=1, options={"campaigns": given[:2]})
+    for bad in (given[:2], 5, "abc", [given[0], None, "campaign"]):
+        with pytest.raises(ValueError, match=r"options\['campaigns'\]: expected a list of 3"):
+            vec.reset(seed=1, options={"campaigns": bad})
     with pytest.raises(ValueError, match="takes only 'campaigns'"):
         vec.reset(seed=1, options={"campaign": given[0]})
     every = vec.candidate_features()
     some = vec.candidate_features(["value_per_dollar", "cost"])
     assert list(some) == ["cost", "value_per_dollar"]  # in the single env's order
     np.testing.assert_array_equal(some["cost"], every["cost"])
+    assert list(vec.candidate_features("fit")) == ["fit"]
     with pytest.raises(ValueError, match=r"fields: expected some of .*got \['shoe size'\]"):
         vec.candidate_features(["shoe size"])
 
