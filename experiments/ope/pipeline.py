@@ -274,28 +274,33 @@ def estimate_target(
     timings["reward_model"] = time.perf_counter() - clock
     specs = unwrapped.feature_specs
     features = ActionFeatures(specs, unwrapped.offer_levels, data.n_actions)
-    fqe, models, pending = None, {}, None
-    if config.fitted_q:
-        if config.n_jobs > 1 and market.fitted is not None:  # beside the model-based simulation
-            from joblib.externals.loky import get_reusable_executor
+    fqe, models, worker = None, {}, None
+    if config.fitted_q and config.n_jobs > 1 and market.fitted is not None:
+        # beside the model-based simulation, in a private worker (loky's, which needs no __main__
+        # guard): joblib's reusable executor is shared with joblib.Parallel (the sweeps), which expects
+        # it set up by joblib itself
+        from joblib.externals.loky import ProcessPoolExecutor
 
-            pending = get_reusable_executor(max_workers=1).submit(
-                fitted_q_both, data, probs, features, config
-            )
-        else:
+        worker = ProcessPoolExecutor(max_workers=1)
+    try:
+        pending = None if worker is None else worker.submit(fitted_q_both, data, probs, features, config)
+        if config.fitted_q and pending is None:
             fqe, models["fqe_af"], seconds = fitted_q_both(data, probs, features, config)
             timings.update(seconds)
-    values, mb = None, None
-    if market.fitted is not None:
-        clock = time.perf_counter()
-        values = model_based.simulate_target(
-            market.fitted, market.campaigns, target, config, markets=market.markets
-        )
-        mb = model_based.model_based_q(data, probs, values, features, config)
-        timings["model_based"] = time.perf_counter() - clock
-    if pending is not None:
-        fqe, models["fqe_af"], seconds = pending.result()
-        timings.update(seconds)
+        values, mb = None, None
+        if market.fitted is not None:
+            clock = time.perf_counter()
+            values = model_based.simulate_target(
+                market.fitted, market.campaigns, target, config, markets=market.markets
+            )
+            mb = model_based.model_based_q(data, probs, values, features, config)
+            timings["model_based"] = time.perf_counter() - clock
+        if pending is not None:
+            fqe, models["fqe_af"], seconds = pending.result()
+            timings.update(seconds)
+    finally:
+        if worker is not None:
+            worker.shutdown(wait=True, kill_workers=True)
     if mb is not None:
         models["mb"] = mb
     clock = time.perf_counter()
