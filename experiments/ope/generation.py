@@ -183,17 +183,19 @@ def _single_rollouts(
     return out
 
 
-def _vectorizable(env: Any, policy: StochasticPolicy) -> bool:
-    """Whether :func:`_vector_rollouts` can play ``policy`` in ``env``: the native vector env takes the
-    env (no persistent market), and the policy decides from the observation or, as the heuristics, from
-    the candidate facts (not from other state of the simulator)."""
+def takes_vector_env(env: Any) -> bool:
+    """Whether the native vector env can run ``env``'s market (an unwrapped single env without a
+    persistent market)."""
     from envs.matching_env import InfluencerMatchingEnv
 
-    return (
-        type(env) is InfluencerMatchingEnv
-        and not env.persistent_market
-        and (not policy.reads_env_state or policy.reads_candidates)
-    )
+    return type(env) is InfluencerMatchingEnv and not env.persistent_market
+
+
+def _vectorizable(env: Any, policy: StochasticPolicy) -> bool:
+    """Whether :func:`_vector_rollouts` can play ``policy`` in ``env``: the native vector env takes the
+    env, and the policy decides from the observation or, as the heuristics, from the candidate facts
+    (not from other state of the simulator)."""
+    return takes_vector_env(env) and (not policy.reads_env_state or policy.reads_candidates)
 
 
 def _vector_rollouts(

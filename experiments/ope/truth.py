@@ -18,10 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from envs.matching_env import InfluencerMatchingEnv
 from envs.observation import FeatureSpec
 from experiments.ope.estimators import campaign_groups, segment_order
-from experiments.ope.generation import rollouts
+from experiments.ope.generation import rollouts, takes_vector_env
 from experiments.ope.logs import LoggedData, metadata_path
 from experiments.ope.policies import StochasticPolicy
 
@@ -63,7 +62,7 @@ def replay_expected_rewards(env: Any, data: LoggedData, *, vectorized: bool = Tr
     unwrapped = env.unwrapped
     starts = np.r_[data.campaign_first_rows(), data.n_decisions]
     q = np.empty((data.n_decisions, data.n_actions))
-    if vectorized and type(unwrapped) is InfluencerMatchingEnv and not unwrapped.persistent_market:
+    if vectorized and takes_vector_env(unwrapped):
         _replay_in_blocks(unwrapped, data, seeds, starts, q)
         return q
     sim = copy.deepcopy(unwrapped)
