@@ -238,6 +238,23 @@ def _fork(env: Any, rng: np.random.Generator) -> Any:
     return clone
 
 
+def _state_key(env: Any) -> tuple[Any, ...]:
+    """What identifies a decision's state: the campaign, the week and every action's expected reward
+    (which move with the budget, the hires and the candidates' loads)."""
+    return (id(env.campaign), int(env.week), env.expected_rewards().tobytes(), env.action_masks().tobytes())
+
+
+def _fill_q(q: np.ndarray, mask: np.ndarray, means: dict[int, float], taken: int) -> np.ndarray:
+    """:meth:`PlanningOracle.q_values` from the considered actions' values ``means`` (docstring there)."""
+    top = means[taken]
+    below = float(np.nextafter(top, -np.inf))
+    low = min(min(means.values()), below)
+    q[mask] = low
+    for a, value in means.items():
+        q[a] = top if a == taken else min(value, below)
+    return q
+
+
 class PlanningOracle(EnvStatePolicy):
     """The action with the highest planned value (module docstring): reads hidden truth, a reference.
 
@@ -314,6 +331,9 @@ class PlanningOracle(EnvStatePolicy):
         self._campaign: Any = None
         self._week, self._month = -1, -1
         self._policy: tuple[int, float] = (0, 0.0)
+        # The last decision (state key, action, q_values) and one q_values made before predict asked.
+        self._decision: tuple[tuple[Any, ...], int, np.ndarray] | None = None
+        self._pending: tuple[Any, ...] | None = None
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -340,10 +360,52 @@ class PlanningOracle(EnvStatePolicy):
             seed=int(self._rng.integers(2**63 - 1)),
         )
 
+    def q_values(self, observation: np.ndarray | None = None) -> np.ndarray:
+        """The planner's value of every action in the environment's current state, in thousands of USD:
+        what :meth:`predict` acts on, so its argmax is the action the planner takes here.
+
+        ``observation`` is ignored (the state is read from ``env.unwrapped``, like ``predict``); it is
+        accepted so that :func:`agents.distill.teacher_q_values` can weight a distilled tree's states by
+        the planner's Q-value gaps. The values are those of the decision :meth:`predict` made (or, when
+        it was not asked about this state yet, makes now: the next ``predict`` here takes that action),
+        with the same random numbers:
+
+        * each action it considers (the ``n_candidates`` best hires, the committed base policy's action,
+          waiting): the Monte-Carlo mean of its expected reward now plus the committed policy's return
+          from the state it leads to (:func:`plan`'s values under the policy the planner follows);
+        * when it re-measured the best of them against the default on fresh rollouts, those two take
+          their fresh means; and when that advantage did not clear ``min_advantage_z`` paired standard
+          errors (it kept the default), the challenger takes the default's value plus the lower
+          confidence bound of its advantage, ``mean - z * se`` (no more than the default's);
+        * no considered action is above the action taken (each is capped just below it: the planner
+          rejected them for lack of evidence);
+        * valid actions it does not consider: the lowest value it found (no better than its worst
+          considered action); invalid actions: ``-inf``. When no hire is valid, waiting gets 0.
+        """
+        env = self._unwrapped()
+        key = _state_key(env)
+        if self._decision is None or self._decision[0] != key:
+            action, q = self._decide(env)
+            self._decision = (key, action, q)
+        self._pending = self._decision[:2]  # the next predict on this state takes this action
+        return self._decision[2].copy()
+
     def _act(self, env: Any) -> int:
+        key = _state_key(env)
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] == key:
+            return pending[1]
+        action, q = self._decide(env)
+        self._decision = (key, action, q)
+        return action
+
+    def _decide(self, env: Any) -> tuple[int, np.ndarray]:
+        """The planner's action in ``env``'s current state and its values (:meth:`q_values`)."""
         mask = env.action_masks()
+        q = np.full(mask.size, -np.inf)
         if not mask[:-1].any():
-            return int(env.wait_action)
+            q[int(env.wait_action)] = 0.0
+            return int(env.wait_action), q
         week = int(env.week)
         month = int(month_of_week(int(env.campaign.start_month), week))
         if env.campaign is not self._campaign or week < self._week or month != self._month:
@@ -362,9 +424,10 @@ class PlanningOracle(EnvStatePolicy):
             a: float(expected[a]) + _continuations(env, a, follow, self.n_rollouts, seed, self.allow_wait)
             for a in actions
         }
-        best = min(values, key=lambda a: (-float(values[a].mean()), a))
+        means = {a: float(v.mean()) for a, v in values.items()}
+        best = min(values, key=lambda a: (-means[a], a))
         if best == default:
-            return best
+            return best, _fill_q(q, mask, means, best)
         # The pick is biased up (the best of noisy estimates): compare the two afresh, on new common
         # random numbers, twice as many.
         fresh = int(self._rng.integers(2**63 - 1))
@@ -373,7 +436,13 @@ class PlanningOracle(EnvStatePolicy):
             + _continuations(env, a, follow, 2 * self.n_rollouts, fresh, self.allow_wait)
             for a in (best, default)
         }
-        return planned_action(values, default, self.min_advantage_z)
+        action = planned_action(values, default, self.min_advantage_z)
+        means[best], means[default] = float(values[best].mean()), float(values[default].mean())
+        if action == default:
+            diff = values[best] - values[default]
+            se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
+            means[best] = min(means[best], means[default] + float(diff.mean()) - self.min_advantage_z * se)
+        return action, _fill_q(q, mask, means, action)
 
     def _commit(self, env: Any, week: int, month: int) -> None:
         """Choose the base policy to follow until the month changes: the continuation (:func:`continuations`)

@@ -8,8 +8,10 @@ import pytest
 
 from agents import PlanningOracle, make_agent
 from agents.planning import (
+    _continuations,
     _fork,
     action_returns,
+    best_hires,
     month_horizons,
     myopic_action,
     planned_action,
@@ -50,6 +52,62 @@ def test_values_agree_with_fresh_monte_carlo_rollouts(market):
         planned, planned_se = samples.mean(), samples.std(ddof=1) / np.sqrt(samples.size)
         best = max(fresh, key=lambda m: m[0])
         assert abs(planned - (expected + best[0])) <= 5 * np.hypot(planned_se, best[1]) + 1e-9, action
+
+
+def test_q_values_agree_with_fresh_monte_carlo_rollouts(market):
+    """The planner's q_values (its values under the base policy it follows) of the actions it
+    considers are within 5 standard errors of independent Monte-Carlo estimates of the same quantity,
+    the taken action's is the highest, the ones it does not consider get the lowest value and invalid
+    ones -inf. In this state it keeps the myopic choice on the first-stage rollouts (asserted), so no
+    value is re-measured or capped."""
+    env = _mid_campaign(market, seed=11)
+    planner = PlanningOracle(env, n_rollouts=16, seed=3)
+    q = planner.q_values()
+    taken = int(planner.predict(np.zeros(1))[0])
+    assert int(np.argmax(q)) == taken == myopic_action(env)  # the precondition of "no capping"
+    start, price = planner._policy
+    follow = (max(0, start - int(env.week) - 1), price)
+    mask, expected = env.action_masks(), env.expected_rewards()
+    considered = set(best_hires(mask, expected, 2)) | {taken, int(env.wait_action)}
+    assert np.all(q[~mask] == -np.inf) and np.isfinite(q[mask]).all()
+    assert np.all(q[mask] >= min(q[a] for a in considered))
+    for action in considered:
+        fresh = float(expected[action]) + _continuations(env, action, follow, 400, 99, True)
+        se_fresh = fresh.std(ddof=1) / np.sqrt(fresh.size)
+        se_planner = fresh.std(ddof=1) / np.sqrt(16)  # the same spread, 16 rollouts
+        assert abs(q[action] - fresh.mean()) <= 5 * np.hypot(se_planner, se_fresh) + 1e-9, action
+
+
+@pytest.mark.parametrize("allow_wait", [True, False])
+def test_q_values_argmax_is_the_action_taken_and_asking_changes_nothing(market, allow_wait):
+    """On every week of two campaigns the argmax of q_values is the planner's action, whether it is
+    asked before or after predict; a planner asked for its values after each predict plays exactly as
+    one never asked (same seed), and one asked before predict takes the action of those values."""
+
+    def play(ask):
+        planner = PlanningOracle(market, n_rollouts=2, allow_wait=allow_wait, seed=5)
+        actions, waits = [], 0
+        for seed in (0, 1):
+            obs, info = market.reset(seed=seed)
+            done = False
+            while not done:
+                if ask == "before":
+                    q = planner.q_values(obs)
+                action = int(planner.predict(obs)[0])
+                if ask == "after":
+                    q = planner.q_values(obs)
+                if ask:
+                    assert int(np.argmax(q)) == action
+                    assert q[action] > np.max(np.delete(q, action))
+                waits += action == market.wait_action and info["action_mask"][:-1].any()
+                actions.append(action)
+                obs, _, term, trunc, info = market.step(action)
+                done = term or trunc
+        return actions, waits
+
+    plain, _ = play(None)
+    assert play("after")[0] == plain
+    play("before")
 
 
 def test_without_waiting_it_hires_whenever_a_hire_is_valid(market):
