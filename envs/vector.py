@@ -17,7 +17,7 @@ from numba import typed
 from envs import _kernels, _vector_kernels
 from envs.campaigns import Campaign, month_of_week, sample_campaign
 from envs.matching_env import NO_OFFER, PREFIX, InfluencerMatchingEnv, _State, value_bound
-from envs.outcomes import value_scale
+from envs.outcomes import AWARENESS, ENGAGEMENT
 
 #: Autoreset modes the vector env implements (``DISABLED`` is not offered: a finished campaign has no
 #: next week to step into).
@@ -123,7 +123,7 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         self._generators = [seeding.np_random(None)[0] for _ in range(self.num_envs)]
         self._typed_generators = typed.List(self._generators)
         self._allocate()
-        self._campaigns: list[Campaign | None] = [None] * self.num_envs
+        self._campaigns: list[Campaign | None] = [None] * self.num_envs  # given, or built when read
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
         self._started = False
 
@@ -185,6 +185,12 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         self._months_by_start = np.stack([month_of_week(m, np.arange(weeks + 1)) for m in range(12)])
         self._ids = np.asarray(market.pool.influencer_id, dtype=object)
         self._audience_fit = np.zeros((N, n))  # each new campaign's audience fit, row b of a batch of resets
+        # Each sub-env's drawn campaign, as arrays (see _draw_starts): category, goal, start month, target
+        # audience, and annual budget, budget, order value, value per engagement and per 1k reach.
+        self._drawn = (np.zeros(N, dtype=np.int64), np.zeros(N, dtype=np.int64), np.zeros(N, dtype=np.int64),
+                       np.zeros((N, market.sqrt_audience.shape[1])), np.zeros((N, 5)))  # fmt: skip
+        self._month_engagement = env.calibration.array("month_engagement")
+        self._month_conversion = env.calibration.array("month_conversion")
         bound, order = self._rank_bounds()
         self._values = (
             env._fit_weights,
@@ -324,54 +330,66 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         """New campaigns in ``rows``: drawn by one compiled call with each row's generator (the campaign,
         then the churn, as :meth:`InfluencerMatchingEnv.reset`), set up by another. A campaign in
         ``given`` (one entry per row) replaces the drawn one, as ``options["campaign"]`` does in the single
-        env's reset (which draws one all the same, so the churn and outcomes draw the same numbers)."""
-        env, market, cal, k = self.env, self.env._market, self.env.calibration, _kernels
-        audience_fit = self._audience_fit[: len(rows)]  # reused: a fresh buffer would fault in its pages
-        scale = np.empty(len(rows))
-        campaigns, swaps = self._draw_starts(rows)
+        env's reset (which draws one all the same, so the churn and outcomes draw the same numbers).
+
+        The drawn campaigns stay arrays (one row per campaign, :attr:`_drawn`); their
+        :class:`~envs.campaigns.Campaign` objects are built only when read (:attr:`campaigns`)."""
+        env, market, k = self.env, self.env._market, _kernels
+        drawn, swaps = self._draw_starts(rows)
+        category, goal, month0, target, scalars = drawn
+        for row in rows.tolist():
+            self._campaigns[row] = None  # built from self._drawn when read
         if given is not None:
-            campaigns = [drawn if own is None else own for drawn, own in zip(campaigns, given, strict=True)]
-        for b, campaign in enumerate(campaigns):
-            self._campaigns[int(rows[b])] = campaign
-            if not self._lazy:
-                np.matmul(market.sqrt_audience, np.sqrt(campaign.target_audience), out=audience_fit[b])
-            scale[b] = value_scale(int(campaign.goal), int(campaign.start_month), float(campaign.order_value),
-                                   float(campaign.value_per_engagement), float(campaign.value_per_1k_reach),
-                                   cal)  # fmt: skip
+            for b, own in enumerate(given):
+                if own is not None:
+                    row = int(rows[b])
+                    self._campaigns[row] = own
+                    category[b], goal[b], month0[b] = int(own.category), int(own.goal), int(own.start_month)
+                    target[b] = own.target_audience
+                    scalars[b] = (float(own.annual_budget), float(own.budget), float(own.order_value),
+                                  float(own.value_per_engagement), float(own.value_per_1k_reach))  # fmt: skip
+        self._drawn[0][rows], self._drawn[1][rows], self._drawn[2][rows] = category, goal, month0
+        self._drawn[3][rows], self._drawn[4][rows] = target, scalars
+        budget, order_value, per_engagement, per_1k_reach = (scalars[:, j] for j in range(1, 5))
+        # value_scale's products, elementwise (the same bits as campaign by campaign)
+        scale = np.where(goal == AWARENESS, per_1k_reach, np.where(
+            goal == ENGAGEMENT, per_engagement * self._month_engagement[month0],
+            order_value * self._month_conversion[month0]))  # fmt: skip
+        audience_fit = self._audience_fit[: len(rows)]  # reused: a fresh buffer would fault in its pages
+        if not self._lazy:
+            for b in range(len(rows)):
+                np.matmul(market.sqrt_audience, np.sqrt(target[b]), out=audience_fit[b])
         # The campaigns' scalars, row by row as InfluencerMatchingEnv.reset sets them.
-        fields = np.array(
-            [(c.category, c.goal, c.start_month, c.budget, c.order_value, c.value_per_engagement,
-              c.value_per_1k_reach, math.log10(max(float(c.budget), 1.0))) for c in campaigns],
-            dtype=float,
-        ).reshape(len(rows), 8)  # fmt: skip
-        category, goal, month0 = (fields[:, j].astype(np.int64) for j in range(3))
         self._category[rows] = category
         self._month_list[rows] = self._months_by_start[month0]
-        self._budget_left[rows] = fields[:, 3]
+        self._budget_left[rows] = budget
         self._premium[rows] = env._premium[month0]
         consts = np.repeat(self._consts_template[None], len(rows), axis=0)
         consts[:, k.C_GOAL] = goal
-        consts[:, k.C_BUDGET], consts[:, k.C_ORDER_VALUE] = fields[:, 3], fields[:, 4]
-        consts[:, k.C_VALUE_PER_ENGAGEMENT], consts[:, k.C_VALUE_PER_1K_REACH] = fields[:, 5], fields[:, 6]
+        consts[:, k.C_BUDGET], consts[:, k.C_ORDER_VALUE] = budget, order_value
+        consts[:, k.C_VALUE_PER_ENGAGEMENT], consts[:, k.C_VALUE_PER_1K_REACH] = per_engagement, per_1k_reach
         self._consts[rows] = consts
         observation = np.zeros((len(rows), self._observation.shape[1]), dtype=np.float32)
         everyone = np.arange(len(rows))
         observation[everyone, category] = 1.0
         observation[everyone, 12 + goal] = 1.0
-        observation[:, 15] = fields[:, 7]
+        observation[:, 15] = [math.log10(max(b, 1.0)) for b in budget.tolist()]  # libm's, as the single env
         self._observation[rows] = observation
         offsets, churn = swaps
         if self._lazy:  # the single env's np.sqrt(target_audience), row by row
-            self._lazy_arrays[2][rows] = np.sqrt(np.stack([c.target_audience for c in campaigns]))
+            self._lazy_arrays[2][rows] = np.sqrt(target)
         _vector_kernels.reset_campaigns(rows, offsets, churn, self._churn_templates, audience_fit, scale, self._values,
                                         self._state, self._tables, self._campaign_arrays, self._market_arrays,
                                         self._lazy, self._lazy_arrays)  # fmt: skip
 
-    def _draw_starts(self, rows: np.ndarray) -> tuple[list[Campaign], tuple[np.ndarray, tuple]]:
-        """The campaigns of ``rows`` and their churn swaps (``offsets`` and ``(leavers, joiners, when)``),
-        from :func:`envs._vector_kernels.draw_starts`' raw draws finished as
-        :func:`envs.campaigns.sample_campaign` and :meth:`InfluencerMatchingEnv._churn_draws` finish
-        theirs (the same Python and numpy operations on the same numbers, so the same bits)."""
+    def _draw_starts(self, rows: np.ndarray) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, tuple]]:
+        """The campaigns of ``rows`` as arrays ``(category, goal, start_month, target_audience, scalars)``
+        (``scalars``: annual budget, budget, order value, value per engagement and per 1k reach) and their
+        churn swaps (``offsets`` and ``(leavers, joiners, when)``), from
+        :func:`envs._vector_kernels.draw_starts`' raw draws finished as :func:`envs.campaigns.sample_campaign`
+        and :meth:`InfluencerMatchingEnv._churn_draws` finish theirs: the same operations on the same numbers
+        (Python's ``math.exp`` and ``round`` on each number; numpy's row sums, divisions and products
+        elementwise, which give each row's bits), so the same campaigns."""
         env, cal = self.env, self.env.calibration
         ints, floats, gammas, offsets, leavers, joiners, uniforms = _vector_kernels.draw_starts(
             rows,
@@ -382,27 +400,42 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
             self._churn_params,
             self._swap_buffers,
         )
-        campaigns = []
-        for b, (whole, real) in enumerate(zip(ints.tolist(), floats.tolist(), strict=True)):
-            category, goal, _, start_month = whole
-            annual_exponent, z, vpe_exponent, v1k_exponent = real
-            draws = gammas[b]
-            total = draws.sum()
-            alpha = self._alpha[category]
-            annual = round(math.exp(annual_exponent), 2)
-            campaigns.append(Campaign(
-                category=category, goal=goal, target_audience=draws / total if total > 0 else alpha / alpha.sum(),
-                annual_budget=annual, budget=round(annual * cal.campaign_budget_share, 2),
-                order_value=cal.order_value_median * math.exp(cal.order_value_log_sd * z), start_month=start_month,
-                value_per_engagement=math.exp(vpe_exponent), value_per_1k_reach=math.exp(v1k_exponent),
-            ))  # fmt: skip
+        category, goal, month0 = ints[:, 0].copy(), ints[:, 1].copy(), ints[:, 3].copy()
+        total = gammas.sum(axis=1)
+        empty = ~(total > 0)
+        target = gammas / np.where(empty, 1.0, total)[:, None]
+        if empty.any():
+            alpha = self._alpha[category[empty]]
+            target[empty] = alpha / alpha.sum(axis=1, keepdims=True)
+        exp, share = math.exp, cal.campaign_budget_share
+        median, log_sd = cal.order_value_median, cal.order_value_log_sd
+        scalars = np.empty((len(rows), 5))
+        annual = [round(exp(x), 2) for x in floats[:, 0].tolist()]
+        scalars[:, 0] = annual
+        scalars[:, 1] = [round(a * share, 2) for a in annual]
+        scalars[:, 2] = [median * exp(log_sd * z) for z in floats[:, 1].tolist()]
+        scalars[:, 3] = [exp(x) for x in floats[:, 2].tolist()]
+        scalars[:, 4] = [exp(x) for x in floats[:, 3].tolist()]
         when = np.empty(len(uniforms), dtype=np.int64)
         if env.churn_rate > 0:  # _churn_draws' operations, on every row's uniforms at once (elementwise:
             # the same bits as row by row; checked on 3,000 random batches with numpy's AVX-512 loops)
             p_leave, weeks = self._churn_params[2], env.campaign_weeks
             at = 1 + np.floor(np.log1p(-uniforms * p_leave) / math.log1p(-env.churn_rate)).astype(np.int64)
             when = np.minimum(at, weeks - 1)
-        return campaigns, (offsets, (leavers, joiners, when))
+        return (category, goal, month0, target, scalars), (offsets, (leavers, joiners, when))
+
+    def _campaign(self, i: int) -> Campaign | None:
+        """Sub-env ``i``'s campaign: the one given to :meth:`reset`, or the drawn one built from its arrays
+        (the fields :func:`envs.campaigns.sample_campaign` would have given it)."""
+        if self._campaigns[i] is None and self._started:
+            category, goal, month0, target, scalars = (part[i] for part in self._drawn)
+            annual, budget, order_value, per_engagement, per_1k_reach = scalars.tolist()
+            self._campaigns[i] = Campaign(
+                category=int(category), goal=int(goal), target_audience=target.copy(), annual_budget=annual,
+                budget=budget, order_value=order_value, start_month=int(month0),
+                value_per_engagement=per_engagement, value_per_1k_reach=per_1k_reach,
+            )  # fmt: skip
+        return self._campaigns[i]
 
     # ---------------------------------------------------------------------------- gym API
     def reset(
@@ -601,7 +634,7 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
     @property
     def campaigns(self) -> list[Campaign | None]:
         """Each sub-env's current campaign."""
-        return list(self._campaigns)
+        return [self._campaign(i) for i in range(self.num_envs)]
 
     @property
     def budget_left(self) -> np.ndarray:
@@ -622,7 +655,7 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
     def _single_view(self, i: int) -> InfluencerMatchingEnv:
         """A single env showing sub-env ``i``'s campaign (for rendering; not to be stepped)."""
         env = self.env
-        campaign = self._campaigns[i]
+        campaign = self._campaign(i)
         assert campaign is not None
         arrays = self._campaign_arrays
         view = _State(

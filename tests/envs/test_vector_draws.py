@@ -29,31 +29,49 @@ def test_choice_without_replacement_is_numpys(population, size):
 
 @pytest.mark.parametrize("churn_rate", [0.0, 0.05])
 def test_draw_starts_are_the_single_envs_reset_draws(churn_rate):
+    """The drawn campaigns (kept as arrays, built as Campaign objects when read) and the churn swaps are
+    sample_campaign's and _churn_draws' on the same stream, field by field and type by type."""
     vec = InfluencerMatchingVectorEnv(3, n_influencers=1_500, n_segments=4, campaign_weeks=9,
                                       churn_rate=churn_rate, market_seed=1)  # fmt: skip
     single, cal = vec.env, vec.env.calibration
     vec.reset(seed=11)
-    references = [np.random.default_rng(s) for s in (21, 22, 23)]
     for rows in (np.arange(3), np.array([2, 0])):
-        for i, reference in enumerate(references):
-            vec._generators[i].bit_generator.state = reference.bit_generator.state
-        campaigns, (offsets, (leavers, joiners, when)) = vec._draw_starts(rows)
-        for b, i in enumerate(rows):
-            expected = sample_campaign(references[i], cal)
-            assert campaigns[b].__dict__.keys() == expected.__dict__.keys()
-            for field, value in expected.__dict__.items():
-                np.testing.assert_array_equal(getattr(campaigns[b], field), value, err_msg=field)
-                assert type(getattr(campaigns[b], field)) is type(value), field
-            swaps = slice(offsets[b], offsets[b + 1])
-            if churn_rate:
-                for got, want in zip(
-                    (leavers, joiners, when), single._churn_draws(references[i]), strict=True
-                ):
-                    np.testing.assert_array_equal(got[swaps], want)
-                assert offsets[b + 1] > offsets[b]
+        for started in (False, True):  # the raw draws, then the campaigns a reset of these rows starts
+            references = [np.random.default_rng(s) for s in (21, 22, 23)]
+            for i, reference in enumerate(references):
+                vec._generators[i].bit_generator.state = reference.bit_generator.state
+            if started:
+                vec._start_campaigns(rows)
+                campaigns = [vec.campaigns[i] for i in rows]
             else:
-                assert offsets[b + 1] == offsets[b]
-            assert vec._generators[i].random() == references[i].random()  # both streams at the same place
+                (category, goal, month0, target, scalars), (offsets, swaps) = vec._draw_starts(rows)
+            for b, i in enumerate(rows):
+                expected = sample_campaign(references[i], cal)
+                if started:
+                    assert campaigns[b].__dict__.keys() == expected.__dict__.keys()
+                    for field, value in expected.__dict__.items():
+                        np.testing.assert_array_equal(getattr(campaigns[b], field), value, err_msg=field)
+                        assert type(getattr(campaigns[b], field)) is type(value), field
+                    assert vec.campaigns[i] is campaigns[b]  # built once
+                else:
+                    assert (category[b], goal[b], month0[b]) == (
+                        expected.category,
+                        expected.goal,
+                        expected.start_month,
+                    )
+                    np.testing.assert_array_equal(target[b], expected.target_audience)
+                    np.testing.assert_array_equal(scalars[b], [
+                        expected.annual_budget, expected.budget, expected.order_value,
+                        expected.value_per_engagement, expected.value_per_1k_reach,
+                    ])  # fmt: skip
+                    here = slice(offsets[b], offsets[b + 1])
+                    if churn_rate:
+                        for got, want in zip(swaps, single._churn_draws(references[i]), strict=True):
+                            np.testing.assert_array_equal(got[here], want)
+                        assert offsets[b + 1] > offsets[b]
+                    else:
+                        assert offsets[b + 1] == offsets[b]
+                    assert vec._generators[i].random() == references[i].random()  # the streams agree
 
 
 @pytest.mark.parametrize("lam", [0.0, 0.3, 9.999, 10.0, 10.775047018202292, 13.7, 40.0, 912.5, 2.5e5])
