@@ -650,13 +650,19 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         """Each sub-env's frame or text (``render_mode`` "rgb_array" or "ansi"), else None."""
         if self.render_mode is None:
             return None
-        return tuple(self._single_view(i).render() for i in range(self.num_envs))
+        return tuple(self.sub_env(i).render() for i in range(self.num_envs))
 
-    def _single_view(self, i: int) -> InfluencerMatchingEnv:
-        """A single env showing sub-env ``i``'s campaign (for rendering; not to be stepped)."""
+    def sub_env(self, i: int) -> InfluencerMatchingEnv:
+        """A single env showing sub-env ``i``'s current state, to read and not to step: ``render()``,
+        ``campaign``, ``candidate_ids()``, ``sponsored_load_now()``, ``hired_ids()``. Read candidate facts
+        from :meth:`candidate_features` (where this env computes the fit and value per dollar only where
+        it reads them, the view's rows of them are not filled)."""
+        if not 0 <= i < self.num_envs:
+            raise IndexError(f"sub_env: expected an index in [0, {self.num_envs}), got {i!r}")
         env = self.env
         campaign = self._campaign(i)
-        assert campaign is not None
+        if campaign is None:
+            raise RuntimeError("call reset() before using the environment")
         arrays = self._campaign_arrays
         view = _State(
             campaign=campaign, month_list=self._month_list[i].tolist(), category_share=arrays[7][self._category[i]],

@@ -150,6 +150,9 @@ class OfferRecorder:
     overlap factor is NaN after such a hire in the same segment: the public API does not show them.
     """
 
+    #: The fields of ``candidate_features()`` that :meth:`before_step` reads when present.
+    FEATURES: tuple[str, ...] = ("offer_ratio", "category_share", "fit", "sponsored_load", "segment")
+
     def __init__(self, env: Any) -> None:
         base = env.unwrapped
         self.env = base
@@ -172,23 +175,28 @@ class OfferRecorder:
         """Forget the previous campaign's hires (call after ``reset``)."""
         self._hired = []
 
-    def before_step(self, observation: np.ndarray, action: int, features: dict[str, np.ndarray]) -> dict:
-        """Facts known before the step: brand, goal, order value, month and the action's candidate."""
-        campaign = self.env.campaign
+    def before_step(
+        self, observation: np.ndarray, action: int, features: dict[str, np.ndarray], env: Any = None
+    ) -> dict:
+        """Facts known before the step: brand, goal, order value, month and the action's candidate, read
+        from the bound environment or ``env`` (a view of the same campaign, such as a vector env's
+        :meth:`~envs.vector.InfluencerMatchingVectorEnv.sub_env`)."""
+        env = self.env if env is None else env
+        campaign = env.campaign
         facts: dict[str, Any] = {
             "month": int(round(float(observation[self._month_at]))),
             "brand_category": CATEGORIES[int(campaign.category)],
             "goal": GOALS[int(campaign.goal)],
             "order_value": float(campaign.order_value),
         }
-        for key in ("offer_ratio", "category_share", "fit", "sponsored_load"):
+        for key in self.FEATURES[:-1]:
             if key in features:
                 facts[key] = float(features[key][action])
         facts["segment"] = int(features["segment"][action])
         if "sponsored_load" not in facts:
-            candidate = self.env.candidate_ids()[action]
+            candidate = env.candidate_ids()[action]
             i = self._row_of.get(str(candidate), -1) if candidate is not None else -1
-            facts["sponsored_load"] = float(self.env.sponsored_load_now(i)) if i >= 0 else math.nan
+            facts["sponsored_load"] = float(env.sponsored_load_now(i)) if i >= 0 else math.nan
         return facts
 
     def after_step(self, facts: dict, outcome: dict | None) -> dict:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from envs.fit.simulate import OfferRecorder
+from envs.matching_env import NO_OFFER
 from experiments.evaluation import episode_seeds
 from experiments.ope.logs import (
     CANDIDATE_FIELDS,
@@ -31,8 +32,12 @@ __all__ = ["LOCKSTEP", "generate_logs", "rollouts"]
 
 #: Environments stepped side by side when simulating (one batched policy call per week).
 LOCKSTEP = 64
-#: Campaigns of the native vector env's blocks in :func:`rollouts` without outcomes.
+#: Campaigns of the native vector env's blocks in :func:`rollouts`.
 VECTOR_BLOCK = 256
+#: The candidate facts the offer recorder reads that the vector env's candidate_features() has.
+RECORDED_FEATURES = tuple(f for f in OfferRecorder.FEATURES if f != "sponsored_load")
+#: The outcome columns of a log, the influencer id last.
+OUTCOME_NAMES = (*(name for name, _ in OUTCOME_COLUMNS), INFLUENCER)
 
 
 def _campaign_streams(seed: int, n_campaigns: int) -> tuple[list[int], list[np.random.SeedSequence]]:
@@ -81,8 +86,10 @@ def rollouts(
         each step).
     """
     base = env.unwrapped
-    if vectorized and not outcomes and not candidates and _vectorizable(base, policy):
-        return _vector_rollouts(base, policy, reset_seeds, draw_seeds, expected, campaigns)
+    if vectorized and _vectorizable(base, policy):
+        return _vector_rollouts(
+            base, policy, reset_seeds, draw_seeds, expected, campaigns, outcomes, candidates
+        )
     return _single_rollouts(base, policy, reset_seeds, draw_seeds, expected, outcomes, candidates, campaigns,
                             lockstep)  # fmt: skip
 
@@ -168,18 +175,14 @@ def _single_rollouts(
     if expected:
         out["expected_rewards"] = np.stack(records["expected_rewards"])[order]
     if candidates:
-        stacked = np.stack(records["candidates"])[order]
-        for k, field in enumerate(CANDIDATE_FIELDS):
-            out[f"candidate_{field}"] = stacked[:, k]
+        _add_candidates(out, np.stack(records["candidates"])[order])
     if outcomes:
         taken = [records["outcome"][i] for i in order]
         for name, kind in OUTCOME_COLUMNS:
             dtype = np.float64 if kind == "amount" else np.int64
             out[name] = np.array([0 if o is None else o[name] for o in taken], dtype=dtype)
         out[INFLUENCER] = np.array(["" if o is None else o["influencer_id"] for o in taken], dtype=object)
-        facts = [records["facts"][i] for i in order]
-        for spec in OFFER_FACTS:
-            out[spec.name] = np.array([f.get(spec.name, np.nan) for f in facts], dtype=np.float64)
+        _add_facts(out, [records["facts"][i] for i in order])
     return out
 
 
@@ -205,15 +208,20 @@ def _vector_rollouts(
     draw_seeds: Sequence[np.random.SeedSequence | int],
     expected: bool,
     campaigns: Sequence[Any] | None,
+    outcomes: bool = False,
+    candidates: bool = False,
 ) -> dict[str, np.ndarray]:
-    """:func:`rollouts` without outcomes or candidates, on the native vector env: the same numbers.
+    """:func:`rollouts` on the native vector env: the same numbers.
 
     Sub-env ``j`` of a block plays campaign ``c`` as the single env copy does (the vector env's sub-envs
     are single envs step for step, :class:`envs.vector.InfluencerMatchingVectorEnv`), the policy is
     asked once per week for the block's running campaigns (heuristics from the batched candidate
     facts, which :meth:`StochasticPolicy.probabilities` turns into the same actions), and each
-    campaign's action is drawn from its own stream with the same arithmetic. A block ends with its
-    longest campaign; the sub-envs of campaigns that ended earlier step on, unread."""
+    campaign's action is drawn from its own stream with the same arithmetic. The outcomes are the
+    batched ``info["outcome"]``; each offer's facts are recorded by the campaign's own
+    :class:`~envs.fit.simulate.OfferRecorder` from the batched candidate facts and the sub-env's view
+    (:meth:`~envs.vector.InfluencerMatchingVectorEnv.sub_env`), as the single env's are. A block ends
+    with its longest campaign; the sub-envs of campaigns that ended earlier step on, unread."""
     from envs.vector import InfluencerMatchingVectorEnv
 
     n = len(reset_seeds)
@@ -221,9 +229,13 @@ def _vector_rollouts(
     vec = InfluencerMatchingVectorEnv.from_env(env, width)
     wait = env.wait_action
     reads = [f for f in getattr(policy.agent, "reads", ()) if f != "segment"]
-    chunks: dict[str, list[np.ndarray]] = {k: [] for k in ("campaign", "step", "context", "action_mask",
-                                                              "probabilities", "action", "reward",
-                                                              "expected_rewards")}  # fmt: skip
+    recorder = OfferRecorder(env) if outcomes else None
+    # The candidate facts a step reads: the policy's, the logged ones, and what the recorder takes.
+    needed = list(dict.fromkeys([*(reads if policy.reads_env_state else []), *(CANDIDATE_FIELDS if candidates else []),
+                                 *(RECORDED_FEATURES if outcomes else [])]))  # fmt: skip
+    keys = ["campaign", "step", "context", "action_mask", "probabilities", "action", "reward", "expected_rewards",
+            "candidates", *OUTCOME_NAMES, "facts"]  # fmt: skip
+    chunks: dict[str, list] = {k: [] for k in keys}
     for start in range(0, n, width):
         block = np.arange(start, min(n, start + width))
         m, ids = len(block), block.tolist()
@@ -231,15 +243,14 @@ def _vector_rollouts(
         given = None if campaigns is None else [campaigns[c] for c in ids] + [None] * (width - m)
         obs, info = vec.reset(seed=seeds, options=None if given is None else {"campaigns": given})
         rngs = [np.random.default_rng(draw_seeds[c]) for c in ids]
+        recording = None if recorder is None else _VectorRecording(vec, recorder, m)
         active = np.arange(m)
         step = 0
         while len(active):
             observations = obs[active].astype(np.float64)
             masks = info["action_mask"][active]
-            facts = None
-            if policy.reads_env_state:  # a heuristic: the facts its rule reads
-                every = vec.candidate_features(reads)
-                facts = {key: every[key][active] for key in reads}
+            every = vec.candidate_features(needed) if needed else {}
+            facts = {key: every[key][active] for key in reads} if policy.reads_env_state else None
             probs = policy.probabilities(observations, masks, candidates=facts)
             cumulative = np.cumsum(probs, axis=1)  # row by row as np.cumsum(p) sums, so the same bits
             u = np.array([rngs[j].random() for j in active]) * cumulative[:, -1]
@@ -250,21 +261,79 @@ def _vector_rollouts(
             actions[active] = drawn
             if expected:
                 chunks["expected_rewards"].append(info["expected_rewards"][active])
+            if candidates:
+                chunks["candidates"].append(np.stack([every[f][active] for f in CANDIDATE_FIELDS], axis=1))
+            if recording is not None:
+                recording.before(active, drawn, observations, every)
             obs, reward, terminated, truncated, info = vec.step(actions)
             for key, values in (("campaign", block[active]), ("step", np.full(len(active), step)),
                                 ("context", observations), ("action_mask", masks), ("probabilities", probs),
                                 ("action", drawn), ("reward", reward[active])):  # fmt: skip
                 chunks[key].append(values)
+            if recording is not None:
+                outcome = info["outcome"]
+                for name in OUTCOME_NAMES:
+                    chunks[name].append(outcome[name][active])
+                chunks["facts"].extend(recording.after(active, outcome))
             active = active[~(terminated[active] | truncated[active])]
             step += 1
     campaign = np.concatenate(chunks["campaign"]).astype(np.int64)
     order = np.lexsort((np.concatenate(chunks["step"]), campaign))
-    out = {key: np.concatenate(values)[order] for key, values in chunks.items() if values}
+    arrays = [k for k in keys if chunks[k] and k not in ("candidates", "facts")]
+    out = {key: np.concatenate(chunks[key])[order] for key in arrays}
     out["campaign"] = out["campaign"].astype(np.int64)
     out["step"] = out["step"].astype(np.int64)
     out["action"] = out["action"].astype(np.int64)
     out["propensity"] = out["probabilities"][np.arange(len(order)), out["action"]]
+    if candidates:
+        _add_candidates(out, np.concatenate(chunks["candidates"])[order])
+    if outcomes:
+        for name, kind in OUTCOME_COLUMNS:
+            out[name] = out[name].astype(np.float64 if kind == "amount" else np.int64)
+        out[INFLUENCER] = out[INFLUENCER].astype(object)
+        _add_facts(out, [chunks["facts"][i] for i in order])
     return out
+
+
+class _VectorRecording:
+    """The offer facts of a block of campaigns on the vector env ``vec``: campaign ``j`` (sub-env ``j``)
+    has its own :class:`~envs.fit.simulate.OfferRecorder` (bound from ``recorder``), which reads the
+    batched candidate facts and the sub-env's view, as on a single env."""
+
+    def __init__(self, vec: Any, recorder: OfferRecorder, m: int) -> None:
+        self.vec, self.wait = vec, vec.env.wait_action
+        self.recorders = [recorder.bind(vec.env) for _ in range(m)]
+        self.offers: dict[int, dict] = {}
+
+    def before(self, active: np.ndarray, drawn: np.ndarray, observations: np.ndarray, every: dict) -> None:
+        """Before the step: each offer's facts (waits have none)."""
+        self.offers = {}
+        for row, j in enumerate(active.tolist()):
+            if drawn[row] != self.wait:
+                features = {key: every[key][j] for key in RECORDED_FEATURES}
+                self.offers[j] = self.recorders[j].before_step(observations[row], int(drawn[row]), features,
+                                                               env=self.vec.sub_env(j))  # fmt: skip
+
+    def after(self, active: np.ndarray, outcome: dict[str, np.ndarray]) -> list[dict]:
+        """After the step: the facts of each active campaign's decision ({} for a wait)."""
+        rows = []
+        for j in active.tolist():
+            offer = self.offers.get(j)
+            rows.append({} if offer is None else self.recorders[j].after_step(
+                offer, {key: outcome[key][j] for key in NO_OFFER}))  # fmt: skip
+        return rows
+
+
+def _add_candidates(out: dict[str, np.ndarray], stacked: np.ndarray) -> None:
+    """``candidate_<field>`` (n, A) from the decisions' candidate facts stacked (n, fields, A)."""
+    for k, field in enumerate(CANDIDATE_FIELDS):
+        out[f"candidate_{field}"] = stacked[:, k]
+
+
+def _add_facts(out: dict[str, np.ndarray], facts: Sequence[dict]) -> None:
+    """The offer-fact columns from each decision's recorded facts (NaN where not recorded)."""
+    for spec in OFFER_FACTS:
+        out[spec.name] = np.array([f.get(spec.name, np.nan) for f in facts], dtype=np.float64)
 
 
 def _before_step(env: Any, recorder: Any, observation: np.ndarray, action: int, records: dict | None) -> dict | None:  # fmt: skip

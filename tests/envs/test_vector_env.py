@@ -97,6 +97,15 @@ def _follow(vec, singles: list, seed: int, steps: int, options: dict | None = No
                 np.testing.assert_array_equal(
                     features[key][i], values, err_msg=f"{key}, step {step}, row {i}"
                 )
+            view = vec.unwrapped.sub_env(i)  # what an offer recorder reads of the sub-env
+            assert view.campaign is vec.unwrapped.campaigns[i]
+            for key, value in single.campaign.__dict__.items():
+                np.testing.assert_array_equal(getattr(view.campaign, key), value, err_msg=key)
+            assert (view.candidate_ids(), view.hired_ids()) == (single.candidate_ids(), single.hired_ids())
+            everyone = np.arange(len(single.pool))
+            np.testing.assert_array_equal(
+                view.sponsored_load_now(everyone), single.sponsored_load_now(everyone)
+            )
             ended += term or trunc
             offers += single_info["outcome"]["influencer_id"] != ""
     return ended, offers
@@ -213,3 +222,12 @@ def test_render_gives_one_frame_per_sub_env():
     single.reset(seed=0)
     single.step(0)
     assert frames is not None and len(frames) == 2 and np.array_equal(frames[0], single.render())
+
+
+def test_sub_env_is_refused_before_a_reset_and_out_of_range():
+    vec = InfluencerMatchingVectorEnv(N, **OPTIONS)
+    with pytest.raises(RuntimeError, match="reset"):
+        vec.sub_env(0)
+    vec.reset(seed=0)
+    with pytest.raises(IndexError, match=r"sub_env: expected an index in \[0, 3\)"):
+        vec.sub_env(N)

@@ -360,7 +360,9 @@ def test_heuristic_decides_a_batch_as_it_decides_each_row(env, name):
 @pytest.mark.parametrize("given", [False, True], ids=["drawn", "given campaigns"])
 def test_rollouts_on_the_vector_env_equal_those_on_single_envs(name, given, monkeypatch):
     """The native vector env's rollouts (two blocks, campaigns ending early among them) give the single
-    envs' numbers bit for bit: decisions, probabilities, rewards and the expected rewards."""
+    envs' numbers bit for bit: decisions, probabilities, rewards, the expected rewards, the outcomes, the
+    offer facts and the candidate facts (what a log records), in a churning market whose newcomers are
+    hired too (their facts are NaN on both paths)."""
     from envs.campaigns import sample_campaign
     from envs.matching_env import InfluencerMatchingEnv
     from experiments.ope import generation
@@ -368,7 +370,8 @@ def test_rollouts_on_the_vector_env_equal_those_on_single_envs(name, given, monk
 
     monkeypatch.setattr(generation, "VECTOR_BLOCK", 64)  # two blocks of 64, the second of 56
 
-    env = InfluencerMatchingEnv(**{**ENV_OPTIONS, "campaign_weeks": 26})  # long enough to spend budgets
+    # long enough to spend budgets; a churn high enough that newcomers are hired
+    env = InfluencerMatchingEnv(**{**ENV_OPTIONS, "campaign_weeks": 26, "churn_rate": 0.02})
 
     if name == "greedy_on_value":
         policy = StochasticPolicy(GreedyOnValue(env), 0.2, wait_action=env.wait_action, label=name)
@@ -379,13 +382,20 @@ def test_rollouts_on_the_vector_env_equal_those_on_single_envs(name, given, monk
     draws = np.random.SeedSequence(6).spawn(n)
     rng = np.random.default_rng(7)
     campaigns = [sample_campaign(rng, env.calibration) for _ in range(n)] if given else None
-    fast = rollouts(env, policy, reset_seeds, draws, expected=True, outcomes=False, campaigns=campaigns)
-    slow = rollouts(env, policy, reset_seeds, draws, expected=True, outcomes=False, campaigns=campaigns,
+    fast = rollouts(env, policy, reset_seeds, draws, expected=True, candidates=True, campaigns=campaigns)
+    slow = rollouts(env, policy, reset_seeds, draws, expected=True, candidates=True, campaigns=campaigns,
                     vectorized=False)  # fmt: skip
     assert sorted(fast) == sorted(slow)
     for key in slow:
         np.testing.assert_array_equal(fast[key], slow[key], err_msg=key)
         assert fast[key].dtype == slow[key].dtype, key
+    offers = slow["influencer_id"] != ""
+    assert np.isfinite(slow["overlap_factor"][offers]).mean() > 0.5
+    assert np.isnan(slow["sponsored_load"][offers]).any()  # newcomers: not in the public pool
+    assert (slow["overlap_factor"][offers] < 1).any()  # hires in the same segment overlap
+    bare = rollouts(env, policy, reset_seeds, draws, outcomes=False, campaigns=campaigns)
+    for key in bare:
+        np.testing.assert_array_equal(bare[key], slow[key], err_msg=key)
     lengths = np.bincount(slow["campaign"], minlength=n)
     assert lengths.min() < lengths.max() == env.campaign_weeks  # some campaigns end early
     assert len(np.unique(slow["action"])) > 3
