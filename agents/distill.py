@@ -22,7 +22,8 @@ how much the teacher's choice matters there.
 ``learn(total_timesteps)`` counts every environment step: ``total_timesteps`` is split evenly over the
 ``n_iterations`` data-collection rounds (the loop, callbacks and logger are :class:`~agents.base.BaseAgent`'s;
 an episode may run across a round's end, its later steps then played by the new tree). The tree acts on the observation only, so it is deployable even
-when its teacher (the oracle) reads hidden truth. It respects ``action_masks``: when the leaf's choice is
+when its teacher (the oracle) reads hidden truth; with ``features="season"`` it also reads three
+features derived from the observation and the market's published calendar (:func:`season_features`). It respects ``action_masks``: when the leaf's choice is
 not valid it takes the valid action the leaf's teacher votes favour most. Saved as JSON (no pickle).
 """
 
@@ -41,13 +42,65 @@ import numpy as np
 from agents._checks import check_int
 from agents.base import BaseAgent
 
-__all__ = ["DistilledTree", "teacher_q_values"]
+__all__ = ["DistilledTree", "SEASON_FEATURES", "season_features", "teacher_q_values"]
 
 logger = logging.getLogger(__name__)
 
 _SAVE_FORMAT = "influmatch.agents.distilled_tree"
 _SAVE_VERSION = 1
 _LEAF_VALUES = ("votes", "q")
+_FEATURES = ("observation", "season")
+#: Names of the features ``features="season"`` appends to the observation (:func:`season_features`).
+SEASON_FEATURES = ("season demand now", "season best ahead / now", "months to season best")
+_DAYS_PER_MONTH = 365.25 / 12
+
+
+def season_spec(env: Any) -> dict[str, Any]:
+    """What :func:`season_features` needs from an influmatch env: the calendar of demand by brand
+    category and month (``calibration.category_month_demand``, the same table for every campaign of
+    the market: a published assumption, not a campaign's hidden state), the observation indices of
+    the category one-hot, the month and the share of weeks left, and the campaign length."""
+    from envs.observation import find
+
+    unwrapped = env.unwrapped
+    specs = unwrapped.feature_specs
+    return {
+        "demand": [list(map(float, row)) for row in unwrapped.calibration.category_month_demand],
+        "category": find(specs, "brand_category"),
+        "month": find(specs, "month")[0],
+        "weeks_left": find(specs, "weeks_left")[0],
+        "campaign_weeks": int(unwrapped.campaign_weeks),
+    }
+
+
+def season_features(X: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    """``X`` (observations, one a row) with :data:`SEASON_FEATURES` appended, from the brand category
+    one-hot, the month and the weeks left that the observation carries and the calendar ``spec``
+    (:func:`season_spec`):
+
+    * the demand for the brand's category this month (1 = the year's average);
+    * the best demand of the calendar months still to come in the campaign (those that start before
+      its last week) over this month's (0 when no month is left);
+    * how many months ahead that best month is (0 when none is left).
+
+    One split on the second ("wait when a month ahead is worth 20 % more") stands for many splits on
+    category and month, which a tree of a few dozen leaves cannot afford."""
+    X = np.asarray(X, dtype=np.float64)
+    demand = np.asarray(spec["demand"], dtype=np.float64)
+    one_hot = X[:, spec["category"]]
+    category = one_hot.argmax(axis=1)
+    month = np.clip(np.rint(X[:, spec["month"]]).astype(np.int64), 0, 11)
+    weeks_left = np.rint(X[:, spec["weeks_left"]] * spec["campaign_weeks"])
+    months_ahead = np.floor((weeks_left - 1) * 7 / _DAYS_PER_MONTH).astype(np.int64).clip(0, 11)
+    rows = np.where(one_hot.max(axis=1) > 0, category, -1)
+    table = np.where(rows[:, None] >= 0, demand[np.maximum(rows, 0)], 1.0)  # no category: flat
+    now = table[np.arange(len(X)), month]
+    ahead = table[np.arange(len(X))[:, None], (month[:, None] + np.arange(1, 12)) % 12]  # months 1..11 on
+    ahead = np.where(np.arange(1, 12) <= months_ahead[:, None], ahead, -np.inf)
+    best = ahead.max(axis=1)
+    ratio = np.where(np.isfinite(best), best / now, 0.0)
+    when = np.where(np.isfinite(best), ahead.argmax(axis=1) + 1, 0)
+    return np.column_stack([X, now, ratio, when.astype(np.float64)])
 
 
 def teacher_q_values(teacher: Any, observation: np.ndarray, env: Any) -> np.ndarray | None:
@@ -111,8 +164,15 @@ class DistilledTree(BaseAgent):
         per action over the leaf's states, the leaf taking the valid action with the highest (the
         action that would have earned most, by the teacher's values, had the leaf been forced to
         one action there); it falls back to ``"votes"`` for a teacher without Q-values.
+    features : {"observation", "season"}, default "observation"
+        What the tree splits on: the observation, or the observation with :data:`SEASON_FEATURES`
+        appended (:func:`season_features`; needs an influmatch env).
     seed : int or None
         Seed of CART's tie-breaking and of the first environment reset.
+
+    Teachers' Q-values may hold ``-inf`` (the planning oracle's invalid actions): a state's weight is
+    the gap between its finite valid values, and a leaf's ``"q"`` value of an action the mean over the
+    states where that action's value is finite (``-inf`` where it never is).
 
     Why ``leaf_values="q"`` exists, measured (myopic-oracle teacher, 16 leaves, 100k steps, sweep
     seeds 10-12, which the benchmark does not use, 100 campaigns; load average 6-11): normalised
@@ -136,6 +196,7 @@ class DistilledTree(BaseAgent):
         q_weighting: bool = True,
         min_samples_leaf: int = 5,
         leaf_values: str = "votes",
+        features: str = "observation",
         seed: int | None = None,
     ) -> None:
         self.env = env
@@ -147,6 +208,12 @@ class DistilledTree(BaseAgent):
         if leaf_values not in _LEAF_VALUES:
             raise ValueError(f"leaf_values: expected one of {_LEAF_VALUES}, got {leaf_values!r}")
         self.leaf_values = leaf_values
+        if features not in _FEATURES:
+            raise ValueError(f"features: expected one of {_FEATURES}, got {features!r}")
+        self.features = features
+        self.season_: dict[str, Any] | None = (
+            season_spec(env) if features == "season" and env is not None else None
+        )
         self.seed = None if seed is None else check_int("seed", seed, 0)
         self.num_timesteps = 0
         self.n_actions = int(env.action_space.n) if env is not None else 0  # type: ignore[attr-defined]
@@ -200,7 +267,8 @@ class DistilledTree(BaseAgent):
             q = teacher_q_values(self.teacher, observation, self.env)
         if self.q_weighting and q is not None:
             valid = q[mask] if mask.any() else q
-            weight = float(valid.max() - valid.min())
+            valid = valid[np.isfinite(valid)]
+            weight = float(valid.max() - valid.min()) if valid.size else 0.0
         self._pending = (np.asarray(observation, dtype=np.float64).reshape(-1), teacher_action, weight,
                          q if self.leaf_values == "q" else None)  # fmt: skip
         if self._round == 0:
@@ -245,6 +313,7 @@ class DistilledTree(BaseAgent):
         from sklearn.tree import DecisionTreeClassifier
 
         X, y, w = (np.asarray(column) for column in self._data[:3])
+        X = self._transform(X)
         tree = DecisionTreeClassifier(
             max_leaf_nodes=self.max_leaves, min_samples_leaf=self.min_samples_leaf, random_state=self.seed
         )
@@ -254,13 +323,26 @@ class DistilledTree(BaseAgent):
         if self.leaf_values == "q" and q_rows and all(q is not None for q in q_rows):
             # Each leaf's mean teacher Q-value per action over the states it holds (internal nodes
             # keep their votes: only leaves act).
+            # -inf (an invalid action, for the planner) counts as no value: each action's mean is
+            # over the states where it has one.
             leaf = tree.apply(X)
-            sums = np.zeros_like(arrays["votes"])
-            np.add.at(sums, leaf, np.asarray(q_rows, dtype=np.float64))
-            counts = np.bincount(leaf, minlength=len(sums))
-            is_leaf = counts > 0
-            arrays["votes"][is_leaf] = sums[is_leaf] / counts[is_leaf, None]
+            q_all = np.asarray(q_rows, dtype=np.float64)
+            finite = np.isfinite(q_all)
+            sums, counts = np.zeros_like(arrays["votes"]), np.zeros_like(arrays["votes"])
+            np.add.at(sums, leaf, np.where(finite, q_all, 0.0))
+            np.add.at(counts, leaf, finite.astype(np.float64))
+            is_leaf = np.bincount(leaf, minlength=len(sums)) > 0
+            means = np.divide(sums, counts, out=np.full_like(sums, -np.inf), where=counts > 0)
+            arrays["votes"][is_leaf] = means[is_leaf]
         return arrays
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        """The features the tree splits on, one row per observation (``features``)."""
+        if self.features == "season":
+            if self.season_ is None:
+                raise ValueError("DistilledTree(features='season') needs an influmatch env")
+            return season_features(X, self.season_)
+        return X
 
     def _on_learn_end(self) -> None:
         if self._candidate is None and self._data[0]:  # stopped by a callback before a round ended
@@ -318,12 +400,25 @@ class DistilledTree(BaseAgent):
         obs = np.asarray(observation, dtype=np.float64)
         single = obs.ndim == 1
         X = obs.reshape(1, -1) if single else obs.reshape(len(obs), -1)
-        votes = self.votes_[self._leaf_of(X)].copy()
+        votes = self.votes_[self._leaf_of(self._transform(X))].copy()
         if action_masks is not None:
             mask = np.asarray(action_masks, dtype=bool).reshape(len(X), -1)
             votes = np.where(mask, votes, -np.inf)
+            # A leaf with no value for any valid action (leaf_values="q"): its first valid action.
+            none = ~np.isfinite(votes).any(axis=1)
+            votes[none] = np.where(mask[none], 0.0, -np.inf)
         actions = votes.argmax(axis=1).astype(np.int64)
         return (actions[0] if single else actions), None
+
+    def action_scores(self, observation: np.ndarray) -> np.ndarray:
+        """What :meth:`predict` ranks the actions by at ``observation`` (its leaf's vote shares, or with
+        ``leaf_values="q"`` the teacher's mean Q-values): shape ``(n_actions,)`` (``(n, n_actions)`` for
+        a batch). The best valid hire by these is the tree's hire when it may not wait
+        (:func:`experiments.timing.best_hire`)."""
+        obs = np.asarray(observation, dtype=np.float64)
+        X = obs.reshape(1, -1) if obs.ndim == 1 else obs.reshape(len(obs), -1)
+        scores = self.votes_[self._leaf_of(self._transform(X))].copy()
+        return scores[0] if obs.ndim == 1 else scores
 
     # ------------------------------------------------------------------------------- introspection
     @property
@@ -353,6 +448,8 @@ class DistilledTree(BaseAgent):
         env = self.env.unwrapped if self.env is not None else None
         features = list(feature_names or getattr(env, "feature_names", None) or
                         [f"x[{i}]" for i in range(self.n_features)])  # fmt: skip
+        if self.features == "season" and len(features) == self.n_features:
+            features += list(SEASON_FEATURES)
         actions = list(action_names or getattr(env, "action_names", None) or
                        [f"action {a}" for a in range(self.n_actions)])  # fmt: skip
         lines: list[str] = []
@@ -379,12 +476,13 @@ class DistilledTree(BaseAgent):
         """The tree as JSON-ready builtins, nodes by id (root 0) in CQI's node layout: an internal node
         has ``feature``, ``threshold`` (go left when ``x[feature] <= threshold``), ``left`` and ``right``;
         a leaf ``q``, what ``predict`` acts on per action: the share of the teacher's weighted choices,
-        or with ``leaf_values="q"`` the teacher's mean Q-value."""
+        or with ``leaf_values="q"`` the teacher's mean Q-value (null: none, ``-inf``)."""
         nodes = []
         for node in range(len(self.left_)):
             entry: dict[str, Any] = {"id": node}
             if self.left_[node] < 0:
-                entry["q"] = [float(v) for v in self.votes_[node]]
+                # -inf (leaf_values="q": no state of the leaf gave the action a value) as null
+                entry["q"] = [float(v) if np.isfinite(v) else None for v in self.votes_[node]]
             else:
                 entry.update(
                     feature=int(self.feature_[node]),
@@ -403,8 +501,10 @@ class DistilledTree(BaseAgent):
                 "q_weighting": self.q_weighting,
                 "min_samples_leaf": self.min_samples_leaf,
                 "leaf_values": self.leaf_values,
+                **({"features": self.features} if self.features != "observation" else {}),
                 "seed": self.seed,
             },
+            **({"season": self.season_} if self.season_ is not None else {}),
             "teacher": self.teacher if isinstance(self.teacher, str) else type(self.teacher).__name__,
             "n_actions": self.n_actions,
             "n_features": self.n_features,
@@ -431,6 +531,10 @@ class DistilledTree(BaseAgent):
             raise ValueError(f"{path}: unsupported DistilledTree file version {data.get('version')!r}")
         agent = cls(None, None, **data["params"])
         agent.env = env
+        if agent.features == "season":
+            if not isinstance(data.get("season"), dict):
+                raise ValueError(f"{path}: a features='season' tree without its calendar ('season')")
+            agent.season_ = data["season"]
         agent.n_actions, agent.n_features = int(data["n_actions"]), int(data["n_features"])
         if env is not None and (
             int(env.action_space.n) != agent.n_actions  # type: ignore[attr-defined]
@@ -445,7 +549,7 @@ class DistilledTree(BaseAgent):
         for node in nodes:
             i = int(node["id"])
             if "q" in node:
-                votes[i] = node["q"]
+                votes[i] = [-np.inf if v is None else v for v in node["q"]]
             else:
                 left[i], right[i] = int(node["left"]), int(node["right"])
                 feature[i], threshold[i] = int(node["feature"]), float(node["threshold"])

@@ -244,14 +244,21 @@ def _state_key(env: Any) -> tuple[Any, ...]:
     return (id(env.campaign), int(env.week), env.expected_rewards().tobytes(), env.action_masks().tobytes())
 
 
-def _fill_q(q: np.ndarray, mask: np.ndarray, means: dict[int, float], taken: int) -> np.ndarray:
+def _fill_q(
+    q: np.ndarray, mask: np.ndarray, expected: np.ndarray, means: dict[int, float], taken: int
+) -> np.ndarray:
     """:meth:`PlanningOracle.q_values` from the considered actions' values ``means`` (docstring there)."""
     top = means[taken]
     below = float(np.nextafter(top, -np.inf))
-    low = min(min(means.values()), below)
-    q[mask] = low
+    hires = [a for a in means if mask[a] and a != mask.size - 1]
+    # The considered hires' lowest continuation (value less this week's expected reward): what an
+    # unconsidered hire is assumed to lead to.
+    after = min((means[a] - float(expected[a]) for a in hires), default=min(means.values()))
+    q[mask] = expected[mask] + after
     for a, value in means.items():
-        q[a] = top if a == taken else min(value, below)
+        q[a] = value
+    q[mask] = np.minimum(q[mask], below)
+    q[taken] = top
     return q
 
 
@@ -379,8 +386,10 @@ class PlanningOracle(EnvStatePolicy):
           confidence bound of its advantage, ``mean - z * se`` (no more than the default's);
         * no considered action is above the action taken (each is capped just below it: the planner
           rejected them for lack of evidence);
-        * valid actions it does not consider: the lowest value it found (no better than its worst
-          considered action); invalid actions: ``-inf``. When no hire is valid, waiting gets 0.
+        * valid hires it does not consider (they earn less this week than the ones it does): their
+          expected reward now plus the lowest continuation of the hires it considered (value less
+          expected reward), capped likewise; invalid actions: ``-inf``. When no hire is valid,
+          waiting gets 0.
         """
         env = self._unwrapped()
         key = _state_key(env)
@@ -427,7 +436,7 @@ class PlanningOracle(EnvStatePolicy):
         means = {a: float(v.mean()) for a, v in values.items()}
         best = min(values, key=lambda a: (-means[a], a))
         if best == default:
-            return best, _fill_q(q, mask, means, best)
+            return best, _fill_q(q, mask, expected, means, best)
         # The pick is biased up (the best of noisy estimates): compare the two afresh, on new common
         # random numbers, twice as many.
         fresh = int(self._rng.integers(2**63 - 1))
@@ -442,7 +451,7 @@ class PlanningOracle(EnvStatePolicy):
             diff = values[best] - values[default]
             se = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
             means[best] = min(means[best], means[default] + float(diff.mean()) - self.min_advantage_z * se)
-        return action, _fill_q(q, mask, means, action)
+        return action, _fill_q(q, mask, expected, means, action)
 
     def _commit(self, env: Any, week: int, month: int) -> None:
         """Choose the base policy to follow until the month changes: the continuation (:func:`continuations`)

@@ -154,16 +154,22 @@ def policy_waits(agent: Any, env: Any, seeds: Sequence[int], label: str) -> pd.D
 
 def best_hire(agent: Any, observation: np.ndarray, mask: np.ndarray) -> int:
     """The valid hire ``agent`` ranks highest at ``observation``: by its action probabilities (SB3
-    policies, the bandit) or its Q-values (CQI). ``ValueError`` naming the agent if it has neither."""
+    policies, the bandit), its Q-values (CQI) or the scores its leaf acts on (a distilled tree's
+    ``action_scores``). ``ValueError`` naming the agent if it has none of them."""
     hires = np.asarray(mask, dtype=bool).copy()
     hires[-1] = False
-    if hasattr(agent, "action_probabilities"):
+    if hasattr(agent, "action_scores"):
+        scores = np.asarray(agent.action_scores(observation), dtype=float)
+    elif hasattr(agent, "action_probabilities"):
         scores = np.asarray(agent.action_probabilities(observation, mask), dtype=float)
     elif hasattr(agent, "q_values"):
         scores = np.asarray(agent.q_values(observation), dtype=float)
     else:
-        raise ValueError(f"{type(agent).__name__}: ranks no actions (no action_probabilities or q_values)")
-    return int(np.argmax(np.where(hires, scores, -np.inf)))
+        raise ValueError(
+            f"{type(agent).__name__}: ranks no actions (no action_scores, action_probabilities or q_values)"
+        )
+    # A hire scored -inf (no value in a distilled tree's leaf) still ranks above an invalid action.
+    return int(np.argmax(np.where(hires, np.nan_to_num(scores, nan=-1e300, neginf=-1e300), -np.inf)))
 
 
 def play_campaign(

@@ -154,3 +154,94 @@ def test_q_leaf_values_round_trip_and_read_as_values(tmp_path):
     np.testing.assert_array_equal(again.predict(X)[0], tree.predict(X)[0])
     with pytest.raises(ValueError, match="leaf_values"):
         DistilledTree(env, PayoffTeacher(env), leaf_values="mean")
+
+
+def test_season_features_read_the_calendar_from_the_observation():
+    from agents.distill import SEASON_FEATURES, season_features, season_spec
+    from envs.calibration import CATEGORIES
+    from envs.matching_env import InfluencerMatchingEnv
+
+    env = InfluencerMatchingEnv(n_influencers=500, n_segments=2, dynamics="v1")
+    spec = season_spec(env)
+    demand = np.asarray(env.calibration.category_month_demand)
+    obs = np.zeros((3, env.observation_space.shape[0]))
+    fitness = CATEGORIES.index("fitness")
+    obs[:2, spec["category"][fitness]] = 1.0
+    obs[:, spec["month"]] = 10  # November
+    obs[:, spec["weeks_left"]] = [1.0, 1 / 26, 1.0]  # all 26 weeks left; the last week; no category
+    X = season_features(obs, spec)
+    assert X.shape == (3, obs.shape[1] + len(SEASON_FEATURES))
+    np.testing.assert_array_equal(X[:, : obs.shape[1]], obs)
+    # 26 weeks from November 1st reach the months up to April: the best is January.
+    ahead = demand[fitness, [11, 0, 1, 2, 3]]
+    assert X[0, -3] == demand[fitness, 10]
+    assert X[0, -2] == pytest.approx(ahead.max() / demand[fitness, 10]) and X[0, -1] == 2
+    assert X[1, -2] == 0 and X[1, -1] == 0  # no month left
+    assert X[2, -3] == 1.0 and X[2, -2] == 1.0  # no category: a flat calendar
+
+
+def test_minus_infinite_q_values_are_ignored_in_weights_and_leaf_means(tmp_path):
+    """A teacher (like the planning oracle) whose Q-values hold -inf for actions it rules out: each
+    state's weight is the gap of its finite values, each leaf's "q" value of an action the mean over
+    the states where it is finite, and the fitted tree acts, round-trips and never picks an action
+    with no value there."""
+
+    def payoff(x):
+        return np.array([1.0, 0.0, -5.0]) if x[0] < 0.5 else np.array([-5.0, 0.5, 2.0])
+
+    class RulesOut(PayoffTeacher):
+        def q_values(self, observation):
+            q = super().q_values(observation)
+            return np.where(q == -5.0, -np.inf, q)
+
+    from tests.agents.toy_envs import ContextualBandit
+
+    env = ContextualBandit(payoff, n_features=2, n_actions=3)
+    tree = DistilledTree(env, RulesOut(env), max_leaves=2, n_iterations=2, leaf_values="q", seed=0)
+    tree.learn(1_000)
+    weights = np.asarray(tree._data[2])
+    assert np.isfinite(weights).all() and set(np.round(weights, 9)) <= {1.0, 1.5}
+    X = np.random.default_rng(1).uniform(0, 1, size=(300, 2)).astype(np.float32)
+    np.testing.assert_array_equal(tree.predict(X)[0], np.where(X[:, 0] < 0.5, 0, 2))
+    assert np.isneginf(tree.votes_[tree.left_ < 0]).any()  # a leaf without a value for some action
+    tree.save(tmp_path / "t.json")  # -inf is written as null (JSON has no infinities) and read back
+    again = DistilledTree.load(tmp_path / "t.json", env=env)
+    leaves = tree.left_ < 0
+    np.testing.assert_array_equal(again.votes_[leaves], tree.votes_[leaves])
+    np.testing.assert_array_equal(again.predict(X)[0], tree.predict(X)[0])
+
+
+def test_a_tree_distilled_from_the_planner_weights_by_its_q_gaps_and_labels_its_argmax(tmp_path):
+    """With the planning oracle as teacher every state's weight is the gap between the planner's
+    finite Q-values of the valid actions there (PlanningOracle.q_values), and its label, the
+    planner's action, is their argmax; the season tree acts on the observation and round-trips."""
+    from agents import PlanningOracle
+    from envs.matching_env import InfluencerMatchingEnv
+
+    env = InfluencerMatchingEnv(n_influencers=1_000, n_segments=3, dynamics="v1", campaign_weeks=8)
+    seen = []
+
+    class Recording(PlanningOracle):
+        def q_values(self, observation=None):
+            q = super().q_values(observation)
+            seen.append((q, self._unwrapped().action_masks()))
+            return q
+
+    teacher = Recording(env, n_rollouts=2, seed=0)
+    tree = DistilledTree(env, teacher, max_leaves=8, n_iterations=2, leaf_values="q", features="season",
+                         seed=0).learn(2 * 4 * 8)  # fmt: skip
+    labels, weights = np.asarray(tree._data[1]), np.asarray(tree._data[2])
+    assert len(seen) == len(labels) == tree.num_timesteps
+    for (q, mask), label, weight in zip(seen, labels, weights, strict=True):
+        assert int(np.argmax(q)) == label
+        valid = q[mask][np.isfinite(q[mask])]
+        assert weight == pytest.approx(valid.max() - valid.min())
+    assert weights.max() > 0
+    obs, info = env.reset(seed=5)
+    assert info["action_mask"][int(tree.predict(obs, action_masks=info["action_mask"])[0])]
+    tree.save(tmp_path / "season.json")
+    again = DistilledTree.load(tmp_path / "season.json", env=env)
+    assert again.features == "season" and again.export_text() == tree.export_text()
+    assert int(again.predict(obs)[0]) == int(tree.predict(obs)[0])
+    with pytest.raises(ValueError, match="features"):
+        DistilledTree(env, teacher, features="calendar")

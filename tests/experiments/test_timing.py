@@ -146,3 +146,46 @@ def test_timing_value_study_writes_its_tables(tmp_path):
     assert by_category["campaigns"].sum() == 3
     again = timing_value.run(tmp_path / "again", seeds=1, campaigns=3, n_influencers=1_500)
     assert summary.equals(again)  # same seeds, same numbers
+
+
+def test_best_hire_reads_a_distilled_trees_leaf_scores():
+    """A distilled tree ranks actions by its leaf's scores (action_scores): its best hire is the valid
+    hire scored highest there, one scored -inf still beats an invalid action, and never the wait."""
+    from agents.distill import DistilledTree
+
+    env = InfluencerMatchingEnv(n_influencers=1_000, n_segments=3, dynamics="v1", campaign_weeks=8)
+    tree = DistilledTree(env, None, max_leaves=2)
+    n = env.action_space.n
+    scores = np.linspace(0.0, 1.0, n)  # the wait (last) scores highest
+    tree.votes_ = scores.reshape(1, -1)
+    obs, info = env.reset(seed=0)
+    np.testing.assert_array_equal(tree.action_scores(obs), scores)
+    assert tree.action_scores(np.stack([obs, obs])).shape == (2, n)
+    mask = np.ones(n, dtype=bool)
+    assert best_hire(tree, obs, mask) == n - 2
+    mask[n - 2] = False
+    assert best_hire(tree, obs, mask) == n - 3
+    tree.votes_ = np.full((1, n), -np.inf)
+    only = np.zeros(n, dtype=bool)
+    only[[4, n - 1]] = True
+    assert best_hire(tree, obs, only) == 4
+
+
+@pytest.mark.slow
+def test_distill_timing_study_writes_its_capture_table(tmp_path):
+    import pandas as pd
+
+    from experiments.studies import distill_timing
+
+    capture = distill_timing.run(tmp_path, seeds=1, campaigns=3, n_influencers=1_000, train_campaigns=2,
+                                 iterations=2, max_leaves=4, planner={"n_rollouts": 2})  # fmt: skip
+    table = pd.read_csv(tmp_path / "campaigns.csv")
+    assert set(table["policy"]) == {"planner", "planner_no_wait", "myopic_oracle", "distilled_tree",
+                                    "distilled_tree:no_wait"}  # fmt: skip
+    row = capture[capture["group"] == "all markets"].iloc[0]
+    wide = table.pivot_table(index="campaign", columns="policy", values="expected_return")
+    tree_value = (wide["distilled_tree"] - wide["distilled_tree:no_wait"]).mean()
+    assert row["tree_timing_value"] == pytest.approx(tree_value)
+    assert row["planner_timing_value"] == pytest.approx((wide["planner"] - wide["planner_no_wait"]).mean())
+    assert (tmp_path / "tree_0.json").is_file() and (tmp_path / "tree_0.txt").read_text().strip()
+    assert (table.loc[table["policy"] == "distilled_tree:no_wait", "waits"] == 0).all()
