@@ -340,10 +340,13 @@ BENCHMARKS: dict[str, Benchmark] = {
 
 
 def machine() -> dict:
-    """Cores, Python and library versions of this run."""
+    """Cores, CPU, Python and library versions of this run, and the load average (1, 5 and 15 min) when
+    asked: the figures are same-run ratios, but a ratio of compiled code to Python code still moves
+    with the CPU (its vector units) and with what else runs."""
     import os
 
-    info = {"cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__}
+    info: dict[str, Any] = {"cores": os.cpu_count(), **cpu()}
+    info.update(python=platform.python_version(), numpy=np.__version__)
     try:
         import torch
 
@@ -352,6 +355,36 @@ def machine() -> dict:
         info["torch"] = None
     info["platform"] = platform.platform()
     return info
+
+
+def cpu() -> dict[str, str | None]:
+    """The CPU's model name and its widest vector extension that numpy's kernels use (``avx512f``,
+    ``avx2`` or ``neon``), from ``/proc/cpuinfo`` where there is one (None elsewhere)."""
+    model, flags = platform.processor() or None, set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    model = value.strip()
+                elif key.strip() in ("flags", "Features"):
+                    flags = set(value.split())
+                if model and flags:
+                    break
+    except OSError:
+        pass
+    simd = next((f for f in ("avx512f", "avx2", "asimd", "neon") if f in flags), None)
+    return {"cpu": model, "simd": simd}
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages (None where the system has none)."""
+    import os
+
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def check_names(names: list[str]) -> None:
@@ -364,7 +397,10 @@ def run_benchmarks(names: list[str] | None = None, quick: bool = False) -> dict:
     """Run the named benchmarks (all by default) in this process."""
     names = names or list(BENCHMARKS)
     check_names(names)
-    return {"machine": machine(), "quick": quick, "benchmarks": [BENCHMARKS[n](quick) for n in names]}
+    before = load_average()
+    records = [BENCHMARKS[n](quick) for n in names]
+    info = {**machine(), "load_average": {"start": before, "end": load_average()}}
+    return {"machine": info, "quick": quick, "benchmarks": records}
 
 
 def format_results(results: dict) -> str:

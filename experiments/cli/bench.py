@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from experiments.bench.benchmarks import BENCHMARKS, check_names, format_results, machine
+from experiments.bench.benchmarks import BENCHMARKS, check_names, format_results, load_average, machine
 from experiments.cli import run_module
 from experiments.files import check_output, output_path, staged_files, write_json
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     names = args.only or list(BENCHMARKS)
     check_names(names)
     check_output(args.out, args.overwrite, folder=False)
-    records = []
+    records, before = [], load_average()
     for i, name in enumerate(names, start=1):
         start = time.perf_counter()
         record = BENCHMARKS[name](args.quick)
@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    results = {"machine": machine(), "quick": args.quick, "benchmarks": records}
+    info = {**machine(), "load_average": {"start": before, "end": load_average()}}
+    results = {"machine": info, "quick": args.quick, "benchmarks": records}
     with staged_files([args.out], args.overwrite) as tmp:
         write_json(tmp / args.out.name, results)
     print(format_results(results))

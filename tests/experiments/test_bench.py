@@ -20,6 +20,9 @@ def test_quick_benchmarks_give_consistent_records(name):
     assert rec["value"] > 0 and rec["reference_value"] > 0 and rec["ratio"] > 0
     assert rec["passed"] == (rec["ratio"] >= rec["goal"])
     assert results["machine"]["cores"] >= 1 and results["quick"] is True
+    assert {"cpu", "simd"} <= set(results["machine"])
+    load = results["machine"]["load_average"]
+    assert load["start"] is None or (len(load["start"]) == len(load["end"]) == 3 and min(load["end"]) >= 0)
 
 
 @pytest.mark.slow
