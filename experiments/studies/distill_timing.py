@@ -17,6 +17,15 @@ Writes ``campaigns.csv`` and ``summary.csv`` as the timing study does (:func:`ti
 the tree's own timing value is the row of policy ``distilled_tree``), ``capture.csv`` (per group: the
 planner's timing value, the tree's, the share captured, the paired standard errors and the tree's
 waits) and each market's tree (``tree_<seed>.json``, ``tree_<seed>.txt``).
+
+Measured with the defaults (5 markets x 100 campaigns, 5 rounds of 100 training campaigns, 32 leaves,
+``leaf_values="q"``, ``features="season"``; 26 min on one core, load average 1.1-3.4): the planner's
+timing value is 0.63 +- 0.26 thousand USD per campaign (as in the timing study: same campaigns, same
+seeds), the tree's -0.83 +- 0.62, a share captured of -1.3 +- 1.1 (delta method). Every tree has wait
+leaves (2-6), but it waits 5.5 weeks per campaign in 222 of the 500 campaigns, against 1.2 weeks in 114
+for the planner, in every start month, and its waits lose; its return (7.87) is far below the myopic
+oracle's (12.17), its copy without waits 8.70. One market's tree (seed 1) waits on "season best ahead /
+now > 1.62" and captures 0.72 +- 0.38 of that market's value (0.27 +- 0.14).
 """
 
 from __future__ import annotations
