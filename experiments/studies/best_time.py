@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from experiments.studies import add_overwrite, refuse_existing
+
 
 def main() -> None:
     import gymnasium as gym
@@ -26,7 +28,9 @@ def main() -> None:
     parser.add_argument("--campaigns", type=int, default=8, help="campaigns per category and month")
     parser.add_argument("--budget", type=float, default=None, help="every campaign's budget in USD")
     parser.add_argument("--seed", type=int, default=0)
+    add_overwrite(parser)
     args = parser.parse_args()
+    refuse_existing(parser, args.out, ["best_time.csv", "best_time.png"], args.overwrite)
     env = gym.make(envs.ENV_ID).unwrapped
     table = timing_table(env, n_campaigns=args.campaigns, budget=args.budget, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)

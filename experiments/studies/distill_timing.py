@@ -42,7 +42,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-from experiments.studies import timing_value
+from experiments.studies import add_overwrite, refuse_existing, timing_value
 
 TREE = "distilled_tree"
 
@@ -210,7 +210,9 @@ def main() -> None:
     parser.add_argument("--features", choices=("observation", "season"), default="season")
     parser.add_argument("--no-q-weighting", action="store_true")
     parser.add_argument("--teacher", choices=("planning_oracle", "oracle"), default="planning_oracle")
+    add_overwrite(parser)
     args = parser.parse_args()
+    refuse_existing(parser, args.out, ["campaigns.csv", "summary.csv", "capture.csv"], args.overwrite)
     capture = run(args.out, args.seeds, args.campaigns, args.n_influencers, first_seed=args.first_seed,
                   train_campaigns=args.train_campaigns, iterations=args.iterations, max_leaves=args.max_leaves,
                   leaf_values=args.leaf_values, features=args.features,

@@ -43,6 +43,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from experiments.studies import add_overwrite, refuse_existing
+
 logger = logging.getLogger(__name__)
 
 #: What changes at the shift: the engagement vintage and a factor on every list price.
@@ -262,7 +264,9 @@ def main() -> None:
     for field in dataclasses.fields(ShiftStudy):
         flag = "--" + field.name.replace("_", "-")
         parser.add_argument(flag, type=int, default=getattr(defaults, field.name))
+    add_overwrite(parser)
     args = parser.parse_args()
+    refuse_existing(parser, args.out, ["curves.csv", "summary.csv", "claim.csv"], args.overwrite)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     study = ShiftStudy(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ShiftStudy)})
     claim = run(args.out, study)

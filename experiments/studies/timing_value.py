@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from experiments.studies import add_overwrite, refuse_existing
+
 SEASONAL = ("fitness", "travel", "beauty", "fashion", "family", "gaming", "tech")
 
 
@@ -164,7 +166,9 @@ def main() -> None:
     parser.add_argument("--campaigns", type=int, default=100)
     parser.add_argument("--n-influencers", type=int, default=10_000)
     parser.add_argument("--runs", type=Path, nargs="*", default=[], help="run folders of learned policies")
+    add_overwrite(parser)
     args = parser.parse_args()
+    refuse_existing(parser, args.out, ["campaigns.csv", "summary.csv"], args.overwrite)
     summary = run(args.out, args.seeds, args.campaigns, args.n_influencers, args.runs)
     print(summary.to_string(index=False))
 
