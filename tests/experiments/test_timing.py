@@ -189,3 +189,24 @@ def test_distill_timing_study_writes_its_capture_table(tmp_path):
     assert row["planner_timing_value"] == pytest.approx((wide["planner"] - wide["planner_no_wait"]).mean())
     assert (tmp_path / "tree_0.json").is_file() and (tmp_path / "tree_0.txt").read_text().strip()
     assert (table.loc[table["policy"] == "distilled_tree:no_wait", "waits"] == 0).all()
+
+
+@pytest.mark.slow
+def test_timing_value_runs_a_trees_run_folder_and_its_copy_without_waits(tmp_path):
+    """``--runs`` with a tree distilled from the planner: the tree plays its own market's campaigns, as it
+    is and with its waits replaced by its best hire (through its leaf scores)."""
+    import pandas as pd
+
+    from experiments.cli import main
+    from experiments.studies import timing_value
+
+    run_dir = tmp_path / "tree"
+    code = main(["train", "--agent", "distilled_tree", "--hp", "teacher=planning_oracle", "features=season",
+                 "leaf_values=q", "n_iterations=1", "--timesteps", "150", "--seed", "0", "--out", str(run_dir),
+                 "--env", "n_influencers=1500", "--eval-episodes", "2", "--no-planner", "--no-progress"])  # fmt: skip
+    assert code == 0
+    timing_value.run(tmp_path / "study", seeds=1, campaigns=3, n_influencers=1_500, runs=[run_dir])
+    table = pd.read_csv(tmp_path / "study" / "campaigns.csv")
+    mine = table[table["policy"].str.startswith("distilled_tree")]
+    assert len(mine) == 6 and mine["policy"].nunique() == 2  # the tree and its copy, 3 campaigns each
+    assert np.isfinite(mine["expected_return"]).all()
