@@ -277,16 +277,22 @@ def value_coefficients(rates: FitFreeRates, platform: np.ndarray, cal: Calibrati
 
 
 def value_scale(
-    goal: int, month: int, order_value: float, value_per_engagement: float, value_per_1k_reach: float,
-    cal: Calibration,
-) -> float:  # fmt: skip
+    goal: int | np.ndarray, month: int | np.ndarray, order_value: float | np.ndarray,
+    value_per_engagement: float | np.ndarray, value_per_1k_reach: float | np.ndarray, cal: Calibration,
+) -> float | np.ndarray:  # fmt: skip
     """The brand's side of :func:`value_coefficients`: USD per unit of reach, engagement or conversion
-    value, with the month's engagement or conversion multiplier."""
-    if goal == AWARENESS:
-        return float(value_per_1k_reach)
-    if goal == ENGAGEMENT:
-        return float(value_per_engagement * cal.array("month_engagement")[month])
-    return float(order_value * cal.array("month_conversion")[month])
+    value, with the month's engagement or conversion multiplier; elementwise over arrays of campaigns
+    (the same products as campaign by campaign), a float for one."""
+    scale = np.where(
+        np.equal(goal, AWARENESS),
+        value_per_1k_reach,
+        np.where(
+            np.equal(goal, ENGAGEMENT),
+            np.multiply(value_per_engagement, cal.array("month_engagement")[month]),
+            np.multiply(order_value, cal.array("month_conversion")[month]),
+        ),
+    )
+    return float(scale) if scale.ndim == 0 else scale
 
 
 def _value(m: Matches, reach, engagements, revenue, cal: Calibration) -> np.ndarray:

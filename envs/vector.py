@@ -17,7 +17,7 @@ from numba import typed
 from envs import _kernels, _vector_kernels
 from envs.campaigns import Campaign, month_of_week, sample_campaign
 from envs.matching_env import NO_OFFER, PREFIX, InfluencerMatchingEnv, _State, value_bound
-from envs.outcomes import AWARENESS, ENGAGEMENT
+from envs.outcomes import value_scale
 
 #: Autoreset modes the vector env implements (``DISABLED`` is not offered: a finished campaign has no
 #: next week to step into).
@@ -189,8 +189,6 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         # audience, and annual budget, budget, order value, value per engagement and per 1k reach.
         self._drawn = (np.zeros(N, dtype=np.int64), np.zeros(N, dtype=np.int64), np.zeros(N, dtype=np.int64),
                        np.zeros((N, market.sqrt_audience.shape[1])), np.zeros((N, 5)))  # fmt: skip
-        self._month_engagement = env.calibration.array("month_engagement")
-        self._month_conversion = env.calibration.array("month_conversion")
         bound, order = self._rank_bounds()
         self._values = (
             env._fit_weights,
@@ -351,10 +349,7 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         self._drawn[0][rows], self._drawn[1][rows], self._drawn[2][rows] = category, goal, month0
         self._drawn[3][rows], self._drawn[4][rows] = target, scalars
         budget, order_value, per_engagement, per_1k_reach = (scalars[:, j] for j in range(1, 5))
-        # value_scale's products, elementwise (the same bits as campaign by campaign)
-        scale = np.where(goal == AWARENESS, per_1k_reach, np.where(
-            goal == ENGAGEMENT, per_engagement * self._month_engagement[month0],
-            order_value * self._month_conversion[month0]))  # fmt: skip
+        scale = value_scale(goal, month0, order_value, per_engagement, per_1k_reach, env.calibration)
         audience_fit = self._audience_fit[: len(rows)]  # reused: a fresh buffer would fault in its pages
         if not self._lazy:
             for b in range(len(rows)):
