@@ -398,8 +398,13 @@ def run_benchmarks(names: list[str] | None = None, quick: bool = False) -> dict:
     names = names or list(BENCHMARKS)
     check_names(names)
     before = load_average()
-    records = [BENCHMARKS[n](quick) for n in names]
-    info = {**machine(), "load_average": {"start": before, "end": load_average()}}
+    return results_of([BENCHMARKS[n](quick) for n in names], quick, before)
+
+
+def results_of(records: list[dict], quick: bool, load_at_start: list[float] | None) -> dict:
+    """The results file's content: the machine (with the load average at the start of the run, and
+    now at its end), whether the sizes were quick, and the records."""
+    info = {**machine(), "load_average": {"start": load_at_start, "end": load_average()}}
     return {"machine": info, "quick": quick, "benchmarks": records}
 
 

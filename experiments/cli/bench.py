@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from experiments.bench.benchmarks import BENCHMARKS, check_names, format_results, load_average, machine
+from experiments.bench.benchmarks import BENCHMARKS, check_names, format_results, load_average, results_of
 from experiments.cli import run_module
 from experiments.files import check_output, output_path, staged_files, write_json
 
@@ -44,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    info = {**machine(), "load_average": {"start": before, "end": load_average()}}
-    results = {"machine": info, "quick": args.quick, "benchmarks": records}
+    results = results_of(records, args.quick, before)
     with staged_files([args.out], args.overwrite) as tmp:
         write_json(tmp / args.out.name, results)
     print(format_results(results))
