@@ -17,10 +17,14 @@ def add_overwrite(parser: argparse.ArgumentParser) -> None:
 def refuse_existing(
     parser: argparse.ArgumentParser, out: Path, names: Sequence[str], overwrite: bool
 ) -> None:
-    """Stop with one line (the parser's usage error) when a file the study writes into ``out`` exists,
-    unless ``overwrite``; also when ``out`` is a file."""
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out {out}: a file of that name exists; expected a folder")
-    existing = [name for name in names if (out / name).exists()]
-    if existing and not overwrite:
-        parser.error(f"--out {out}: {existing[0]} exists (an earlier run); pass --overwrite to replace it")
+    """Stop with one line (the parser's usage error) where :func:`experiments.files.check_output`
+    refuses: ``out`` is not a folder, or a file the study writes into it holds an earlier run's results
+    and ``overwrite`` is not given."""
+    from experiments.files import check_output
+
+    try:
+        check_output(out, True, folder=True)
+        for name in names:
+            check_output(out / name, overwrite, folder=False)
+    except (OSError, ValueError) as err:
+        parser.error(str(err))

@@ -24,7 +24,7 @@ def test_a_study_refuses_to_replace_an_earlier_runs_results(name, written, tmp_p
         study.main()
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert f"{written} exists (an earlier run); pass --overwrite to replace it" in err
+    assert f"{tmp_path / written}: the file exists; pass --overwrite to replace it" in err
     assert (tmp_path / written).read_text() == "an earlier run\n"  # untouched
     monkeypatch.setattr(sys, "argv", [name, "--out", str(tmp_path / written)])
     with pytest.raises(SystemExit):
