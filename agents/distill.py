@@ -400,7 +400,7 @@ class DistilledTree(BaseAgent):
         obs = np.asarray(observation, dtype=np.float64)
         single = obs.ndim == 1
         X = obs.reshape(1, -1) if single else obs.reshape(len(obs), -1)
-        votes = self.votes_[self._leaf_of(self._transform(X))].copy()
+        votes = self.action_scores(X)
         if action_masks is not None:
             mask = np.asarray(action_masks, dtype=bool).reshape(len(X), -1)
             votes = np.where(mask, votes, -np.inf)

@@ -189,8 +189,8 @@ class OfferRecorder:
             "goal": GOALS[int(campaign.goal)],
             "order_value": float(campaign.order_value),
         }
-        for key in self.FEATURES[:-1]:
-            if key in features:
+        for key in self.FEATURES:
+            if key in features and key != "segment":
                 facts[key] = float(features[key][action])
         facts["segment"] = int(features["segment"][action])
         if "sponsored_load" not in facts:
