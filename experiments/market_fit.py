@@ -233,6 +233,7 @@ def run_market_fit(
     base: Calibration | None = None,
     n_sims: int = 200,
     engagement_clusters: str = "independent",
+    fit_slopes: bool = False,
 ) -> MarketFitRun:
     """Fit the market to logged matches and check it.
 
@@ -250,6 +251,8 @@ def run_market_fit(
         Simulated replays of the logs in the checks.
     engagement_clusters : str
         How the engagement block weighs an influencer's offers (see :func:`envs.fit.fit_market`).
+    fit_slopes : bool
+        Also estimate the brand-fit slopes of engagement and conversions (see :func:`envs.fit.fit_market`).
 
     Raises
     ------
@@ -268,7 +271,7 @@ def run_market_fit(
         for parameter in parameters
     }
     fit = fit_market(offers, pool, base, unfittable=reasons, dynamics=_env_options(data)["dynamics"],
-                     engagement_clusters=engagement_clusters)  # fmt: skip
+                     engagement_clusters=engagement_clusters, fit_slopes=fit_slopes)  # fmt: skip
     checks = predictive_checks(fit, offers, pool, rng, n_sims=n_sims)
     return MarketFitRun(fit, checks, offers, missing)
 

@@ -24,6 +24,14 @@ A term is estimated only when at least ``min_obs`` rows inform it, its column va
 collinear with the terms before it; otherwise it stays at its default inside the offset and every
 parameter that depends on it is reported ``identified=False`` (never guessed). Parameters the logs cannot
 identify at all are listed with the reason in :data:`NOT_ESTIMATED`.
+
+With ``fit_slopes=True`` the brand-fit slopes of the engagement and conversion blocks
+(``engagement_fit_slope``, ``conversion_fit_slope``) are estimated too. Each enters its block's mean as
+``exp(const) x (base + slope x fit)``: with the base held at its default and the constant free, the slope
+is the shape of the fit effect, identified by how the outcome grows with the fit. It is found by
+Gauss-Newton steps on the GLM (:func:`_fit_with_slope`: the derivative ``fit / (base + slope x fit)`` a
+regressor of the block, the offset moved by its coefficient until that is zero), so at the maximum the
+block's covariance, clustered as the rest of the block, holds the slope with the other coefficients.
 """
 
 from __future__ import annotations
@@ -67,8 +75,20 @@ NOT_ESTIMATED: dict[str, str] = {
         "held at its default, and response_quality_sd is fitted given it"
     ),
     "engagement_post_sd": "not separable from the unpriced hidden quality (Poisson quasi-likelihood)",
-    "engagement_fit_slope": "enters as (base + slope x fit) with the sponsored multiplier; held at default",
-    "conversion_fit_slope": "enters as (base + slope x fit), scale confounded with conversion_rate; held",
+    "engagement_fit_slope": (
+        "enters as (base + slope x fit) with the sponsored multiplier; held at default (fit_slopes=True "
+        "estimates it with the base held)"
+    ),
+    "conversion_fit_slope": (
+        "enters as (base + slope x fit), scale confounded with conversion_rate; held (fit_slopes=True "
+        "estimates it with the base held)"
+    ),
+}
+
+#: The brand-fit slopes ``fit_slopes=True`` estimates: parameter -> (block, calibration field of the base).
+FIT_SLOPES: dict[str, tuple[str, str]] = {
+    "engagement_fit_slope": ("engagement", "engagement_fit_base"),
+    "conversion_fit_slope": ("conversions", "conversion_fit_base"),
 }
 
 Z95 = 1.959963984540054
@@ -320,6 +340,11 @@ class FitInputs:
     min_influencers: int
     calendar: CalendarTerms
     engagement_clusters: str = "independent"
+    fit_slopes: bool = False
+
+    def estimates_slope(self, name: str) -> bool:
+        """Whether fit slope ``name`` (of :data:`FIT_SLOPES`) is estimated: asked for, not held."""
+        return self.fit_slopes and name not in self.held
 
     def held_terms(self, block: str) -> list[str]:
         """Terms of ``block`` whose parameter the caller fixed."""
@@ -489,7 +514,6 @@ def _engagement_block(d: FitInputs, reach: BlockFit, rows: np.ndarray) -> BlockF
         np.log(obs.true_engagement[rows])
         + np.log(audience)
         + np.log(cal.array("month_engagement")[month])
-        + np.log(cal.engagement_fit_base + cal.engagement_fit_slope * fit)
         + cal.engagement_post_sd**2 / 2
     )
     z = np.where(np.isfinite(obs.price_z), obs.price_z, 0.0)[rows]
@@ -509,8 +533,77 @@ def _engagement_block(d: FitInputs, reach: BlockFit, rows: np.ndarray) -> BlockF
     # quasi-likelihood, consistent for the mean whatever alpha, efficient near the right one.
     unpriced = max(reach.coef["resid_var"] - cal.reach_post_sd**2, 0.0)
     alpha = math.expm1(unpriced + cal.engagement_post_sd**2)
-    return _fit_block("engagement", sm.families.NegativeBinomial(alpha=alpha), y, terms, offset, d.min_obs, held, params,
-                      groups=obs.index[rows], min_groups=d.min_influencers, clusters=d.engagement_clusters)  # fmt: skip
+
+    def fit_once(fit_offset: np.ndarray, extra: Sequence[_Term], reported: Sequence[_Parameter]) -> BlockFit:
+        return _fit_block("engagement", sm.families.NegativeBinomial(alpha=alpha), y, [*terms, *extra],
+                          offset + fit_offset, d.min_obs, held, [*params, *reported], groups=obs.index[rows],
+                          min_groups=d.min_influencers, clusters=d.engagement_clusters)  # fmt: skip
+
+    return _with_fit_slope(d, "engagement", "engagement_fit_slope", fit, fit_once)
+
+
+#: Gauss-Newton steps of a fit slope before :func:`_fit_with_slope` gives up.
+_SLOPE_STEPS = 30
+
+
+def _with_fit_slope(
+    d: FitInputs,
+    block: str,
+    parameter: str,
+    fit: np.ndarray,
+    fit_once: Callable[[np.ndarray, Sequence[_Term], Sequence[_Parameter]], BlockFit],
+) -> BlockFit:
+    """Block ``block`` fitted by ``fit_once(fit_offset, extra_terms, extra_parameters)``, its brand-fit factor
+    ``ln(base + slope x fit)`` in the offset: at the calibration's slope, or with the slope estimated when
+    ``d`` asks for it (:func:`_fit_with_slope`)."""
+    base = float(getattr(d.cal, FIT_SLOPES[parameter][1]))
+    slope = float(getattr(d.cal, parameter))
+    if not d.estimates_slope(parameter):
+        return fit_once(np.log(base + slope * fit), (), ())
+    return _fit_with_slope(block, parameter, base, slope, fit, fit_once)
+
+
+def _fit_with_slope(
+    block: str,
+    parameter: str,
+    base: float,
+    start: float,
+    fit: np.ndarray,
+    fit_once: Callable[[np.ndarray, Sequence[_Term], Sequence[_Parameter]], BlockFit],
+) -> BlockFit:
+    """The block with its fit slope estimated by Gauss-Newton steps from ``start`` (see the module
+    docstring): at slope ``b`` the block is fitted with ``ln(base + b fit)`` in its offset and the
+    derivative ``fit / (base + b fit)`` as term ``fit_slope`` (coefficient: the step); the slope moves by
+    the step until the step is nil, and the block of that last fit is returned, its covariance holding the
+    slope (the parameter is ``b + coef["fit_slope"]``)."""
+    slope = start
+    for _ in range(_SLOPE_STEPS):
+        level = base + slope * fit
+        term = _Term("fit_slope", fit / level, 0.0)
+        reported = _Parameter(
+            parameter, parameter, None, _plus_coefficient(slope, "fit_slope"), ("fit_slope",)
+        )
+        fitted = fit_once(np.log(level), (term,), (reported,))
+        if "fit_slope" not in fitted.estimated:  # not identified: reported at the calibration's value
+            return fitted
+        step = fitted.coef["fit_slope"]
+        if abs(step) <= 1e-7 * max(1.0, abs(slope)):
+            return fitted
+        # base + slope x fit must stay positive on fit in [0, 1]
+        slope = max(slope + step, -base * (1.0 - 1e-6))
+    raise MarketFitError(
+        f"{block} likelihood did not converge: parameter '{parameter}': the slope still moved after "
+        f"{_SLOPE_STEPS} Gauss-Newton steps (last {slope:.4g})"
+    )
+
+
+def _plus_coefficient(value: float, name: str) -> Callable[[Mapping[str, float]], float]:
+    """The parameter equal to ``value`` plus coefficient ``name`` (a Gauss-Newton step)."""
+
+    def plus(c: Mapping[str, float]) -> float:
+        return value + c[name]
+
+    return plus
 
 
 def _per_reach_blocks(d: FitInputs) -> tuple[BlockFit, BlockFit]:
@@ -536,23 +629,30 @@ def _per_reach_blocks(d: FitInputs) -> tuple[BlockFit, BlockFit]:
     )  # fmt: skip
     e2 = cal.conversion_engagement_exponent
     month = off["month"].to_numpy()[rows]
-    conversions = _fit_block(
-        "conversions", sm.families.Poisson(), off["conversions"].to_numpy(dtype=float)[rows],
-        [_Term("const", ones, math.log(cal.conversion_rate) + e2**2 * v / 2),
-         _Term("log_followers", obs.log_followers[rows], cal.conversion_follower_exponent),
-         _Term("quality", quality, e2)],
-        log_reach + np.log(cal.conversion_fit_base + cal.conversion_fit_slope * fit)
-        + np.log(cal.array("month_conversion")[month]) + np.log(d.calendar.conversion_factor[rows]),
-        d.min_obs, set(d.held_terms("conversions")),
-        [_Parameter("conversion_rate", "conversion_rate", None,
-                    lambda c: math.exp(c["const"] - c["quality"] ** 2 * v / 2), ("const",), positive=True),
-         _Parameter("conversion_follower_exponent", "conversion_follower_exponent", None,
-                    lambda c: c["log_followers"], ("log_followers",)),
-         _Parameter("conversion_engagement_exponent", "conversion_engagement_exponent", None,
-                    lambda c: c["quality"], ("quality",))],
-        groups=obs.index[rows],
-    )  # fmt: skip
-    return clicks, conversions
+    conversion_terms = [
+        _Term("const", ones, math.log(cal.conversion_rate) + e2**2 * v / 2),
+        _Term("log_followers", obs.log_followers[rows], cal.conversion_follower_exponent),
+        _Term("quality", quality, e2),
+    ]
+    conversion_params = [
+        _Parameter("conversion_rate", "conversion_rate", None,
+                   lambda c: math.exp(c["const"] - c["quality"] ** 2 * v / 2), ("const",), positive=True),
+        _Parameter("conversion_follower_exponent", "conversion_follower_exponent", None,
+                   lambda c: c["log_followers"], ("log_followers",)),
+        _Parameter("conversion_engagement_exponent", "conversion_engagement_exponent", None,
+                   lambda c: c["quality"], ("quality",)),
+    ]  # fmt: skip
+    offset = (
+        log_reach + np.log(cal.array("month_conversion")[month]) + np.log(d.calendar.conversion_factor[rows])
+    )
+
+    def fit_once(fit_offset: np.ndarray, extra: Sequence[_Term], reported: Sequence[_Parameter]) -> BlockFit:
+        return _fit_block("conversions", sm.families.Poisson(), off["conversions"].to_numpy(dtype=float)[rows],
+                          [*conversion_terms, *extra], offset + fit_offset, d.min_obs,
+                          set(d.held_terms("conversions")), [*conversion_params, *reported],
+                          groups=obs.index[rows])  # fmt: skip
+
+    return clicks, _with_fit_slope(d, "conversions", "conversion_fit_slope", fit, fit_once)
 
 
 def _price_block(d: FitInputs) -> BlockFit:
@@ -594,6 +694,8 @@ _TERM_OF: dict[str, tuple[str, str]] = {
     "conversion_follower_exponent": ("conversions", "log_followers"),
     "conversion_engagement_exponent": ("conversions", "quality"),
     "holiday_price_premium": ("price", "holiday"),
+    "engagement_fit_slope": ("engagement", "fit_slope"),
+    "conversion_fit_slope": ("conversions", "fit_slope"),
 }
 #: Every parameter :func:`fit_market` can estimate (and hold at a value).
 ESTIMABLE: tuple[str, ...] = tuple(_TERM_OF)
@@ -621,6 +723,7 @@ def fit_market(
     unfittable: Mapping[str, str] | None = None,
     dynamics: str = "v0",
     engagement_clusters: str = "independent",
+    fit_slopes: bool = False,
 ) -> MarketFit:
     """Maximum-likelihood estimates of the outcome parameters from logged offers.
 
@@ -654,6 +757,10 @@ def fit_market(
         influencer (the same mean model, robust covariance): each influencer weighs about equally once
         its offers are many, and the fatigue is learnt from how one influencer's engagements move with
         its load rather than from differences between influencers.
+    fit_slopes : bool
+        Also estimate the brand-fit slopes of engagement and conversions (:data:`FIT_SLOPES`, with their
+        bases held; see the module docstring). Off by default: they are then held at their values in
+        ``base`` and listed in :data:`NOT_ESTIMATED`.
 
     Returns
     -------
@@ -684,10 +791,12 @@ def fit_market(
         raise ValueError(
             f"engagement_clusters: expected one of {', '.join(ENGAGEMENT_CLUSTERS)}, got {engagement_clusters!r}"
         )
+    if not isinstance(fit_slopes, bool):
+        raise ValueError(f"fit_slopes: expected true or false, got {fit_slopes!r}")
     clean = validate_offers(offers, pool)
     cal = _with_values(base, fixed)
     d = FitInputs(clean, offer_observables(clean, pool, cal), cal, min_obs, frozenset(fixed), min_influencers,
-                  calendar_terms(clean, cal, dynamics), engagement_clusters)  # fmt: skip
+                  calendar_terms(clean, cal, dynamics), engagement_clusters, fit_slopes)  # fmt: skip
     acceptance = _acceptance_block(d)
     reach, reach_rows = _reach_block(d)
     engagement = _engagement_block(d, reach, reach_rows)

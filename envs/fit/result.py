@@ -102,8 +102,12 @@ class MarketFit:
             if names:
                 g = np.array(gradient)
                 cov_parts.append((names, g @ block.cov @ g.T))
+        reported = {row["parameter"] for row in rows}
         for name, reason in NOT_ESTIMATED.items():
-            rows.append({"parameter": name, "estimate": _get(base, name), "std_error": math.nan,
+            if name in reported:  # estimated on request (envs.fit.fit_market's fit_slopes)
+                continue
+            held = fixed.get(name, _get(base, name))
+            rows.append({"parameter": name, "estimate": held, "std_error": math.nan,
                          "ci_low": math.nan, "ci_high": math.nan, "default": _get(base, name), "n_obs": 0,
                          "identified": False})  # fmt: skip
             notes[name] = reason

@@ -38,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "standard errors) or exchangeable (a GEE: an often-hired influencer weighs less than its "
         "offers, and the fatigue comes from each influencer's engagements as its load moves)",
     )
+    parser.add_argument(
+        "--fit-slopes",
+        action="store_true",
+        help="also estimate how engagement and conversions grow with the brand fit (engagement_fit_slope, "
+        "conversion_fit_slope; held at their defaults otherwise)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,10 +54,13 @@ def run(args: argparse.Namespace) -> int:
     pool = InfluencerPool.read_csv(args.pool, np.random.default_rng(pool_seed))
     data = read_logs(args.logs)
     clusters = args.engagement_clusters
-    result = run_market_fit(data, pool, np.random.default_rng(checks_seed), engagement_clusters=clusters)
+    result = run_market_fit(data, pool, np.random.default_rng(checks_seed), engagement_clusters=clusters,
+                            fit_slopes=args.fit_slopes)  # fmt: skip
     config = {"command": "fit", "pool": str(args.pool), "logs": str(args.logs), "seed": args.seed}
     if clusters != "independent":  # the default run's fit.json stays as it was
         config["engagement_clusters"] = clusters
+    if args.fit_slopes:
+        config["fit_slopes"] = True
     out = write_fit_folder(result, args.out, overwrite=args.overwrite, config=config)
     print(
         f"Fitted the market to {len(result.offers):,} offers of {data.n_campaigns:,} campaigns "

@@ -75,6 +75,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="independent",
         help="how the market fit's engagement block weighs one influencer's offers (as influmatch fit)",
     )
+    parser.add_argument(
+        "--fit-slopes",
+        action="store_true",
+        help="the market fit also estimates the brand-fit slopes of engagement and conversions (as influmatch fit)",
+    )
     add_env_argument(
         parser,
         "environment options, overriding those of the logs' metadata (or, without one, of the run folder)",
@@ -99,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         confidence=args.confidence,
         random_state=args.seed,
         engagement_clusters=args.engagement_clusters,
+        fit_slopes=args.fit_slopes,
         n_jobs=args.n_jobs,
     )
     overrides = parse_env_options(args.env)

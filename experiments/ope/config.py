@@ -62,6 +62,9 @@ class OPEConfig:
     engagement_clusters : str
         How the market fit's engagement block weighs the offers of one influencer
         (:func:`envs.fit.fit_market`): ``"independent"`` (the default) or ``"exchangeable"`` (a GEE).
+    fit_slopes : bool
+        The market fit also estimates the brand-fit slopes of engagement and conversions
+        (:func:`envs.fit.fit_market`); off by default, when they are held at their defaults.
     """
 
     clip: float | None = None
@@ -81,13 +84,14 @@ class OPEConfig:
     max_flagged_share: float = 0.1
     min_ess_share: float = 0.1
     engagement_clusters: str = "independent"
+    fit_slopes: bool = False
 
     def __post_init__(self) -> None:
         if self.clip is not None and (
             isinstance(self.clip, bool) or not isinstance(self.clip, (int, float)) or not self.clip > 0
         ):
             raise ValueError(f"clip: expected a number > 0 or None, got {self.clip!r}")
-        for name in ("fitted_q", "model_based"):
+        for name in ("fitted_q", "model_based", "fit_slopes"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: expected true or false, got {getattr(self, name)!r}")
         for name in ("max_flagged_share", "min_ess_share"):

@@ -170,7 +170,7 @@ def fit_logged_market(
     rows = _fittable_rows(data, pool)
     used = data if len(rows) == data.n_decisions else data.subset(rows)
     run = run_market_fit(used, pool, fit_rng, n_sims=config.n_check_simulations,
-                         engagement_clusters=config.engagement_clusters)  # fmt: skip
+                         engagement_clusters=config.engagement_clusters, fit_slopes=config.fit_slopes)  # fmt: skip
     calibrations = run.fit.draw_calibrations(config.n_draws, fit_rng)
     return FittedMarket(run, dict(env_options), pool, data.n_decisions - len(rows), calibrations)
 

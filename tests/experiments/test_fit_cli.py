@@ -177,6 +177,24 @@ def test_exchangeable_engagement_clusters_change_only_the_engagement_fit(market,
     assert not np.allclose(gee.loc[engagement, "estimate"], default.loc[engagement, "estimate"])
 
 
+def test_fit_slopes_estimate_the_two_slopes_and_change_only_their_blocks(market, fitted, tmp_path) -> None:
+    out = tmp_path / "slopes"
+    args = ["--pool", market["pool"], "--logs", market["logs"], "--out", out, "--seed", "4"]
+    code, _ = _run_ok([*args, "--fit-slopes"])
+    assert code == 0 and json.loads((out / "fit.json").read_text())["fit_slopes"] is True
+    assert "fit_slopes" not in json.loads((fitted["out"] / "fit.json").read_text())
+    slopes = pd.read_csv(out / "parameters.csv").set_index("parameter")
+    default = pd.read_csv(fitted["out"] / "parameters.csv").set_index("parameter")
+    names = ["engagement_fit_slope", "conversion_fit_slope"]
+    assert slopes.loc[names, "identified"].all() and not default.loc[names, "identified"].any()
+    assert (slopes.loc[names, "std_error"] > 0).all()
+    moved = [*names, "sponsored_engagement_multiplier", "engagement_fatigue", "conversion_rate",
+             "conversion_follower_exponent", "conversion_engagement_exponent"]  # fmt: skip
+    others = default.index.difference(moved)
+    pd.testing.assert_frame_equal(slopes.loc[others], default.loc[others])
+    assert "engagement_fit_slope: fitted" in (out / "calibration.yaml").read_text()
+
+
 def test_a_failed_write_leaves_nothing(market, monkeypatch, capsys) -> None:
     import experiments.reporting.fit_figures as figures
 
