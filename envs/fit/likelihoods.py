@@ -68,21 +68,16 @@ PARAMETER_COLUMNS: tuple[str, ...] = (
     "parameter", "estimate", "std_error", "ci_low", "ci_high", "default", "n_obs", "identified",
 )  # fmt: skip
 
-#: Outcome parameters listed but never estimated, with the reason (all kept at their defaults).
+#: Outcome parameters listed but not estimated, with the reason (kept at their defaults; the two fit
+#: slopes are estimated when :func:`fit_market` is given ``fit_slopes=True``).
 NOT_ESTIMATED: dict[str, str] = {
     "reach_post_sd": (
         "confounded with the unpriced part of the hidden quality (both are log-normal noise on reach); "
         "held at its default, and response_quality_sd is fitted given it"
     ),
     "engagement_post_sd": "not separable from the unpriced hidden quality (Poisson quasi-likelihood)",
-    "engagement_fit_slope": (
-        "enters as (base + slope x fit) with the sponsored multiplier; held at default (fit_slopes=True "
-        "estimates it with the base held)"
-    ),
-    "conversion_fit_slope": (
-        "enters as (base + slope x fit), scale confounded with conversion_rate; held (fit_slopes=True "
-        "estimates it with the base held)"
-    ),
+    "engagement_fit_slope": "enters as (base + slope x fit) with the sponsored multiplier; held at default",
+    "conversion_fit_slope": "enters as (base + slope x fit), scale confounded with conversion_rate; held",
 }
 
 #: The brand-fit slopes ``fit_slopes=True`` estimates: parameter -> (block, calibration field of the base).
