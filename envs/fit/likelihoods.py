@@ -80,10 +80,11 @@ NOT_ESTIMATED: dict[str, str] = {
     "conversion_fit_slope": "enters as (base + slope x fit), scale confounded with conversion_rate; held",
 }
 
-#: The brand-fit slopes ``fit_slopes=True`` estimates: parameter -> (block, calibration field of the base).
-FIT_SLOPES: dict[str, tuple[str, str]] = {
-    "engagement_fit_slope": ("engagement", "engagement_fit_base"),
-    "conversion_fit_slope": ("conversions", "conversion_fit_base"),
+#: The brand-fit slopes ``fit_slopes=True`` estimates: parameter -> calibration field of its base (the
+#: block is the parameter's in :data:`_TERM_OF`).
+FIT_SLOPES: dict[str, str] = {
+    "engagement_fit_slope": "engagement_fit_base",
+    "conversion_fit_slope": "conversion_fit_base",
 }
 
 Z95 = 1.959963984540054
@@ -534,7 +535,7 @@ def _engagement_block(d: FitInputs, reach: BlockFit, rows: np.ndarray) -> BlockF
                           offset + fit_offset, d.min_obs, held, [*params, *reported], groups=obs.index[rows],
                           min_groups=d.min_influencers, clusters=d.engagement_clusters)  # fmt: skip
 
-    return _with_fit_slope(d, "engagement", "engagement_fit_slope", fit, fit_once)
+    return _with_fit_slope(d, "engagement_fit_slope", fit, fit_once)
 
 
 #: Gauss-Newton steps of a fit slope before :func:`_fit_with_slope` gives up.
@@ -543,19 +544,18 @@ _SLOPE_STEPS = 30
 
 def _with_fit_slope(
     d: FitInputs,
-    block: str,
     parameter: str,
     fit: np.ndarray,
     fit_once: Callable[[np.ndarray, Sequence[_Term], Sequence[_Parameter]], BlockFit],
 ) -> BlockFit:
-    """Block ``block`` fitted by ``fit_once(fit_offset, extra_terms, extra_parameters)``, its brand-fit factor
+    """The block of fit slope ``parameter`` fitted by ``fit_once(fit_offset, extra_terms, extra_parameters)``, its brand-fit factor
     ``ln(base + slope x fit)`` in the offset: at the calibration's slope, or with the slope estimated when
     ``d`` asks for it (:func:`_fit_with_slope`)."""
-    base = float(getattr(d.cal, FIT_SLOPES[parameter][1]))
+    base = float(getattr(d.cal, FIT_SLOPES[parameter]))
     slope = float(getattr(d.cal, parameter))
     if not d.estimates_slope(parameter):
         return fit_once(np.log(base + slope * fit), (), ())
-    return _fit_with_slope(block, parameter, base, slope, fit, fit_once)
+    return _fit_with_slope(_TERM_OF[parameter][0], parameter, base, slope, fit, fit_once)
 
 
 def _fit_with_slope(
@@ -647,7 +647,7 @@ def _per_reach_blocks(d: FitInputs) -> tuple[BlockFit, BlockFit]:
                           set(d.held_terms("conversions")), [*conversion_params, *reported],
                           groups=obs.index[rows])  # fmt: skip
 
-    return clicks, _with_fit_slope(d, "conversions", "conversion_fit_slope", fit, fit_once)
+    return clicks, _with_fit_slope(d, "conversion_fit_slope", fit, fit_once)
 
 
 def _price_block(d: FitInputs) -> BlockFit:
