@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 
-.PHONY: demo test test-fast lint typecheck install install-dev browser bench docs clean
+.PHONY: demo test test-fast test-exhaustive lint typecheck install install-dev browser bench docs clean
 
 # The stamp files make re-runs cheap: the install only runs again when pyproject.toml changes.
 $(BIN)/python:
@@ -50,12 +50,16 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 test: lint typecheck
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 -m "not exhaustive"
 
 # The inner loop: everything but learning, subprocess, Ray and large-pool tests (under 2 minutes).
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n 2 -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not exhaustive"
+
+# The whole hyperparameter grids whose corners make test runs (about 10 minutes on 2 cores).
+test-exhaustive: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q -n 2 -m exhaustive
 
 bench: $(VENV)/.installed
 	$(BIN)/influmatch bench --out runs/bench.json --overwrite

@@ -174,34 +174,50 @@ def test_default_rule_learns_the_optimal_tree_with_default_settings(problem: str
 RECOMMENDED_SAMPLE_MEAN = {**RECOMMENDED, "learning_rate": [0.002, 0.02]}
 RANGES = {"constant": RECOMMENDED, "sample_mean": RECOMMENDED_SAMPLE_MEAN}
 
+# make test runs each range's two corners (every value at its low end, every value at its high end) on
+# seed 0; ``-m exhaustive`` (make test-exhaustive, about 17 CPU-minutes) runs every combination of both
+# ends on the seeds each test names.
+GRIDS = ["corners", pytest.param("all", marks=pytest.mark.exhaustive)]
+
 
 @pytest.mark.slow
+@pytest.mark.parametrize("grid", GRIDS)
 @pytest.mark.parametrize("problem", list(PROBLEMS))
 @pytest.mark.parametrize("exploration", ["decaying", "uniform"])
 @pytest.mark.parametrize("step_size", list(RANGES))
 def test_default_rule_stays_within_twice_the_optimal_size_over_the_recommended_ranges(
-    problem: str, exploration: str, step_size: str
+    problem: str, exploration: str, step_size: str, grid: str
 ) -> None:
-    _assert_within_twice_the_optimum(problem, exploration, RANGES[step_size], step_size=step_size)
+    _assert_within_twice_the_optimum(problem, exploration, RANGES[step_size], grid, step_size=step_size)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("grid", GRIDS)
 @pytest.mark.parametrize("problem", list(PROBLEMS))
 @pytest.mark.parametrize("exploration", ["decaying", "uniform"])
 def test_quantile_split_values_with_optimism_stay_within_twice_the_optimal_size(
-    problem: str, exploration: str
+    problem: str, exploration: str, grid: str
 ) -> None:
     # The benchmark's setting (trees_benchmark.yaml) over the sample-mean ranges, one seed each. A
     # split at a sample quantile misses a boundary by up to half a quantile step (0.05 on these
     # uniform features), so the policy is judged 0.05 away from the boundaries.
-    _assert_within_twice_the_optimum(problem, exploration, RECOMMENDED_SAMPLE_MEAN, seeds=1, tolerance=0.05,
+    _assert_within_twice_the_optimum(problem, exploration, RECOMMENDED_SAMPLE_MEAN, grid, seeds=1, tolerance=0.05,
                                      step_size="sample_mean", split_values="quantile", optimism=2.0)  # fmt: skip
+
+
+def _settings(ranges: dict[str, list[float]], grid: str, seeds: int) -> list[tuple[dict[str, float], int]]:
+    """(hyperparameters, seed) of every run: both corners on seed 0, or every combination on every seed."""
+    if grid == "corners":
+        return [({name: values[end] for name, values in ranges.items()}, 0) for end in (0, -1)]
+    return [(dict(zip(ranges, values, strict=True)), seed)
+            for values in itertools.product(*ranges.values()) for seed in range(seeds)]  # fmt: skip
 
 
 def _assert_within_twice_the_optimum(
     problem: str,
     exploration: str,
     ranges: dict[str, list[float]],
+    grid: str,
     seeds: int = 2,
     tolerance: float = 0.02,
     **fixed: Any,
@@ -211,13 +227,11 @@ def _assert_within_twice_the_optimum(
         pytest.skip("a random walk rarely reaches an exit: the corridor needs a greedy phase")
     explore = UNIFORM if exploration == "uniform" else {}
     failures = []
-    for values in itertools.product(*ranges.values()):
-        params = dict(zip(ranges, values, strict=True))
-        for seed in range(seeds):
-            agent = CQI(make(), seed=seed, **fixed, **params, **explore, **extra)
-            agent.learn(50_000)
-            if agent.n_leaves > 2 * optimum or not _greedy_is_optimal(problem, agent, tolerance):
-                failures.append((params, seed, agent.n_leaves))
+    for params, seed in _settings(ranges, grid, seeds):
+        agent = CQI(make(), seed=seed, **fixed, **params, **explore, **extra)
+        agent.learn(50_000)
+        if agent.n_leaves > 2 * optimum or not _greedy_is_optimal(problem, agent, tolerance):
+            failures.append((params, seed, agent.n_leaves))
     assert not failures, f"{problem}: over 2 x {optimum} leaves or not optimal: {failures}"
 
 
