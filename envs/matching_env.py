@@ -255,13 +255,19 @@ class InfluencerMatchingEnv(gym.Env):
 
     ``gymnasium.make("influmatch/InfluencerMatching-v1", n_influencers=10_000, n_segments=8,
     offer_levels=(0.8, 1.0, 1.25), campaign_weeks=26, population_mode="marketplace", pool=None,
-    calibration=None, churn_rate=0.002, market_seed=0, persistent_market=False, dynamics="v0",
-    deadline_week=None, deadline_decay=0.8, render_mode=None)`` (the class's ``dynamics`` default is
-    ``"v0"``, so an earlier ``InfluencerMatchingEnv(...)`` stays v0; the ``-v1`` id passes ``"v1"``)
+    calibration=None, estimate_calibration=None, churn_rate=0.002, market_seed=0,
+    persistent_market=False, dynamics="v0", deadline_week=None, deadline_decay=0.8, render_mode=None)``
+    (the class's ``dynamics`` default is ``"v0"``, so an earlier ``InfluencerMatchingEnv(...)`` stays v0;
+    the ``-v1`` id passes ``"v1"``)
 
     * ``pool``: an :class:`~envs.population.InfluencerPool` or the path of an influencer CSV (then
       ``n_influencers`` and ``population_mode`` are ignored).
     * ``calibration``: a :class:`~envs.calibration.Calibration`, a mapping of fields, or a YAML path.
+    * ``estimate_calibration``: the market the env's own estimate assumes (the value per $ from
+      observables that ranks each segment's influencers and that the observation shows), in the same
+      forms; None: ``calibration``. A market whose outcomes depart from what the team's tools assume
+      sets both: model-based evaluation runs a fitted ``calibration`` with the logs' declared market
+      here, so the fit changes the outcomes, not how the logged system ranked and what it showed.
     * ``churn_rate``: weekly share of influencers who leave the pool (as many newcomers join).
     * ``market_seed``: seeds the pool generation and the segmentation (the campaign randomness comes
       from ``reset(seed=...)``).
@@ -321,6 +327,7 @@ class InfluencerMatchingEnv(gym.Env):
         population_mode: str = "marketplace",
         pool: InfluencerPool | str | Path | None = None,
         calibration: Calibration | dict | str | Path | None = None,
+        estimate_calibration: Calibration | dict | str | Path | None = None,
         churn_rate: float = 0.002,
         market_seed: int = 0,
         persistent_market: bool = False,
@@ -366,6 +373,9 @@ class InfluencerMatchingEnv(gym.Env):
             raise ValueError(f"render_mode: expected None, 'ansi' or 'rgb_array', got {render_mode!r}")
 
         self.calibration = _as_calibration(calibration)
+        self.estimate_calibration = (
+            self.calibration if estimate_calibration is None else _as_calibration(estimate_calibration)
+        )
         self.offer_levels = np.asarray(sorted(float(x) for x in levels))
         self.n_segments = int(n_segments)
         self.campaign_weeks = int(campaign_weeks)
@@ -527,8 +537,9 @@ class InfluencerMatchingEnv(gym.Env):
     ) -> np.ndarray:
         """What the observables suggest (observed ER, the tier's fake share) about each influencer's value
         per dollar of list price, as ``coef[goal, 0] + coef[goal, 1] * fit`` per unit of the campaign's
-        value scale (:func:`envs.outcomes.value_coefficients`): a campaign ranks the pool from its fit."""
-        cal = self.calibration
+        value scale (:func:`envs.outcomes.value_coefficients`): a campaign ranks the pool from its fit.
+        The estimate assumes the market of ``estimate_calibration``."""
+        cal = self.estimate_calibration
         estimated = fit_free_rates(pool.platform, followers, pool.engagement_rate, fake_guess, load, cal)
         return value_coefficients(estimated, pool.platform, cal) / pool.price
 

@@ -152,14 +152,18 @@ def _logger_spec(spec: str) -> tuple[str, float | None]:
 
 def _market_env(options: Mapping[str, Any], changes: Mapping[str, Any], base: Any) -> Any:
     """The market of a scenario: ``options`` with ``changes`` to the default calibration (same pool and
-    segments as ``base``, the default market)."""
+    segments as ``base``, the default market). Only the outcomes change: the env's own estimate (the
+    value per $ that ranks each segment and that the observation shows) stays the declared market's,
+    as a team's tools assume the market the team declares."""
     from envs.calibration import Calibration
     from experiments.ope.policies import make_env
 
     if not changes:
         return base
     calibration = Calibration.from_dict(dict(changes))
-    env = make_env({**options, "calibration": calibration})
+    env = make_env(
+        {**options, "calibration": calibration, "estimate_calibration": base.unwrapped.calibration}
+    )
     if tuple(env.unwrapped.action_names) != tuple(base.unwrapped.action_names):
         raise ValueError(
             f"markets: the changes {dict(changes)} alter the pool or its segments; change outcome fields"

@@ -20,6 +20,9 @@ logging policy, so per campaign the logs are used another way: to fit the market
    markets (:func:`simulated_market`), each a calibration drawn from the fit's asymptotic normal
    (:meth:`envs.fit.MarketFit.draw_calibrations`) with the hidden columns drawn from their posterior
    under it. The simulator does not see the truth the logs were drawn from, only what a team could know.
+   Only the outcomes are the fit's: the env's own estimate (the value per $ that ranks each segment's
+   influencers and that the observation shows) stays the logs' declared market's
+   (``estimate_calibration``), as the logged contexts were computed.
 3. **The campaigns** (:class:`LoggedCampaigns`): every logged campaign's brand category, goal, budget
    and start month are read from its first decision's context (the log format's context columns). What
    the logs do not hold is inferred where the outcomes pin it down and drawn from the calibration
@@ -180,8 +183,7 @@ def simulated_market(fitted: FittedMarket, calibration: Calibration, rng: np.ran
     columns drawn from what the observables and the logged outcomes say under ``calibration``
     (:func:`hidden_posterior`)."""
     true_rate, quality = hidden_posterior(fitted.run.offers, fitted.pool, calibration).draw(calibration, rng)
-    simulated = dataclasses.replace(fitted.pool, true_engagement_rate=true_rate, response_quality=quality)
-    return make_env({**fitted.env_options, "pool": simulated, "calibration": calibration})
+    return _market_of(fitted, calibration, true_rate, quality)
 
 
 def point_market(fitted: FittedMarket) -> Any:
@@ -191,8 +193,23 @@ def point_market(fitted: FittedMarket) -> Any:
     market's values are close to those averaged over the posterior, without its Monte Carlo noise."""
     calibration = fitted.fit.calibration
     true_rate, quality = hidden_posterior(fitted.run.offers, fitted.pool, calibration).point(calibration)
+    return _market_of(fitted, calibration, true_rate, quality)
+
+
+def _market_of(
+    fitted: FittedMarket, calibration: Calibration, true_rate: np.ndarray, quality: np.ndarray
+) -> Any:
+    """The logs' market with the outcomes of ``calibration`` and these hidden columns. The env's own
+    estimate (the value per $ that ranks each segment's influencers and that the observation shows)
+    stays the logs' declared market's, as the logged contexts were computed: a fitted outcome model
+    changes what happens to an offer, not which influencer an action reaches or what the policy sees.
+    (Ranking by the fit's estimate credits a value-per-$ policy with the fit's own noise: +5.5 % against
+    +1.7 % on a goal-grid scenario.)"""
+    options = fitted.env_options
+    declared = options.get("estimate_calibration", options.get("calibration"))
     simulated = dataclasses.replace(fitted.pool, true_engagement_rate=true_rate, response_quality=quality)
-    return make_env({**fitted.env_options, "pool": simulated, "calibration": calibration})
+    return make_env({**options, "pool": simulated, "calibration": calibration,
+                     "estimate_calibration": Calibration() if declared is None else declared})  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ campaigns

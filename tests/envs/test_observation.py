@@ -5,7 +5,7 @@ import inspect
 import numpy as np
 import pytest
 
-from envs.calibration import CATEGORIES, GOALS
+from envs.calibration import CATEGORIES, GOALS, Calibration
 from envs.matching_env import ENV_OPTIONS, InfluencerMatchingEnv, env_option_defaults
 from envs.observation import KINDS, FeatureSpec, find, observation_specs
 
@@ -71,3 +71,26 @@ def test_env_options_are_the_constructor_keywords_with_their_defaults():
     # Every option is accepted by name.
     e = InfluencerMatchingEnv(**{**defaults, **SMALL})
     assert e.n_segments == SMALL["n_segments"] and e.campaign_weeks == SMALL["campaign_weeks"]
+
+
+def test_estimate_calibration_sets_what_the_env_shows_and_ranks_by_and_not_what_happens():
+    """An env whose outcomes are ``Y`` and whose own estimate assumes ``X`` shows the observations of the
+    env of ``X`` (the value per $ features, and so the ranking they come from), with the expected
+    rewards of ``Y``'s outcomes; by default the estimate assumes the env's own calibration."""
+    x = Calibration()
+    y = x.replace(conversion_rate=2 * x.conversion_rate, engagement_fit_slope=1.2)
+    options = dict(n_influencers=2000, n_segments=4, campaign_weeks=6, dynamics="v1")
+    mixed = InfluencerMatchingEnv(**options, calibration=y, estimate_calibration=x)
+    env_x = InfluencerMatchingEnv(**options, calibration=x)
+    env_y = InfluencerMatchingEnv(**options, calibration=y)
+    assert env_y.estimate_calibration is env_y.calibration
+    shown_as_x = shown_as_y = rewards_differ = 0
+    for seed in range(12):
+        (obs, info), (obs_x, info_x), (obs_y, _) = (e.reset(seed=seed) for e in (mixed, env_x, env_y))
+        shown_as_x += np.array_equal(obs, obs_x)
+        shown_as_y += np.array_equal(obs, obs_y)
+        rewards_differ += not np.allclose(info["expected_rewards"], info_x["expected_rewards"])
+    assert shown_as_x == 12
+    assert shown_as_y < 12 and rewards_differ > 6
+    with pytest.raises(ValueError, match="calibration"):
+        InfluencerMatchingEnv(**options, estimate_calibration=3)

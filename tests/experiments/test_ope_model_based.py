@@ -305,3 +305,25 @@ def test_hidden_posterior_learns_quality_times_engagement_from_the_logged_outcom
         assert (prior.mean_u[floor] < untruncated[floor]).all()
     draws = np.stack([posterior.draw(cal, np.random.default_rng(k))[1] for k in range(200)])
     np.testing.assert_allclose(draws.mean(axis=0)[often], posterior.point(cal)[1][often], rtol=0.2)
+
+
+def test_simulated_markets_show_and_rank_as_the_logs_market_did(env, market):
+    """The point market and a drawn market take the fit's outcomes but keep the logs' market's own
+    estimate: reset with the logs' seeds and campaigns, they show the observations the logs' env shows
+    (the same value per $ features, so each action reaches the same influencer), with other expected
+    rewards."""
+    fitted = market.fitted
+    point = model_based.point_market(fitted)
+    drawn = model_based.simulated_market(fitted, fitted.calibrations[0], np.random.default_rng(0))
+    for simulated, calibration in ((point, fitted.fit.calibration), (drawn, fitted.calibrations[0])):
+        assert simulated.unwrapped.calibration == calibration
+        assert simulated.unwrapped.estimate_calibration == env.calibration
+    differ = 0
+    for seed in range(8):
+        obs, info = env.reset(seed=seed)
+        campaign = {"campaign": env.campaign}
+        for simulated in (point, drawn):
+            simulated_obs, simulated_info = simulated.reset(seed=seed, options=campaign)
+            np.testing.assert_array_equal(simulated_obs, obs)
+            differ += not np.allclose(simulated_info["expected_rewards"], info["expected_rewards"])
+    assert differ >= 8
