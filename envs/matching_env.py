@@ -374,7 +374,9 @@ class InfluencerMatchingEnv(gym.Env):
 
         self.calibration = _as_calibration(calibration)
         self.estimate_calibration = (
-            self.calibration if estimate_calibration is None else _as_calibration(estimate_calibration)
+            self.calibration
+            if estimate_calibration is None
+            else _as_calibration(estimate_calibration, "estimate_calibration")
         )
         self.offer_levels = np.asarray(sorted(float(x) for x in levels))
         self.n_segments = int(n_segments)
@@ -1140,7 +1142,9 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
         raise ValueError(f"{name}: expected a whole number >= {minimum}, got {value!r}")
 
 
-def _as_calibration(calibration: Calibration | dict | str | Path | None) -> Calibration:
+def _as_calibration(
+    calibration: Calibration | dict | str | Path | None, name: str = "calibration"
+) -> Calibration:
     if calibration is None:
         return Calibration()
     if isinstance(calibration, Calibration):
@@ -1150,7 +1154,7 @@ def _as_calibration(calibration: Calibration | dict | str | Path | None) -> Cali
     if isinstance(calibration, (str, Path)):
         return Calibration.from_yaml(calibration)
     raise ValueError(
-        f"calibration: expected a Calibration, a mapping or a YAML path, got {type(calibration).__name__}"
+        f"{name}: expected a Calibration, a mapping or a YAML path, got {type(calibration).__name__}"
     )
 
 

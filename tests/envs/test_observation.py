@@ -92,5 +92,5 @@ def test_estimate_calibration_sets_what_the_env_shows_and_ranks_by_and_not_what_
         rewards_differ += not np.allclose(info["expected_rewards"], info_x["expected_rewards"])
     assert shown_as_x == 12
     assert shown_as_y < 12 and rewards_differ > 6
-    with pytest.raises(ValueError, match="calibration"):
+    with pytest.raises(ValueError, match="^estimate_calibration: expected a Calibration"):
         InfluencerMatchingEnv(**options, estimate_calibration=3)
