@@ -71,6 +71,10 @@ class BacktestConfig:
     truth_paths : float
         Paths per logged campaign on average of the per-campaign truth (see
         :func:`experiments.ope.truth.simulate_target`; 1: the logged reset seed's path only).
+    pool_per_seed : bool
+        Each seed draws its own pool and segments (the env's ``market_seed`` is the seed), so the
+        scenarios of different seeds are different markets rather than one pool's luck counted again;
+        False: every scenario on the pool of ``env``.
     """
 
     sizes: tuple[int, ...] = (500,)
@@ -81,8 +85,11 @@ class BacktestConfig:
     env: dict[str, Any] = dataclasses.field(default_factory=lambda: {"dynamics": "v1"})
     ope: dict[str, Any] = dataclasses.field(default_factory=dict)
     truth_paths: float = 4
+    pool_per_seed: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.pool_per_seed, bool):
+            raise ValueError(f"pool_per_seed: expected true or false, got {self.pool_per_seed!r}")
         paths = self.truth_paths
         if isinstance(paths, bool) or not isinstance(paths, (int, float)) or not 1 <= paths <= 64:
             raise ValueError(f"truth_paths: expected a number from 1 to 64, got {paths!r}")
@@ -130,9 +137,15 @@ class BacktestConfig:
         facts = {"market": self.markets[market], "logger": logger_spec, "size": size, "seed": seed,
                  "targets": list(self.targets), "env": self.env, "ope": self.ope,
                  "truth_paths": self.truth_paths}  # fmt: skip
+        if self.pool_per_seed:  # (absent otherwise, so earlier caches stay valid)
+            facts["pool_per_seed"] = True
         digest = hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:12]
         safe = "".join(ch if ch.isalnum() else "-" for ch in f"{market}_{logger_spec}_{size}_{seed}")
         return f"{safe}_{digest}.csv"
+
+    def env_options(self, seed: int) -> dict[str, Any]:
+        """The environment options of the scenarios of ``seed`` (its own pool with ``pool_per_seed``)."""
+        return {**self.env, "market_seed": seed} if self.pool_per_seed else dict(self.env)
 
 
 def _logger_spec(spec: str) -> tuple[str, float | None]:
@@ -183,8 +196,7 @@ def run_backtest(config: BacktestConfig, progress: Any = None, cache: Path | Non
     from experiments.ope.policies import build_policy, make_env, policy_source
 
     ope = OPEConfig(**config.ope)
-    base = make_env(config.env)
-    unwrapped = base.unwrapped
+    bases: dict[int, Any] = {}  # the default market of each seed (one for all seeds by default)
     rows = []
     if cache is not None:
         Path(cache).mkdir(parents=True, exist_ok=True)
@@ -198,13 +210,19 @@ def run_backtest(config: BacktestConfig, progress: Any = None, cache: Path | Non
             continue
         clock = time.perf_counter()
         scenario_rows = []
-        true_env = _market_env(config.env, config.markets[market], base)
+        options = config.env_options(seed)
+        key = seed if config.pool_per_seed else 0
+        if key not in bases:
+            bases = {key: make_env(options)}  # scenarios run seed by seed: keep one market at a time
+        base = bases[key]
+        unwrapped = base.unwrapped
+        true_env = _market_env(options, config.markets[market], base)
         agent, epsilon = _logger_spec(logger_spec)
         logging_policy = build_policy(policy_source(agent), true_env, epsilon, seed=seed)
         frame, meta = generate_logs(true_env, logging_policy, size, seed)
-        meta["env"] = dict(config.env)
+        meta["env"] = options
         data = LoggedData.from_frame(frame, unwrapped.feature_names, unwrapped.action_names, meta)
-        model = prepare_market(data, base, dict(config.env), ope)
+        model = prepare_market(data, base, dict(options), ope)
         replayed: dict[str, Any] = {}
         for target_name in config.targets:
             target = build_policy(
@@ -213,6 +231,7 @@ def run_backtest(config: BacktestConfig, progress: Any = None, cache: Path | Non
             result = estimate_target(data, base, target, ope, model, truth=True, truth_env=true_env,
                                      cache=replayed, truth_paths=config.truth_paths)  # fmt: skip
             table = result.overall.assign(market=market, logger=logger_spec, n_campaigns_logged=size, seed=seed,
+                                          market_seed=int(options.get("market_seed", 0)),
                                           target=target_name,
                                           seconds=result.summary["seconds"]["estimation"]
                                           + result.summary["seconds"].get("truth", 0.0),

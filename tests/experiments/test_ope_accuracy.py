@@ -101,6 +101,34 @@ def test_a_small_backtest_meets_its_pinned_accuracy(tmp_path):
     np.testing.assert_array_equal(again["estimate"].to_numpy(), table["estimate"].to_numpy())
 
 
+@pytest.mark.slow
+def test_pool_per_seed_gives_every_seed_its_own_market(tmp_path):
+    """With ``pool_per_seed`` the scenarios of seed s run on the pool of market_seed s: seed 0's are those
+    of the default grid to the byte, seed 1's come from another pool (other truths); the rows say which."""
+    options = dict(sizes=(60,), loggers=("uniform",), targets=("best_value_per_dollar", "best_fit"),
+                   seeds=(0, 1), env=dict(ENV_OPTIONS),
+                   ope={"n_bootstrap": 20, "n_simulations": 200, "n_subset": 20, "n_draws": 2,
+                        "n_check_simulations": 5, "max_iter": 20, "fitted_q": False},
+                   truth_paths=1)  # fmt: skip
+    shared = run_backtest(BacktestConfig(**options))
+    own = run_backtest(BacktestConfig(**options, pool_per_seed=True))
+    assert set(shared["market_seed"]) == {0} and set(own["market_seed"]) == {0, 1}
+    columns = ["estimate", "truth"]
+    seed0 = [t[t["seed"] == 0][columns].to_numpy() for t in (shared, own)]
+    np.testing.assert_array_equal(*seed0)
+    seed1 = [t[t["seed"] == 1]["truth"].to_numpy() for t in (shared, own)]
+    assert not np.allclose(*seed1)
+    config = BacktestConfig(**options, pool_per_seed=True)
+    assert config.env_options(3)["market_seed"] == 3 and "market_seed" not in BacktestConfig(
+        **options
+    ).env_options(3)
+    assert config.scenario_key(config.scenarios()[0]) != BacktestConfig(**options).scenario_key(
+        config.scenarios()[0]
+    )
+    with pytest.raises(ValueError, match="pool_per_seed: expected true or false"):
+        BacktestConfig.from_mapping({"pool_per_seed": "yes"})
+
+
 def test_the_shipped_backtest_grids_are_valid():
     from pathlib import Path
 
