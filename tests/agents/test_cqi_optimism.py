@@ -49,6 +49,7 @@ def _greedy(agent: CQI) -> int:
     return int(agent.predict(np.full(1, 0.5, np.float32), deterministic=True)[0])
 
 
+@pytest.mark.slow
 def test_optimism_finds_the_rare_big_prize_that_epsilon_greedy_writes_off() -> None:
     plain = [_greedy(CQI(_lottery(), seed=s, **LEARN).learn(8000)) for s in range(10)]
     optimistic = [_greedy(CQI(_lottery(), seed=s, optimism=2.0, **LEARN).learn(8000)) for s in range(10)]

@@ -115,6 +115,7 @@ def test_planner_returns_are_shared_between_processes_through_a_cache_folder(tmp
     assert Evaluator(env, seed=4, n_episodes=3)._shared_planner_file() is None  # no folder, no file
 
 
+@pytest.mark.slow
 def test_score_vs_planner_and_its_standard_error(market):
     """The planner scale: a policy's paired gain over random as a share of the planner's, with a
     delta-method standard error that shrinks with more campaigns; the planner scores 1 on it."""

@@ -349,6 +349,7 @@ def test_python_m_runs_the_command(market, tmp_path) -> None:
     assert done.returncode == 2 and "none.csv" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_offer_facts_read_the_same_from_text_with_blank_cells(market, tmp_path) -> None:
     """A column a spreadsheet wrote as text (blank cells on waiting rows, spaces around numbers) reads as
     the numeric column does, and text that is not a number is still named."""

@@ -122,6 +122,7 @@ def test_heuristics_are_targets_from_the_logged_candidates(env):
         target_probabilities(oracle, data)
 
 
+@pytest.mark.slow
 def test_a_teams_rule_as_module_function_is_a_target(env, tmp_path, monkeypatch, capsys):
     (tmp_path / "team_rule.py").write_text(
         textwrap.dedent("""
@@ -208,6 +209,7 @@ def test_recommended_estimate_one_per_scope(env, uniform_logs, market):
     assert {"truth", "covered"} <= set(overall.columns)
 
 
+@pytest.mark.slow
 def test_fitted_q_beside_the_simulation_gives_the_same_estimates(env, uniform_logs, market):
     """``n_jobs`` 2 (fitted-Q in a second process) and 1 give the same tables, bit for bit."""
     target = build_policy(policy_source("best_fit"), env, 0.1)

@@ -152,6 +152,7 @@ def test_a_failed_or_interrupted_run_leaves_no_folder(tmp_path, monkeypatch, err
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_not_overwritten_unless_asked(tmp_path):
     first = run(spec("best_fit", timesteps=50), tmp_path / "run")
     with pytest.raises(FileExistsError, match="holds a finished run; pass --overwrite"):
