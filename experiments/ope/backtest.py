@@ -196,7 +196,7 @@ def run_backtest(config: BacktestConfig, progress: Any = None, cache: Path | Non
     from experiments.ope.policies import build_policy, make_env, policy_source
 
     ope = OPEConfig(**config.ope)
-    bases: dict[int, Any] = {}  # the default market of each seed (one for all seeds by default)
+    base, base_options = None, None  # the default market of the scenarios running (one at a time)
     rows = []
     if cache is not None:
         Path(cache).mkdir(parents=True, exist_ok=True)
@@ -211,10 +211,8 @@ def run_backtest(config: BacktestConfig, progress: Any = None, cache: Path | Non
         clock = time.perf_counter()
         scenario_rows = []
         options = config.env_options(seed)
-        key = seed if config.pool_per_seed else 0
-        if key not in bases:
-            bases = {key: make_env(options)}  # scenarios run seed by seed: keep one market at a time
-        base = bases[key]
+        if base is None or options != base_options:  # scenarios run seed by seed
+            base, base_options = make_env(options), options
         unwrapped = base.unwrapped
         true_env = _market_env(options, config.markets[market], base)
         agent, epsilon = _logger_spec(logger_spec)

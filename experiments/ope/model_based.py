@@ -206,7 +206,9 @@ def _market_of(
     (Ranking by the fit's estimate credits a value-per-$ policy with the fit's own noise: +5.5 % against
     +1.7 % on a goal-grid scenario.)"""
     options = fitted.env_options
-    declared = options.get("estimate_calibration", options.get("calibration"))
+    declared = options.get("estimate_calibration")
+    if declared is None:
+        declared = options.get("calibration")
     simulated = dataclasses.replace(fitted.pool, true_engagement_rate=true_rate, response_quality=quality)
     return make_env({**options, "pool": simulated, "calibration": calibration,
                      "estimate_calibration": Calibration() if declared is None else declared})  # fmt: skip
