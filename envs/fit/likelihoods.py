@@ -11,9 +11,14 @@ factors enter as offsets, so a block estimates only what the logs identify:
   + ln overlap + reach_post_sd^2/2. The hidden response quality q (log-sd s, correlation r with the price
   noise) is partly priced: E[q | price residual z] = exp(s r z - (s r)^2 / 2), so the price residual's
   coefficient is s x r and corrects the selection on price a value-per-dollar logger makes;
-* ``engagement`` (accepted, Poisson, clustered): engagements ~ 1 + load + price residual, offset
-  ln E[true ER | observed] + ln audience + ln month multiplier + ln(0.7 + 0.6 fit)
-  + engagement_post_sd^2/2 (the audience of per-view platforms uses the fitted reach rate: two steps);
+* ``engagement`` (accepted, negative-binomial quasi-likelihood, clustered): engagements ~ 1 + load,
+  offset ln E[true ER | observed] + ln audience + ln month multiplier + ln(0.7 + 0.6 fit)
+  + engagement_post_sd^2/2 + (reach's price-residual coefficient) x price residual. The same hidden
+  quality multiplies reach and engagements, so the price residual's coefficient is the reach block's,
+  not estimated again: a value-per-dollar logger hires far below the average price residual, and a
+  second, free coefficient there would put the multiplier (the engagement at residual 0) where no
+  offer informs it. The audience of per-view platforms uses the fitted reach rate. Both are two-step;
+  the loading's variance enters the engagement coefficients' covariance through their sensitivity to it;
 * ``clicks`` (accepted with reach > 0, Poisson): clicks ~ 1 + E[ln(ER / typical) | observed], offset
   ln reach + ln(click_fit_base + fit); conditioning on the realised reach removes q;
 * ``conversions`` (accepted with reach > 0, Poisson): conversions ~ 1 + ln(F/10k) + E[ln(ER/typical)],
@@ -523,19 +528,42 @@ def _engagement_block(d: FitInputs, reach: BlockFit, rows: np.ndarray) -> BlockF
                    lambda c: math.exp(c["const"] + c["price_z"] ** 2 / 2), ("const",), positive=True),
         _Parameter("engagement_fatigue", "engagement_fatigue", None, lambda c: -c["load"], ("load",)),
     ]  # fmt: skip
-    held = set(d.held_terms("engagement")) | ({"price_z"} if "price_z" not in reach.estimated else set())
+    held = set(d.held_terms("engagement")) | {"price_z"}
     y = off["engagements"].to_numpy(dtype=float)[rows]
     # Negative-binomial weights for the log-normal heterogeneity (unpriced quality and post noise): a
     # quasi-likelihood, consistent for the mean whatever alpha, efficient near the right one.
     unpriced = max(reach.coef["resid_var"] - cal.reach_post_sd**2, 0.0)
     alpha = math.expm1(unpriced + cal.engagement_post_sd**2)
 
-    def fit_once(fit_offset: np.ndarray, extra: Sequence[_Term], reported: Sequence[_Parameter]) -> BlockFit:
-        return _fit_block("engagement", sm.families.NegativeBinomial(alpha=alpha), y, [*terms, *extra],
-                          offset + fit_offset, d.min_obs, held, [*params, *reported], groups=obs.index[rows],
-                          min_groups=d.min_influencers, clusters=d.engagement_clusters)  # fmt: skip
+    def at_loading(b: float) -> BlockFit:
+        loaded = [*terms[:2], dataclasses.replace(terms[2], default=b)]
 
-    return _with_fit_slope(d, "engagement_fit_slope", fit, fit_once)
+        def fit_once(
+            fit_offset: np.ndarray, extra: Sequence[_Term], reported: Sequence[_Parameter]
+        ) -> BlockFit:
+            return _fit_block("engagement", sm.families.NegativeBinomial(alpha=alpha), y, [*loaded, *extra],
+                              offset + fit_offset, d.min_obs, held, [*params, *reported], groups=obs.index[rows],
+                              min_groups=d.min_influencers, clusters=d.engagement_clusters)  # fmt: skip
+
+        return _with_fit_slope(d, "engagement_fit_slope", fit, fit_once)
+
+    block = at_loading(b0)
+    if "price_z" not in reach.estimated or not block.estimated:
+        return block
+    # The engagement coefficients were fitted given the reach block's loading: their covariance gains
+    # the loading's variance through their sensitivity to it (a two-step estimator, delta method).
+    var_b = float(reach.cov[reach.estimated.index("price_z"), reach.estimated.index("price_z")])
+    h = max(math.sqrt(max(var_b, 0.0)), 1e-3)
+    moved = at_loading(b0 + h)
+    if moved.estimated != block.estimated:
+        return block
+    g = np.array([moved.coef[k] - block.coef[k] for k in block.estimated]) / h
+    if "fit_slope" in block.estimated:  # the Gauss-Newton step is relative to the slope it started from
+        g[block.estimated.index("fit_slope")] = (
+            _parameter_values(moved, only_identified=True)["engagement_fit_slope"]
+            - _parameter_values(block, only_identified=True)["engagement_fit_slope"]
+        ) / h
+    return dataclasses.replace(block, cov=block.cov + var_b * np.outer(g, g))
 
 
 #: Gauss-Newton steps of a fit slope before :func:`_fit_with_slope` gives up.
