@@ -536,7 +536,7 @@ def _engagement_block(d: FitInputs, reach: BlockFit, rows: np.ndarray) -> BlockF
     alpha = math.expm1(unpriced + cal.engagement_post_sd**2)
 
     def at_loading(b: float) -> BlockFit:
-        loaded = [*terms[:2], dataclasses.replace(terms[2], default=b)]
+        loaded = [dataclasses.replace(t, default=b) if t.name == "price_z" else t for t in terms]
 
         def fit_once(
             fit_offset: np.ndarray, extra: Sequence[_Term], reported: Sequence[_Parameter]
@@ -558,6 +558,10 @@ def _engagement_block(d: FitInputs, reach: BlockFit, rows: np.ndarray) -> BlockF
     if moved.estimated != block.estimated:
         return block
     g = np.array([moved.coef[k] - block.coef[k] for k in block.estimated]) / h
+    # The multiplier is exp(const + loading^2 / 2), and its draws keep the loading at b0: the constant
+    # carries the loading's whole effect on it.
+    if "const" in block.estimated:
+        g[block.estimated.index("const")] += ((b0 + h) ** 2 - b0**2) / (2 * h)
     if "fit_slope" in block.estimated:  # the Gauss-Newton step is relative to the slope it started from
         g[block.estimated.index("fit_slope")] = (
             _parameter_values(moved, only_identified=True)["engagement_fit_slope"]
