@@ -21,6 +21,8 @@ the environment's generator, so a kernel never changes the stream of random numb
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba as nb
 import numpy as np
 
@@ -63,6 +65,55 @@ MONTH_SHIFT, MONTH_ENGAGEMENT, MONTH_CONVERSION, MONTH_PREMIUM = range(4)
     C_FATIGUE,  # engagement fatigue per unit of load
 ) = range(23)
 N_CONSTS = 23
+
+
+# ------------------------------------------------------------------ arrays without reference counts
+# Every array numba binds to a name, slices into a view or passes to a call is reference-counted, and each
+# count is an atomic add on the array's meminfo: a full memory barrier. The week's view makes a few hundred
+# per campaign (a view per row of the vector env's stacked arrays, one per prefix it scans), and they took
+# about half of its time (``perf``: the ``lock xadd`` of NRT's atomic add and sub). An entry kernel that is
+# handed arrays by Python, which owns them for the whole call, works on :func:`borrowed` copies instead:
+# the same data, shape and strides without a meminfo, whose counts NRT skips.
+
+
+def _borrow(context: Any, builder: Any, ty: Any, value: Any) -> Any:
+    """``value`` of type ``ty`` with every array in it (tuples recursively) stripped of its meminfo and
+    parent; anything else is passed on with a new reference (the result is a new value to numba)."""
+    from numba.core import cgutils, types
+
+    if isinstance(ty, types.Array):
+        source = context.make_array(ty)(context, builder, value=value)
+        view = context.make_array(ty)(context, builder)
+        for field in ("nitems", "itemsize", "data", "shape", "strides"):
+            setattr(view, field, getattr(source, field))
+        view.meminfo = cgutils.get_null_value(view.meminfo.type)
+        view.parent = cgutils.get_null_value(view.parent.type)
+        return view._getvalue()
+    if isinstance(ty, types.BaseTuple):
+        members: Any = ty  # a tuple type iterates over its members' types
+        items = [_borrow(context, builder, t, builder.extract_value(value, j)) for j, t in enumerate(members)]
+        return context.make_tuple(builder, ty, items)
+    context.nrt.incref(builder, ty, value)
+    return value
+
+
+@nb.extending.intrinsic
+def _borrowed(typingctx, value):
+    """``value`` (an array, or a tuple of arrays and tuples) as arrays that hold no reference to their
+    memory: numba counts no references on them or on any view of them. Only for arrays the caller keeps
+    alive for as long as the result is used (an entry kernel's arguments, for that call); never returned
+    or stored."""
+
+    def codegen(context, builder, signature, args):
+        return _borrow(context, builder, signature.args[0], args[0])
+
+    return value(value), codegen
+
+
+@nb.njit(cache=True, inline="always")
+def borrowed(value):
+    """:func:`_borrowed` (``value``'s arrays without their meminfos), called as a function."""
+    return _borrowed(value)  # type: ignore[call-arg]  # numba's intrinsic hides its typing context
 
 
 def candidate_values(values, i):

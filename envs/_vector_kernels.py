@@ -18,6 +18,9 @@ does), so a row follows the same trajectory as a single environment with the sam
   are not stored but computed where read (the ranking's scan, then each week's candidates and refills),
   with the audience product summed as the BLAS kernel that computes each row of the single env's
   (:func:`_blas_dot`, :func:`classify_rows`, :func:`_computed_values`).
+
+The entry kernels work on :func:`envs._kernels.borrowed` arrays: the rows' views then count no
+references (their atomic counts took a quarter of a step).
 """
 
 from __future__ import annotations
@@ -170,6 +173,9 @@ def step_campaigns(rows, actions, generators, state, tables, campaign, market, o
     the row-stacked campaign arrays and the market's arrays, in :func:`_refresh`'s order; ``out``:
     (reward, terminated, truncated, offered, segment, offer_ratio, accepted, counts, amounts), written
     at each stepped row; ``lazy_on``, ``lazy`` and ``values``: see :func:`reset_campaigns`."""
+    rows, actions, state, tables, campaign, market, out, lazy, values = k.borrowed(
+        (rows, actions, state, tables, campaign, market, out, lazy, values)
+    )
     week, budget_left, spent, total_reward, premium, n_hired, category, month_list, consts = state
     demand, value_factor, recovery, premium_by_month, scalars = tables
     reward, terminated, truncated, offered, segment, offer_ratio, accepted, counts, amounts = out
@@ -316,6 +322,9 @@ def reset_campaigns(rows, offsets, churn, templates, audience_fit, scale, values
     (-1 pads) and a bound of ``|coef_a| + |coef_b| * |fit|``; the incumbents per segment and their number;
     and :func:`_rank_lazily`'s inputs in scan order. A row's values are then never stored: the week view
     computes each where it reads it (:func:`_computed_values`)."""
+    (rows, offsets, churn, templates, audience_fit, scale, values, state, tables, campaign, market,
+     lazy) = k.borrowed((rows, offsets, churn, templates, audience_fit, scale, values, state, tables, campaign,
+                         market, lazy))  # fmt: skip
     fit_weights, value_coef, rank_bound, rank_order, bound_in_order = values
     segment = templates[5]
     week, budget_left, spent, total_reward, premium, n_hired, category, month_list, consts = state
@@ -730,6 +739,10 @@ def candidate_values(rows, candidate, category, consts, category_share, fit, val
     for campaign ``rows[b]``; NaN where the action has none), read as :func:`_refresh` hands them to the
     week's view (computed where read with ``lazy_on``, else from the rows ``fit`` and ``value_per_dollar``):
     the numbers the single env's ``candidate_features`` reads from its rows."""
+    rows, candidate, category, consts, category_share, fit, value_per_dollar, lazy, value_coef, out_fit, out_value = (
+        k.borrowed((rows, candidate, category, consts, category_share, fit, value_per_dollar, lazy, value_coef,
+                    out_fit, out_value))
+    )  # fmt: skip
     n_segments, n_levels = candidate.shape[1], candidate.shape[2]
     for b in range(len(rows)):
         i = rows[b]
