@@ -183,7 +183,8 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
             scalars,
         )
         self._months_by_start = np.stack([month_of_week(m, np.arange(weeks + 1)) for m in range(12)])
-        self._ids = np.asarray(market.pool.influencer_id, dtype=object)
+        # The offered influencer's id by offered index + 1 (-1, no offer: "").
+        self._ids = np.asarray(["", *market.pool.influencer_id], dtype=object)
         self._audience_fit = np.zeros((N, n))  # each new campaign's audience fit, row b of a batch of resets
         # Each sub-env's drawn campaign, as arrays (see _draw_starts): category, goal, start month, target
         # audience, and annual budget, budget, order value, value per engagement and per 1k reach.
@@ -547,9 +548,7 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
     def _info(self) -> dict[str, Any]:
         """The batched info, as ``SyncVectorEnv`` merges the single env's (every key with its mask)."""
         offered, segment, ratio, accepted, counts, amounts = self._out[3:]
-        ids = np.full(self.num_envs, "", dtype=object)
-        made = offered >= 0
-        ids[made] = self._ids[offered[made]]
+        ids = self._ids[offered + 1]
         everyone = np.ones(self.num_envs, dtype=bool)
         columns = {
             "influencer_id": ids,
