@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import gymnasium as gym
+import numba
 import numpy as np
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
@@ -73,12 +75,14 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         num_envs: int = 1,
         *,
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+        num_threads: int = 1,
         render_mode: str | None = None,
         **options: Any,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs: expected a whole number >= 1, got {num_envs!r}")
         mode = _autoreset_mode(autoreset_mode)
+        threads = _num_threads(num_threads)
         if options.get("persistent_market"):
             raise ValueError(
                 "persistent_market: not supported by the native vector env (each sub-env would carry its own "
@@ -88,7 +92,7 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
             raise ValueError(
                 "max_episode_steps: not supported by the vector env; campaign_weeks sets the length"
             )
-        self._setup(InfluencerMatchingEnv(render_mode=render_mode, **options), int(num_envs), mode)
+        self._setup(InfluencerMatchingEnv(render_mode=render_mode, **options), int(num_envs), mode, threads)
 
     @classmethod
     def from_env(
@@ -97,6 +101,7 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         num_envs: int,
         *,
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+        num_threads: int = 1,
     ) -> InfluencerMatchingVectorEnv:
         """A vector env of ``num_envs`` campaigns on ``env``'s market (built once already: nothing is
         segmented again) with ``env``'s options; ``env`` itself is left alone."""
@@ -106,13 +111,16 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         if single.persistent_market:
             raise ValueError("persistent_market: not supported by the native vector env")
         vector = cls.__new__(cls)
-        vector._setup(single, int(num_envs), _autoreset_mode(autoreset_mode))
+        vector._setup(single, int(num_envs), _autoreset_mode(autoreset_mode), _num_threads(num_threads))
         return vector
 
-    def _setup(self, env: InfluencerMatchingEnv, num_envs: int, mode: AutoresetMode) -> None:
+    def _setup(
+        self, env: InfluencerMatchingEnv, num_envs: int, mode: AutoresetMode, num_threads: int = 1
+    ) -> None:
         render_mode = env.render_mode
         self.env = env
         self.num_envs = int(num_envs)
+        self.num_threads = num_threads
         self.autoreset_mode = mode
         self.render_mode = render_mode
         self.metadata = {**type(self).metadata, "autoreset_mode": mode}
@@ -374,9 +382,13 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         offsets, churn = swaps
         if self._lazy:  # the single env's np.sqrt(target_audience), row by row
             self._lazy_arrays[2][rows] = np.sqrt(target)
-        _vector_kernels.reset_campaigns(rows, offsets, churn, self._churn_templates, audience_fit, scale, self._values,
-                                        self._state, self._tables, self._campaign_arrays, self._market_arrays,
-                                        self._lazy, self._lazy_arrays)  # fmt: skip
+        arrays = (rows, offsets, churn, self._churn_templates, audience_fit, scale, self._values, self._state,
+                  self._tables, self._campaign_arrays, self._market_arrays, self._lazy, self._lazy_arrays)  # fmt: skip
+        if self.num_threads > 1 and len(rows) > 1:
+            with _threads(self.num_threads):
+                _vector_kernels.reset_campaigns_threaded(self.num_threads, *arrays)
+        else:
+            _vector_kernels.reset_campaigns(*arrays)
 
     def _draw_starts(self, rows: np.ndarray) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, tuple]]:
         """The campaigns of ``rows`` as arrays ``(category, goal, start_month, target_audience, scalars)``
@@ -494,16 +506,12 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         if self.autoreset_mode == AutoresetMode.NEXT_STEP and self._autoreset.any():
             restart = np.flatnonzero(self._autoreset)
             stepping = np.flatnonzero(~self._autoreset)
-            _vector_kernels.step_campaigns(stepping, actions[stepping], self._typed_generators, self._state,
-                                           self._tables, self._campaign_arrays, self._market_arrays, self._out,
-                                           self._lazy, self._lazy_arrays, self._values)  # fmt: skip
+            self._step_kernel(stepping, actions[stepping])
             self._start_campaigns(restart)
             self._no_offer(restart)
             reward[restart], terminated[restart], truncated[restart] = 0.0, False, False
         else:
-            _vector_kernels.step_campaigns(np.arange(self.num_envs), actions, self._typed_generators, self._state,
-                                           self._tables, self._campaign_arrays, self._market_arrays, self._out,
-                                           self._lazy, self._lazy_arrays, self._values)  # fmt: skip
+            self._step_kernel(np.arange(self.num_envs), actions)
         done = terminated | truncated
         self._autoreset = done.copy()
         info = self._info()
@@ -523,6 +531,16 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
                 final_obs=final_obs, _final_obs=done.copy(), final_info=final_info, _final_info=done.copy()
             )
         return self._observation.copy(), reward.copy(), terminated.copy(), truncated.copy(), info
+
+    def _step_kernel(self, rows: np.ndarray, actions: np.ndarray) -> None:
+        """One compiled step of the campaigns ``rows``, on :attr:`num_threads` threads."""
+        arrays = (self._typed_generators, self._state, self._tables, self._campaign_arrays, self._market_arrays,
+                  self._out, self._lazy, self._lazy_arrays, self._values)  # fmt: skip
+        if self.num_threads > 1 and len(rows) > 1:
+            with _threads(self.num_threads):
+                _vector_kernels.step_campaigns_threaded(self.num_threads, rows, actions, *arrays)
+        else:
+            _vector_kernels.step_campaigns(rows, actions, *arrays)
 
     def _check_actions(self, actions: Any) -> np.ndarray:
         array = np.asarray(actions)
@@ -685,6 +703,27 @@ def _calibration_cdf(cal: Any, name: str) -> np.ndarray:
     cdf = np.cumsum(cal.probabilities(name))
     cdf[-1] = np.inf
     return cdf
+
+
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """numba's thread count for this thread's parallel kernels set to ``n``, then restored."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _num_threads(value: Any) -> int:
+    """``num_threads``: a whole number from 1 to numba's thread limit (``NUMBA_NUM_THREADS``, the cores)."""
+    limit: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set from the environment at import
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= limit:
+        raise ValueError(
+            f"num_threads: expected a whole number from 1 to {limit} (NUMBA_NUM_THREADS), got {value!r}"
+        )
+    return int(value)
 
 
 def _autoreset_mode(value: str | AutoresetMode) -> AutoresetMode:

@@ -321,6 +321,7 @@ def bench_market_fit(quick: bool) -> dict:
 from experiments.bench.vector import (  # noqa: E402 - the vector benchmarks reuse this module's references
     bench_ppo_vector,
     bench_vector_env_steps,
+    bench_vector_threads,
     bench_vector_vs_single,
 )
 
@@ -335,6 +336,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "market_fit": bench_market_fit,
     "vector_env_steps": bench_vector_env_steps,
     "vector_vs_single": bench_vector_vs_single,
+    "vector_threads": bench_vector_threads,
     "ppo_vector": bench_ppo_vector,
 }
 

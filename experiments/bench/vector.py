@@ -4,6 +4,10 @@ ratio in the record format of :mod:`experiments.bench.benchmarks`:
 * :func:`bench_vector_env_steps`: env-steps/s of the vector env (N = 256 campaigns, 10,000 influencers,
   random valid actions, autoresets included) against a bare CartPole-v1 single-env loop; goal >= 2;
 * :func:`bench_vector_vs_single`: the same against the single env's steps/s; goal >= 8;
+* :func:`bench_vector_threads`: the same env-steps/s with ``num_threads=2`` against one thread, judged
+  against what two busy processes get on this machine in the same run; goal >= 60 % of it (ours: the
+  draws of new campaigns and the Python around the kernels stay on one thread, about a third of a
+  step, which caps it near 75 %);
 * :func:`bench_ppo_vector`: PPO training steps/s on the vector env (16 campaigns) against one env,
   the same hyperparameters otherwise (the same rollout of 8,192 steps: ``n_steps`` 512 per env against
   8,192); goal >= 2.
@@ -18,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from experiments.bench.benchmarks import _step_rate, record
+from experiments.bench.benchmarks import _step_rate, parallel_capacity, record
 
-__all__ = ["bench_ppo_vector", "bench_vector_env_steps", "bench_vector_vs_single"]
+__all__ = ["bench_ppo_vector", "bench_vector_env_steps", "bench_vector_threads", "bench_vector_vs_single"]
 
 #: Campaigns of the vector env in the env-step benchmarks.
 N_ENVS = 256
@@ -75,6 +79,39 @@ def bench_vector_vs_single(quick: bool) -> dict:
     ours, single, extra = _rates(quick, "single")
     return record("vector_vs_single", ours, "env-steps/s", "InfluencerMatching-v1 single-env step loop",
                   single, ours / single, 8.0, **extra)  # fmt: skip
+
+
+def bench_vector_threads(quick: bool) -> dict:
+    """The vector env's env-steps/s on two threads against one (the same campaigns, so the same numbers),
+    judged against :func:`parallel_capacity` (the better of a probe before and one after). Goal: 60 %."""
+    import gymnasium as gym
+
+    import envs
+
+    probe = 2_000_000 if quick else 20_000_000
+    capacity = parallel_capacity(probe)
+    vecs = {
+        threads: gym.make_vec(
+            envs.ENV_ID,
+            num_envs=N_ENVS,
+            vectorization_mode="vector_entry_point",
+            n_influencers=10_000,
+            num_threads=threads,
+        )  # fmt: skip
+        for threads in (1, 2)
+    }
+    chunk, rounds = (20, 2) if quick else (100, 3)
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    for vec in vecs.values():
+        vector_step_rate(vec, 2, 0)  # compile and warm up
+    for r in range(rounds):
+        for threads, vec in vecs.items():
+            rates[threads].append(vector_step_rate(vec, chunk, r))
+    capacity = max(capacity, parallel_capacity(probe))
+    one, two = max(rates[1]), max(rates[2])
+    return record("vector_threads", two / one, "x the env-steps/s on 2 threads than 1",
+                  "speed-up of two busy processes on this machine", capacity, two / one / capacity, 0.6,
+                  env_steps_1_thread=one, env_steps_2_threads=two, num_envs=N_ENVS)  # fmt: skip
 
 
 def _ppo_rate(n_envs: int, timesteps: int) -> float:

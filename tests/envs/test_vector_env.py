@@ -5,6 +5,7 @@ layout of SyncVectorEnv."""
 from __future__ import annotations
 
 import gymnasium as gym
+import numba
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
@@ -196,9 +197,45 @@ def test_seeding_repeats_and_unseeded_resets_continue():
         vec.reset(seed=[1, 2, 3])
 
 
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has one thread here")
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_threads_give_the_numbers_of_one_thread(mode):
+    """Rows shared among threads are stepped and restarted by the same code from their own generators: every
+    observation, reward, flag and info entry is the one-thread run's, through many autoresets."""
+    runs = [InfluencerMatchingVectorEnv(9, num_threads=t, autoreset_mode=mode, **OPTIONS) for t in (1, 2)]
+    assert [run.num_threads for run in runs] == [1, 2]
+    first = [run.reset(seed=11) for run in runs]
+    assert np.array_equal(first[0][0], first[1][0])
+    rng, ended = np.random.default_rng(5), 0
+    for step in range(40):
+        actions = _policy_actions(rng, runs[0].action_masks(), step)
+        (obs, reward, terminated, truncated, info), (obs2, reward2, terminated2, truncated2, info2) = (
+            run.step(actions) for run in runs
+        )
+        for mine, theirs in [
+            (obs, obs2),
+            (reward, reward2),
+            (terminated, terminated2),
+            (truncated, truncated2),
+        ]:
+            assert np.array_equal(mine, theirs)
+        for key in ("action_mask", "expected_rewards"):
+            assert np.array_equal(info[key], info2[key])
+        for key, value in info["outcome"].items():
+            assert np.array_equal(value, info2["outcome"][key]), key
+        if mode == AutoresetMode.SAME_STEP and "final_obs" in info:
+            for i in np.flatnonzero(info["_final_obs"]):
+                assert np.array_equal(info["final_obs"][i], info2["final_obs"][i])
+        ended += int((terminated | truncated).sum())
+    assert ended >= 3 * 9  # campaigns of 7 weeks: every row restarted several times
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="num_envs"):
         InfluencerMatchingVectorEnv(0, **OPTIONS)
+    for bad in (0, 1.5, True, numba.config.NUMBA_NUM_THREADS + 1):
+        with pytest.raises(ValueError, match="num_threads"):
+            InfluencerMatchingVectorEnv(2, num_threads=bad, **OPTIONS)
     with pytest.raises(ValueError, match="autoreset_mode"):
         InfluencerMatchingVectorEnv(2, autoreset_mode="Disabled", **OPTIONS)
     with pytest.raises(ValueError, match="persistent_market"):

@@ -46,6 +46,14 @@ def test_market_fit_row_times_the_fit_against_reading_the_same_logs():
 
 
 @pytest.mark.slow
+def test_vector_threads_row_compares_two_threads_with_one():
+    (rec,) = bench.run_benchmarks(["vector_threads"], quick=True)["benchmarks"]
+    assert KEYS <= set(rec) and rec["goal"] == 0.6 and rec["num_envs"] == 256
+    assert rec["value"] == pytest.approx(rec["env_steps_2_threads"] / rec["env_steps_1_thread"])
+    assert rec["ratio"] == pytest.approx(rec["value"] / rec["reference_value"])
+
+
+@pytest.mark.slow
 def test_parallel_capacity_is_a_speed_up_of_two_processes():
     # A speed-up of two processes over one (the machine's speed swings, so only its sanity is checked:
     # the goal itself is judged by influmatch bench, never by a timed test).
