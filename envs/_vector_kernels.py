@@ -201,15 +201,6 @@ def step_campaigns_threaded(n_threads, rows, actions, generators, state, tables,
 @nb.njit(cache=True)
 def _step_rows(rows, actions, generators, state, tables, campaign, market, out, lazy_on, lazy, values):
     """The loop of :func:`step_campaigns` over ``rows``, on arrays already borrowed."""
-    for b in range(len(rows)):
-        _step_row(
-            rows[b], actions[b], generators, state, tables, campaign, market, out, lazy_on, lazy, values
-        )
-
-
-@nb.njit(cache=True, inline="always")
-def _step_row(i, action, generators, state, tables, campaign, market, out, lazy_on, lazy, values):
-    """Row ``i`` of :func:`step_campaigns`: the week's offer for ``action``, then the next week."""
     week, budget_left, spent, total_reward, premium, n_hired, category, month_list, consts = state
     demand, value_factor, recovery, premium_by_month, scalars = tables
     reward, terminated, truncated, offered, segment, offer_ratio, accepted, counts, amounts = out
@@ -234,64 +225,67 @@ def _step_row(i, action, generators, state, tables, campaign, market, out, lazy_
     n_hire = candidate.shape[1] * n_levels
     weeks = month_list.shape[1] - 1
     load_recovers = scalars[S_LOAD_RECOVERS] != 0.0
-    r = 0.0
-    offered[i] = -1
-    segment[i] = -1
-    offer_ratio[i] = 0.0
-    accepted[i] = False
-    counts[i, :] = 0
-    amounts[i, :] = 0.0
-    if action < n_hire:
-        s, lvl = action // n_levels, action % n_levels
-        chosen = candidate[i, s, lvl]
-        if chosen >= 0:
-            ok = _offer(
-                i,
-                s,
-                lvl,
-                chosen,
-                generators[i],
-                scalars,
-                consts,
-                levels,
-                reach_value,
-                terms,
-                counts,
-                amounts,
-            )
-            offered[i], segment[i], offer_ratio[i], accepted[i] = chosen, s, levels[lvl], ok
-            cost = amounts[i, OUT_COST]
-            if ok:
-                budget_left[i] = max(budget_left[i] - cost, 0.0)
-                spent[i] += cost
-                hired[i, chosen] = True
-                hires[i, s] += 1
-                h = n_hired[i]
-                hired_array[i, h] = chosen
-                hired_segment[i, h] = s
-                hired_load[i, h] = SPONSORED_POST_LOAD
-                n_hired[i] = h + 1
-            r = (amounts[i, OUT_VALUE] - cost) / 1000.0
-    total_reward[i] += r
-    reward[i] = r
-    # Next week (InfluencerMatchingEnv._advance_week).
-    week[i] += 1
-    w = week[i]
-    if w >= weeks:
-        _refresh(i, False, 1.0, w, weeks, category, month_list, budget_left, n_hired, consts, demand,
-                 value_factor, recovery, load_recovers, campaign, market, lazy_on, lazy, value_coef)  # fmt: skip
-    else:
-        p = premium_by_month[month_list[i, w]]
-        dropped = p < premium[i]
-        premium[i] = p
-        if dropped:
-            k.cut_prefixes(ranked[i], n_eligible[i], price, leave[i], hired[i], w, budget_left[i], levels, p,
-                           prefix[i], complete[i])  # fmt: skip
-        _refresh(i, True, scalars[S_LOAD_DECAY], w, weeks, category, month_list, budget_left, n_hired, consts,
-                 demand, value_factor, recovery, load_recovers, campaign, market, lazy_on, lazy,
-                 value_coef)  # fmt: skip
-    truncated[i] = w >= weeks
-    terminated[i] = not truncated[i] and not mask[i, :-1].any()
+    for b in range(len(rows)):
+        i = rows[b]
+        action = actions[b]
+        r = 0.0
+        offered[i] = -1
+        segment[i] = -1
+        offer_ratio[i] = 0.0
+        accepted[i] = False
+        counts[i, :] = 0
+        amounts[i, :] = 0.0
+        if action < n_hire:
+            s, lvl = action // n_levels, action % n_levels
+            chosen = candidate[i, s, lvl]
+            if chosen >= 0:
+                ok = _offer(
+                    i,
+                    s,
+                    lvl,
+                    chosen,
+                    generators[i],
+                    scalars,
+                    consts,
+                    levels,
+                    reach_value,
+                    terms,
+                    counts,
+                    amounts,
+                )
+                offered[i], segment[i], offer_ratio[i], accepted[i] = chosen, s, levels[lvl], ok
+                cost = amounts[i, OUT_COST]
+                if ok:
+                    budget_left[i] = max(budget_left[i] - cost, 0.0)
+                    spent[i] += cost
+                    hired[i, chosen] = True
+                    hires[i, s] += 1
+                    h = n_hired[i]
+                    hired_array[i, h] = chosen
+                    hired_segment[i, h] = s
+                    hired_load[i, h] = SPONSORED_POST_LOAD
+                    n_hired[i] = h + 1
+                r = (amounts[i, OUT_VALUE] - cost) / 1000.0
+        total_reward[i] += r
+        reward[i] = r
+        # Next week (InfluencerMatchingEnv._advance_week).
+        week[i] += 1
+        w = week[i]
+        if w >= weeks:
+            _refresh(i, False, 1.0, w, weeks, category, month_list, budget_left, n_hired, consts, demand,
+                     value_factor, recovery, load_recovers, campaign, market, lazy_on, lazy, value_coef)  # fmt: skip
+        else:
+            p = premium_by_month[month_list[i, w]]
+            dropped = p < premium[i]
+            premium[i] = p
+            if dropped:
+                k.cut_prefixes(ranked[i], n_eligible[i], price, leave[i], hired[i], w, budget_left[i], levels, p,
+                               prefix[i], complete[i])  # fmt: skip
+            _refresh(i, True, scalars[S_LOAD_DECAY], w, weeks, category, month_list, budget_left, n_hired, consts,
+                     demand, value_factor, recovery, load_recovers, campaign, market, lazy_on, lazy,
+                     value_coef)  # fmt: skip
+        truncated[i] = w >= weeks
+        terminated[i] = not truncated[i] and not mask[i, :-1].any()
 
 
 @nb.njit(cache=True)
