@@ -38,7 +38,7 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
     ``gymnasium.make_vec("influmatch/InfluencerMatching-v1", num_envs=N,
     vectorization_mode="vector_entry_point", **options)`` (or ``-v0``) builds it; ``options`` are those of
     :class:`~envs.matching_env.InfluencerMatchingEnv` (``persistent_market`` excepted), plus
-    ``autoreset_mode``. The market (pool, reservoir of newcomers, segmentation, precomputations) is built
+    ``autoreset_mode`` and ``num_threads``. The market (pool, reservoir of newcomers, segmentation, precomputations) is built
     once and shared; each sub-env is a campaign whose state is one row of stacked arrays, and a step
     moves every campaign with one compiled call (:mod:`envs._vector_kernels`). Spaces, actions,
     rewards and dynamics are the single env's.
@@ -58,6 +58,11 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
     resets in the step that ended the campaign; the final observation and info are in
     ``info["final_obs"]`` and ``info["final_info"]`` (masked by ``info["_final_obs"]``), as
     ``SyncVectorEnv`` reports them (the Stable-Baselines3 adapter, :mod:`agents.vec_env`, uses it).
+
+    Threads: ``num_threads=2`` (up to numba's ``NUMBA_NUM_THREADS``, the cores) shares each step's and
+    each batch of restarts' rows among numba threads, a contiguous share each. A row is computed by the
+    same code from its own generator whatever the thread count, so the numbers are the same; the default
+    is 1, which leaves the other cores to the caller (a sweep's workers, fitted-Q evaluation).
 
     Info: the single env's keys, batched like ``SyncVectorEnv`` merges them: ``outcome`` (a dict of
     arrays, one entry per sub-env), ``action_mask`` ``(N, A)`` and ``expected_rewards`` ``(N, A)``, each
