@@ -38,10 +38,10 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
     ``gymnasium.make_vec("influmatch/InfluencerMatching-v1", num_envs=N,
     vectorization_mode="vector_entry_point", **options)`` (or ``-v0``) builds it; ``options`` are those of
     :class:`~envs.matching_env.InfluencerMatchingEnv` (``persistent_market`` excepted), plus
-    ``autoreset_mode`` and ``num_threads``. The market (pool, reservoir of newcomers, segmentation, precomputations) is built
-    once and shared; each sub-env is a campaign whose state is one row of stacked arrays, and a step
-    moves every campaign with one compiled call (:mod:`envs._vector_kernels`). Spaces, actions,
-    rewards and dynamics are the single env's.
+    ``autoreset_mode`` and ``num_threads``. The market (pool, reservoir of newcomers, segmentation,
+    precomputations) is built once and shared; each sub-env is a campaign whose state is one row of
+    stacked arrays, and a step moves every campaign with one compiled call (:mod:`envs._vector_kernels`).
+    Spaces, actions, rewards and dynamics are the single env's.
 
     Each sub-env equals a single env: sub-env ``i`` has its own ``numpy.random.Generator`` and draws
     from it exactly what a single :class:`~envs.matching_env.InfluencerMatchingEnv` draws, in the same
