@@ -197,6 +197,7 @@ def test_seeding_repeats_and_unseeded_resets_continue():
         vec.reset(seed=[1, 2, 3])
 
 
+@pytest.mark.slow  # compiling the parallel kernels takes about 50 s on a cold cache
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has one thread here")
 @pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
 def test_threads_give_the_numbers_of_one_thread(mode):
