@@ -62,7 +62,10 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
     Threads: ``num_threads=2`` (up to numba's ``NUMBA_NUM_THREADS``, the cores) shares each step's and
     each batch of restarts' rows among numba threads, a contiguous share each. A row is computed by the
     same code from its own generator whatever the thread count, so the numbers are the same; the default
-    is 1, which leaves the other cores to the caller (a sweep's workers, fitted-Q evaluation).
+    is 1, which leaves the other cores to the caller (a sweep's workers, fitted-Q evaluation). The threads
+    are numba's threading layer (``numba.threading_layer()``, often GNU OpenMP from a pip install, which
+    is not fork-safe: a process that forks after using threads should start its workers with "spawn" or
+    "forkserver", as Stable-Baselines3's ``SubprocVecEnv`` and Ray do).
 
     Info: the single env's keys, batched like ``SyncVectorEnv`` merges them: ``outcome`` (a dict of
     arrays, one entry per sub-env), ``action_mask`` ``(N, A)`` and ``expected_rewards`` ``(N, A)``, each

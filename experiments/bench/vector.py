@@ -85,6 +85,7 @@ def bench_vector_threads(quick: bool) -> dict:
     """The vector env's env-steps/s on two threads against one (the same campaigns, so the same numbers),
     judged against :func:`parallel_capacity` (the better of a probe before and one after). Goal: 60 %."""
     import gymnasium as gym
+    import numba
 
     import envs
 
@@ -111,7 +112,8 @@ def bench_vector_threads(quick: bool) -> dict:
     one, two = max(rates[1]), max(rates[2])
     return record("vector_threads", two / one, "x the env-steps/s on 2 threads than 1",
                   "speed-up of two busy processes on this machine", capacity, two / one / capacity, 0.6,
-                  env_steps_1_thread=one, env_steps_2_threads=two, num_envs=N_ENVS)  # fmt: skip
+                  env_steps_1_thread=one, env_steps_2_threads=two, num_envs=N_ENVS,
+                  threading_layer=numba.threading_layer())  # fmt: skip
 
 
 def _ppo_rate(n_envs: int, timesteps: int) -> float:

@@ -51,6 +51,7 @@ def test_vector_threads_row_compares_two_threads_with_one():
     assert KEYS <= set(rec) and rec["goal"] == 0.6 and rec["num_envs"] == 256
     assert rec["value"] == pytest.approx(rec["env_steps_2_threads"] / rec["env_steps_1_thread"])
     assert rec["ratio"] == pytest.approx(rec["value"] / rec["reference_value"])
+    assert rec["threading_layer"] in {"tbb", "omp", "workqueue"}
 
 
 @pytest.mark.slow
