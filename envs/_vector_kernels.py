@@ -505,43 +505,82 @@ def draw_starts(rows, generators, cdfs, alpha, log_ranges, churn, buffers):
     normal, and the two value exponents; the 12 gamma draws; and the swaps ``offsets[b]:offsets[b+1]``
     (leavers, joiners as pool indices, and the uniform of each swap's week).
     """
+    R = len(rows)
+    ints, floats, gammas, offsets = _draw_outputs(R, alpha.shape[1])
+    for b in range(R):
+        offsets[b + 1] = offsets[b] + _draw_row(b, generators[rows[b]], offsets[b], cdfs, alpha, log_ranges,
+                                                churn, buffers, ints, floats, gammas)  # fmt: skip
+    end = offsets[R]
+    leavers, joiners, uniforms = buffers
+    return ints, floats, gammas, offsets, leavers[:end], joiners[:end], uniforms[:end]
+
+
+@nb.njit(cache=True, parallel=True)
+def draw_starts_threaded(n_threads, rows, generators, cdfs, alpha, log_ranges, churn, buffers):
+    """:func:`draw_starts` on ``n_threads`` threads, each drawing a contiguous share of ``rows`` from their
+    own generators: row ``b``'s swaps go to its own slot of the buffers (from ``b`` times the reservoir),
+    then are moved together in row order, so the result is :func:`draw_starts`' to the bit."""
+    R = len(rows)
+    ints, floats, gammas, offsets = _draw_outputs(R, alpha.shape[1])
+    n_leave = np.zeros(R, dtype=np.int64)
+    slot = np.int64(churn[1])
+    share = (R + n_threads - 1) // n_threads
+    for t in nb.prange(n_threads):
+        lo, hi = t * share, min((t + 1) * share, R)
+        for b in range(lo, hi):
+            n_leave[b] = _draw_row(b, generators[rows[b]], b * slot, cdfs, alpha, log_ranges, churn, buffers, ints,
+                                   floats, gammas)  # fmt: skip
+    leavers, joiners, uniforms = buffers
+    for b in range(R):  # each slot moves left (offsets[b] <= b * slot), in row order: nothing is overwritten
+        start, end = offsets[b], offsets[b] + n_leave[b]
+        for j in range(n_leave[b]):
+            leavers[start + j] = leavers[b * slot + j]
+            joiners[start + j] = joiners[b * slot + j]
+            uniforms[start + j] = uniforms[b * slot + j]
+        offsets[b + 1] = end
+    end = offsets[R]
+    return ints, floats, gammas, offsets, leavers[:end], joiners[:end], uniforms[:end]
+
+
+@nb.njit(cache=True)
+def _draw_outputs(n_rows, n_categories):
+    """The per-row outputs of :func:`draw_starts`: ints, floats, gammas and the swaps' offsets."""
+    return (np.zeros((n_rows, 4), dtype=np.int64), np.zeros((n_rows, 4)), np.zeros((n_rows, n_categories)),
+            np.zeros(n_rows + 1, dtype=np.int64))  # fmt: skip
+
+
+@nb.njit(cache=True)
+def _draw_row(b, g, start, cdfs, alpha, log_ranges, churn, buffers, ints, floats, gammas):
+    """Row ``b`` of :func:`draw_starts` from generator ``g``: its campaign's draws into ``ints[b]``,
+    ``floats[b]`` and ``gammas[b]``, then its churn's swaps into the buffers from ``start``; returns how
+    many swaps."""
     category_cdf, goal_cdf, budget_cdf = cdfs
     log_edges, log_vpe, log_v1k = log_ranges
     n_inc, n_reservoir, p_leave, churn_on = churn
     n_inc, n_reservoir = np.int64(n_inc), np.int64(n_reservoir)
-    R = len(rows)
-    ints = np.zeros((R, 4), dtype=np.int64)
-    floats = np.zeros((R, 4))
-    gammas = np.zeros((R, alpha.shape[1]))
     leavers, joiners, uniforms = buffers
-    offsets = np.zeros(R + 1, dtype=np.int64)
-    for b in range(R):
-        g = generators[rows[b]]
-        category = _inverse_cdf(category_cdf, g.random())
-        ints[b, 0] = category
-        ints[b, 1] = _inverse_cdf(goal_cdf, g.random())
-        for c in range(alpha.shape[1]):
-            gammas[b, c] = g.standard_gamma(alpha[category, c])
-        bin_ = _inverse_cdf(budget_cdf, g.random())
-        ints[b, 2] = bin_
-        floats[b, 0] = g.uniform(log_edges[bin_], log_edges[bin_ + 1])
-        floats[b, 1] = g.standard_normal()
-        ints[b, 3] = _bounded(g, 11)  # integers(0, 12)
-        floats[b, 2] = g.uniform(log_vpe[0], log_vpe[1])
-        floats[b, 3] = g.uniform(log_v1k[0], log_v1k[1])
-        start = offsets[b]
-        n_leave = np.int64(0)
-        if churn_on:
-            n_leave = min(np.int64(g.binomial(n_inc, p_leave)), n_reservoir)
-            _choice_without_replacement(g, n_inc, n_leave, leavers[start:])
-            for j in range(n_leave):
-                uniforms[start + j] = g.random()
-            _choice_without_replacement(g, n_reservoir, n_leave, joiners[start:])
-            for j in range(n_leave):
-                joiners[start + j] += n_inc
-        offsets[b + 1] = start + n_leave
-    end = offsets[R]
-    return ints, floats, gammas, offsets, leavers[:end], joiners[:end], uniforms[:end]
+    category = _inverse_cdf(category_cdf, g.random())
+    ints[b, 0] = category
+    ints[b, 1] = _inverse_cdf(goal_cdf, g.random())
+    for c in range(alpha.shape[1]):
+        gammas[b, c] = g.standard_gamma(alpha[category, c])
+    bin_ = _inverse_cdf(budget_cdf, g.random())
+    ints[b, 2] = bin_
+    floats[b, 0] = g.uniform(log_edges[bin_], log_edges[bin_ + 1])
+    floats[b, 1] = g.standard_normal()
+    ints[b, 3] = _bounded(g, 11)  # integers(0, 12)
+    floats[b, 2] = g.uniform(log_vpe[0], log_vpe[1])
+    floats[b, 3] = g.uniform(log_v1k[0], log_v1k[1])
+    n_leave = np.int64(0)
+    if churn_on:
+        n_leave = min(np.int64(g.binomial(n_inc, p_leave)), n_reservoir)
+        _choice_without_replacement(g, n_inc, n_leave, leavers[start:])
+        for j in range(n_leave):
+            uniforms[start + j] = g.random()
+        _choice_without_replacement(g, n_reservoir, n_leave, joiners[start:])
+        for j in range(n_leave):
+            joiners[start + j] += n_inc
+    return n_leave
 
 
 # --------------------------------------------------------------- brand values computed only where read

@@ -407,15 +407,14 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         (Python's ``math.exp`` and ``round`` on each number; numpy's row sums, divisions and products
         elementwise, which give each row's bits), so the same campaigns."""
         env, cal = self.env, self.env.calibration
-        ints, floats, gammas, offsets, leavers, joiners, uniforms = _vector_kernels.draw_starts(
-            rows,
-            self._typed_generators,
-            self._cdfs,
-            self._alpha,
-            self._log_ranges,
-            self._churn_params,
-            self._swap_buffers,
-        )
+        arrays = (rows, self._typed_generators, self._cdfs, self._alpha, self._log_ranges, self._churn_params,
+                  self._swap_buffers)  # fmt: skip
+        if self.num_threads > 1 and len(rows) > 1:
+            with _threads(self.num_threads):
+                drawn = _vector_kernels.draw_starts_threaded(self.num_threads, *arrays)
+        else:
+            drawn = _vector_kernels.draw_starts(*arrays)
+        ints, floats, gammas, offsets, leavers, joiners, uniforms = drawn
         category, goal, month0 = ints[:, 0].copy(), ints[:, 1].copy(), ints[:, 3].copy()
         total = gammas.sum(axis=1)
         empty = ~(total > 0)
