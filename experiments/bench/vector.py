@@ -6,8 +6,7 @@ ratio in the record format of :mod:`experiments.bench.benchmarks`:
 * :func:`bench_vector_vs_single`: the same against the single env's steps/s; goal >= 8;
 * :func:`bench_vector_threads`: the same env-steps/s with ``num_threads=2`` against one thread, judged
   against what two busy processes get on this machine in the same run; goal >= 60 % of it (ours: the
-  draws of new campaigns and the Python around the kernels stay on one thread, about a third of a
-  step, which caps it near 75 %);
+  Python around the kernels stays on one thread, about a fifth of a step);
 * :func:`bench_ppo_vector`: PPO training steps/s on the vector env (16 campaigns) against one env,
   the same hyperparameters otherwise (the same rollout of 8,192 steps: ``n_steps`` 512 per env against
   8,192); goal >= 2.
