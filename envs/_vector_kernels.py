@@ -20,7 +20,7 @@ does), so a row follows the same trajectory as a single environment with the sam
   (:func:`_blas_dot`, :func:`classify_rows`, :func:`_computed_values`).
 
 The entry kernels work on :func:`envs._kernels.borrowed` arrays: the rows' views then count no
-references (their atomic counts took a quarter of a step).
+references (their atomic counts took about a quarter of the step kernel's time).
 """
 
 from __future__ import annotations
