@@ -190,12 +190,18 @@ def step_campaigns_threaded(n_threads, rows, actions, generators, state, tables,
     rows, actions, state, tables, campaign, market, out, lazy, values = k.borrowed(
         (rows, actions, state, tables, campaign, market, out, lazy, values)
     )
-    share = (len(rows) + n_threads - 1) // n_threads
     for t in nb.prange(n_threads):  # one call per thread: a call per row costs about 0.5 us (its ~60 arrays)
-        lo, hi = t * share, min((t + 1) * share, len(rows))
+        lo, hi = _thread_share(t, n_threads, len(rows))
         if lo < hi:
             _step_rows(rows[lo:hi], actions[lo:hi], generators, state, tables, campaign, market, out, lazy_on, lazy,
                        values)  # fmt: skip
+
+
+@nb.njit(cache=True)
+def _thread_share(t, n_threads, n_rows):
+    """Thread ``t``'s contiguous share ``lo:hi`` of ``n_rows`` rows split among ``n_threads`` (may be empty)."""
+    share = (n_rows + n_threads - 1) // n_threads
+    return t * share, min((t + 1) * share, n_rows)
 
 
 @nb.njit(cache=True)
@@ -362,9 +368,8 @@ def reset_campaigns_threaded(n_threads, rows, offsets, churn, templates, audienc
     (rows, offsets, churn, templates, audience_fit, scale, values, state, tables, campaign, market,
      lazy) = k.borrowed((rows, offsets, churn, templates, audience_fit, scale, values, state, tables, campaign,
                          market, lazy))  # fmt: skip
-    share = (len(rows) + n_threads - 1) // n_threads
     for t in nb.prange(n_threads):
-        lo, hi = t * share, min((t + 1) * share, len(rows))
+        lo, hi = _thread_share(t, n_threads, len(rows))
         if lo < hi:
             _reset_rows(rows[lo:hi], offsets[lo : hi + 1], churn, templates, audience_fit[lo:hi], scale[lo:hi],
                         values, state, tables, campaign, market, lazy_on, lazy)  # fmt: skip
@@ -524,9 +529,8 @@ def draw_starts_threaded(n_threads, rows, generators, cdfs, alpha, log_ranges, c
     ints, floats, gammas, offsets = _draw_outputs(R, alpha.shape[1])
     n_leave = np.zeros(R, dtype=np.int64)
     slot = np.int64(churn[1])
-    share = (R + n_threads - 1) // n_threads
     for t in nb.prange(n_threads):
-        lo, hi = t * share, min((t + 1) * share, R)
+        lo, hi = _thread_share(t, n_threads, R)
         for b in range(lo, hi):
             n_leave[b] = _draw_row(b, generators[rows[b]], b * slot, cdfs, alpha, log_ranges, churn, buffers, ints,
                                    floats, gammas)  # fmt: skip

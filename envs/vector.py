@@ -390,13 +390,9 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         offsets, churn = swaps
         if self._lazy:  # the single env's np.sqrt(target_audience), row by row
             self._lazy_arrays[2][rows] = np.sqrt(target)
-        arrays = (rows, offsets, churn, self._churn_templates, audience_fit, scale, self._values, self._state,
-                  self._tables, self._campaign_arrays, self._market_arrays, self._lazy, self._lazy_arrays)  # fmt: skip
-        if self.num_threads > 1 and len(rows) > 1:
-            with _threads(self.num_threads):
-                _vector_kernels.reset_campaigns_threaded(self.num_threads, *arrays)
-        else:
-            _vector_kernels.reset_campaigns(*arrays)
+        self._kernel(_vector_kernels.reset_campaigns, _vector_kernels.reset_campaigns_threaded, rows, offsets, churn,
+                     self._churn_templates, audience_fit, scale, self._values, self._state, self._tables,
+                     self._campaign_arrays, self._market_arrays, self._lazy, self._lazy_arrays)  # fmt: skip
 
     def _draw_starts(self, rows: np.ndarray) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, tuple]]:
         """The campaigns of ``rows`` as arrays ``(category, goal, start_month, target_audience, scalars)``
@@ -407,14 +403,10 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         (Python's ``math.exp`` and ``round`` on each number; numpy's row sums, divisions and products
         elementwise, which give each row's bits), so the same campaigns."""
         env, cal = self.env, self.env.calibration
-        arrays = (rows, self._typed_generators, self._cdfs, self._alpha, self._log_ranges, self._churn_params,
-                  self._swap_buffers)  # fmt: skip
-        if self.num_threads > 1 and len(rows) > 1:
-            with _threads(self.num_threads):
-                drawn = _vector_kernels.draw_starts_threaded(self.num_threads, *arrays)
-        else:
-            drawn = _vector_kernels.draw_starts(*arrays)
-        ints, floats, gammas, offsets, leavers, joiners, uniforms = drawn
+        ints, floats, gammas, offsets, leavers, joiners, uniforms = self._kernel(
+            _vector_kernels.draw_starts, _vector_kernels.draw_starts_threaded, rows, self._typed_generators,
+            self._cdfs, self._alpha, self._log_ranges, self._churn_params, self._swap_buffers,
+        )  # fmt: skip
         category, goal, month0 = ints[:, 0].copy(), ints[:, 1].copy(), ints[:, 3].copy()
         total = gammas.sum(axis=1)
         empty = ~(total > 0)
@@ -513,12 +505,14 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
         if self.autoreset_mode == AutoresetMode.NEXT_STEP and self._autoreset.any():
             restart = np.flatnonzero(self._autoreset)
             stepping = np.flatnonzero(~self._autoreset)
-            self._step_kernel(stepping, actions[stepping])
+            self._kernel(_vector_kernels.step_campaigns, _vector_kernels.step_campaigns_threaded, stepping,
+                         actions[stepping], *self._step_arrays)  # fmt: skip
             self._start_campaigns(restart)
             self._no_offer(restart)
             reward[restart], terminated[restart], truncated[restart] = 0.0, False, False
         else:
-            self._step_kernel(np.arange(self.num_envs), actions)
+            self._kernel(_vector_kernels.step_campaigns, _vector_kernels.step_campaigns_threaded,
+                         np.arange(self.num_envs), actions, *self._step_arrays)  # fmt: skip
         done = terminated | truncated
         self._autoreset = done.copy()
         info = self._info()
@@ -539,15 +533,19 @@ class InfluencerMatchingVectorEnv(gym.vector.VectorEnv):
             )
         return self._observation.copy(), reward.copy(), terminated.copy(), truncated.copy(), info
 
-    def _step_kernel(self, rows: np.ndarray, actions: np.ndarray) -> None:
-        """One compiled step of the campaigns ``rows``, on :attr:`num_threads` threads."""
-        arrays = (self._typed_generators, self._state, self._tables, self._campaign_arrays, self._market_arrays,
-                  self._out, self._lazy, self._lazy_arrays, self._values)  # fmt: skip
+    @property
+    def _step_arrays(self) -> tuple:
+        """What :func:`envs._vector_kernels.step_campaigns` takes after the rows and their actions."""
+        return (self._typed_generators, self._state, self._tables, self._campaign_arrays, self._market_arrays,
+                self._out, self._lazy, self._lazy_arrays, self._values)  # fmt: skip
+
+    def _kernel(self, serial: Any, threaded: Any, rows: np.ndarray, *args: Any) -> Any:
+        """``serial(rows, *args)``, or with :attr:`num_threads` > 1 and rows to share,
+        ``threaded(num_threads, rows, *args)`` on that many threads (the same numbers)."""
         if self.num_threads > 1 and len(rows) > 1:
             with _threads(self.num_threads):
-                _vector_kernels.step_campaigns_threaded(self.num_threads, rows, actions, *arrays)
-        else:
-            _vector_kernels.step_campaigns(rows, actions, *arrays)
+                return threaded(self.num_threads, rows, *args)
+        return serial(rows, *args)
 
     def _check_actions(self, actions: Any) -> np.ndarray:
         array = np.asarray(actions)

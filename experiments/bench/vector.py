@@ -25,8 +25,8 @@ from experiments.bench.benchmarks import _step_rate, parallel_capacity, record
 
 __all__ = ["bench_ppo_vector", "bench_vector_env_steps", "bench_vector_threads", "bench_vector_vs_single"]
 
-#: Campaigns of the vector env in the env-step benchmarks.
-N_ENVS = 256
+#: Campaigns of the vector env in the env-step benchmarks, and their pool's size.
+N_ENVS, N_INFLUENCERS = 256, 10_000
 #: Campaigns of the vector env in the PPO benchmark, and the rollout both PPO runs collect.
 PPO_ENVS, PPO_ROLLOUT = 16, 8_192
 
@@ -44,25 +44,33 @@ def vector_step_rate(vec: Any, steps: int, seed: int) -> float:
     return steps * vec.num_envs / (time.perf_counter() - start)
 
 
+def _vector_env(num_threads: int = 1) -> Any:
+    """The benchmarks' native vector env: N_ENVS campaigns on a pool of N_INFLUENCERS."""
+    import gymnasium as gym
+
+    import envs
+
+    return gym.make_vec(envs.ENV_ID, num_envs=N_ENVS, vectorization_mode="vector_entry_point",
+                        n_influencers=N_INFLUENCERS, num_threads=num_threads)  # fmt: skip
+
+
 def _rates(quick: bool, reference: str) -> tuple[float, float, dict[str, Any]]:
     import gymnasium as gym
 
     import envs
 
-    n_influencers = 10_000
-    vec = gym.make_vec(envs.ENV_ID, num_envs=N_ENVS, vectorization_mode="vector_entry_point",
-                       n_influencers=n_influencers)  # fmt: skip
+    vec = _vector_env()
     if reference == "cartpole":
         other, masked = gym.make("CartPole-v1"), False
     else:
-        other, masked = gym.make(envs.ENV_ID, n_influencers=n_influencers), True
+        other, masked = gym.make(envs.ENV_ID, n_influencers=N_INFLUENCERS), True
     vector_chunk, chunk, rounds = (20, 2_000, 2) if quick else (100, 10_000, 3)
     ours, theirs = [], []
     vector_step_rate(vec, 2, 0)  # compile and warm up
     for r in range(rounds):
         theirs.append(_step_rate(other, chunk, r, masked=masked))
         ours.append(vector_step_rate(vec, vector_chunk, r))
-    return max(ours), max(theirs), {"num_envs": N_ENVS, "n_influencers": n_influencers}
+    return max(ours), max(theirs), {"num_envs": N_ENVS, "n_influencers": N_INFLUENCERS}
 
 
 def bench_vector_env_steps(quick: bool) -> dict:
@@ -83,23 +91,11 @@ def bench_vector_vs_single(quick: bool) -> dict:
 def bench_vector_threads(quick: bool) -> dict:
     """The vector env's env-steps/s on two threads against one (the same campaigns, so the same numbers),
     judged against :func:`parallel_capacity` (the better of a probe before and one after). Goal: 60 %."""
-    import gymnasium as gym
     import numba
-
-    import envs
 
     probe = 2_000_000 if quick else 20_000_000
     capacity = parallel_capacity(probe)
-    vecs = {
-        threads: gym.make_vec(
-            envs.ENV_ID,
-            num_envs=N_ENVS,
-            vectorization_mode="vector_entry_point",
-            n_influencers=10_000,
-            num_threads=threads,
-        )  # fmt: skip
-        for threads in (1, 2)
-    }
+    vecs = {threads: _vector_env(threads) for threads in (1, 2)}
     chunk, rounds = (20, 2) if quick else (100, 3)
     rates: dict[int, list[float]] = {1: [], 2: []}
     for vec in vecs.values():
