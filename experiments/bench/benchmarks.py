@@ -49,6 +49,12 @@ def record(name: str, value: float, unit: str, reference: str, reference_value: 
     }
 
 
+def skipped(name: str, goal: float, why: str) -> dict:
+    """The record of a benchmark this machine cannot run (``why``): no figures, not passed, not missed."""
+    return {"name": name, "value": None, "unit": "", "reference": why, "reference_value": None,
+            "ratio": None, "goal": float(goal), "passed": None, "skipped": True}  # fmt: skip
+
+
 def bench_outcome_sampling(quick: bool) -> dict:
     """Sampling the outcomes of 1M matches in one batch vs numpy drawing 3M Poisson variates (the floor
     of that work: three Poisson counts per match). Goal: within 10x the floor's time (ratio >= 0.1)."""
@@ -413,6 +419,7 @@ def results_of(records: list[dict], quick: bool, load_at_start: list[float] | No
 def format_results(results: dict) -> str:
     """The records as an aligned table."""
     rows = [
+        (r["name"], "-", "-", "-", f"{r['goal']:.2f}", "skipped", r["reference"]) if r.get("skipped") else
         (r["name"], f"{r['value']:,.4g} {r['unit']}", f"{r['reference_value']:,.4g}", f"{r['ratio']:.2f}",
          f"{r['goal']:.2f}", "yes" if r["passed"] else "NO", r["reference"])
         for r in results["benchmarks"]

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.bench.benchmarks import _step_rate, parallel_capacity, record
+from experiments.bench.benchmarks import _step_rate, parallel_capacity, record, skipped
 
 __all__ = ["bench_ppo_vector", "bench_vector_env_steps", "bench_vector_threads", "bench_vector_vs_single"]
 
@@ -93,6 +93,9 @@ def bench_vector_threads(quick: bool) -> dict:
     judged against :func:`parallel_capacity` (the better of a probe before and one after). Goal: 60 %."""
     import numba
 
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        return skipped("vector_threads", 0.6, f"numba has {numba.config.NUMBA_NUM_THREADS} thread here "
+                       "(NUMBA_NUM_THREADS): nothing to share")  # fmt: skip
     probe = 2_000_000 if quick else 20_000_000
     capacity = parallel_capacity(probe)
     vecs = {threads: _vector_env(threads) for threads in (1, 2)}

@@ -54,6 +54,20 @@ def test_vector_threads_row_compares_two_threads_with_one():
     assert rec["threading_layer"] in {"tbb", "omp", "workqueue"}
 
 
+def test_a_benchmark_the_machine_cannot_run_is_skipped_not_missed(tmp_path, capsys, monkeypatch):
+    import numba
+
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 1)
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--only", "outcome_sampling", "vector_threads", "--out", str(out), "--quick"]) == 0
+    rec = json.loads(out.read_text())["benchmarks"][1]
+    assert rec["skipped"] is True and rec["passed"] is None and rec["ratio"] is None
+    captured = capsys.readouterr()
+    assert "vector_threads: skipped (numba has 1 thread here" in captured.err
+    (row,) = [line for line in captured.out.splitlines() if line.startswith("vector_threads")]
+    assert "skipped" in row and "NUMBA_NUM_THREADS" in row
+
+
 @pytest.mark.slow
 def test_parallel_capacity_is_a_speed_up_of_two_processes():
     # A speed-up of two processes over one (the machine's speed swings, so only its sanity is checked:
