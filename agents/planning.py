@@ -194,11 +194,15 @@ def action_returns(env: Any, **kwargs: Any) -> dict[int, np.ndarray]:
 
 def month_horizons(env: Any, n_months: int = 6) -> tuple[int, ...]:
     """0 and the delays, in weeks, to the first week of each of the next ``n_months`` calendar months
-    that start before the campaign ends: "wait until the month changes" is what timing a hire means."""
+    that start before the campaign ends: "wait until the month changes" is what timing a hire means;
+    and the delay to the campaign's launch week when one is ahead (``env.launch_week``)."""
     week, weeks = int(env.week), int(env.campaign_weeks)
     months = month_of_week(int(env.campaign.start_month), np.arange(week, weeks))
-    starts = np.flatnonzero(np.diff(months) != 0) + 1
-    return (0, *(int(d) for d in starts[:n_months]))
+    delays = [int(d) for d in np.flatnonzero(np.diff(months) != 0)[:n_months] + 1]
+    launch = getattr(env, "launch_week", None)
+    if launch is not None and week < launch < weeks:
+        delays.append(int(launch) - week)
+    return (0, *sorted(set(delays)))
 
 
 def _horizons(env: Any, wait_horizons: Sequence[int] | str) -> tuple[int, ...]:
@@ -279,7 +283,8 @@ class PlanningOracle(EnvStatePolicy):
         Hire actions valued per decision (the best by expected reward).
     wait_horizons : "months" or sequence of int, default "months"
         Delays, in weeks, of the continuation policies ("wait d weeks, then act myopically"); "months":
-        0 and the delays to the start of each of the next six calendar months (:func:`month_horizons`).
+        0 and the delays to the start of each of the next six calendar months and to a launch week ahead
+        (:func:`month_horizons`).
     budget_prices : sequence of float, default DEFAULT_BUDGET_PRICES
         Prices of a dollar of budget for the pacing base policies ("from now on, take only deals whose
         expected net value clears this price of their expected spend"); ``()`` leaves only the timing

@@ -210,7 +210,10 @@ class InfluencerMatchingEnv(gym.Env):
       (``load_recovers``), so acceptance and engagement improve for a fatigued candidate who is left
       alone for a few weeks;
     * optionally, a deadline (``deadline_week``): a post from that week on is worth
-      ``deadline_decay ** (week - deadline_week + 1)`` of its value, for every goal.
+      ``deadline_decay ** (week - deadline_week + 1)`` of its value, for every goal;
+    * optionally, a product launch (``launch_week``): a post before that week is worth
+      ``prelaunch_value`` of its value, for every goal (teasers build some awareness, but nothing can be
+      bought yet), so the best time to hire is the launch, not the campaign's first week.
 
     ## Action Space
 
@@ -256,7 +259,8 @@ class InfluencerMatchingEnv(gym.Env):
     ``gymnasium.make("influmatch/InfluencerMatching-v1", n_influencers=10_000, n_segments=8,
     offer_levels=(0.8, 1.0, 1.25), campaign_weeks=26, population_mode="marketplace", pool=None,
     calibration=None, estimate_calibration=None, churn_rate=0.002, market_seed=0,
-    persistent_market=False, dynamics="v0", deadline_week=None, deadline_decay=0.8, render_mode=None)``
+    persistent_market=False, dynamics="v0", deadline_week=None, deadline_decay=0.8, launch_week=None,
+    prelaunch_value=0.25, render_mode=None)``
     (the class's ``dynamics`` default is ``"v0"``, so an earlier ``InfluencerMatchingEnv(...)`` stays v0;
     the ``-v1`` id passes ``"v1"``)
 
@@ -274,6 +278,9 @@ class InfluencerMatchingEnv(gym.Env):
     * ``dynamics``: ``"v0"`` or ``"v1"`` (the calendar above).
     * ``deadline_week``, ``deadline_decay``: the campaign's optional deadline (week index, from 0) and
       the weekly factor its posts lose from then on.
+    * ``launch_week``, ``prelaunch_value``: the campaign's optional product launch (week index, from 0,
+      no later than the deadline) and the share of its value a post has before it (an assumption; 0.25
+      by default).
 
     ## Info
 
@@ -306,7 +313,9 @@ class InfluencerMatchingEnv(gym.Env):
 
     * v1: the calendar of a real campaign: brand-category demand by month, creators booking up ahead
       of the holidays, sponsored loads recovering with time, an optional deadline. The default of
-      every command and config. Observation, actions, rewards and info keep v0's layout.
+      every command and config. Observation, actions, rewards and info keep v0's layout. Later, an
+      optional launch week (``launch_week``, ``prelaunch_value``; off by default, so runs without it are
+      unchanged).
     * v0: initial version. Still registered; reproduces earlier results byte for byte.
     * Info contract (both versions, issue 16): ``info["outcome"]`` is always a dict with the keys and
       types of :data:`NO_OFFER`; it used to be None after ``reset``, a wait or an invalid action,
@@ -334,6 +343,8 @@ class InfluencerMatchingEnv(gym.Env):
         dynamics: str = "v0",
         deadline_week: int | None = None,
         deadline_decay: float = 0.8,
+        launch_week: int | None = None,
+        prelaunch_value: float = 0.25,
         render_mode: str | None = None,
     ) -> None:
         _check_int("n_influencers", n_influencers, 2)
@@ -347,6 +358,18 @@ class InfluencerMatchingEnv(gym.Env):
             or not 0 <= deadline_decay <= 1
         ):
             raise ValueError(f"deadline_decay: expected a weekly factor in [0, 1], got {deadline_decay!r}")
+        if launch_week is not None:
+            _check_int("launch_week", launch_week, 0)
+            if deadline_week is not None and launch_week > deadline_week:
+                raise ValueError(
+                    f"launch_week: expected a week no later than deadline_week ({deadline_week}), got {launch_week}"
+                )
+        if (
+            isinstance(prelaunch_value, bool)
+            or not isinstance(prelaunch_value, (int, float))
+            or not 0 <= prelaunch_value <= 1
+        ):
+            raise ValueError(f"prelaunch_value: expected a share in [0, 1], got {prelaunch_value!r}")
         _check_int("n_segments", n_segments, 1)
         _check_int("campaign_weeks", campaign_weeks, 1)
         _check_int("market_seed", market_seed, 0)
@@ -386,6 +409,8 @@ class InfluencerMatchingEnv(gym.Env):
         self.dynamics = dynamics
         self.deadline_week = None if deadline_week is None else int(deadline_week)
         self.deadline_decay = float(deadline_decay)
+        self.launch_week = None if launch_week is None else int(launch_week)
+        self.prelaunch_value = float(prelaunch_value)
         self.render_mode = render_mode
         self._market = self._build_market(pool, int(n_influencers), population_mode, int(market_seed))
 
@@ -712,8 +737,11 @@ class InfluencerMatchingEnv(gym.Env):
         return acts, terms
 
     def value_factor(self, week: int) -> float:
-        """What the brand's deadline leaves of a post's value in ``week``: ``deadline_decay ** (week -
-        deadline_week + 1)`` from the deadline on, 1 before it (and always without a deadline)."""
+        """What the campaign's structure leaves of a post's value in ``week``: ``prelaunch_value`` before
+        the launch week, ``deadline_decay ** (week - deadline_week + 1)`` from the deadline on, 1 between
+        (and always, without a launch or a deadline)."""
+        if self.launch_week is not None and week < self.launch_week:
+            return self.prelaunch_value
         if self.deadline_week is None or week < self.deadline_week:
             return 1.0
         return self.deadline_decay ** (week - self.deadline_week + 1)

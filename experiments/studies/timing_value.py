@@ -1,14 +1,15 @@
 """How much of the planner's return comes from being allowed to wait (issue: the best time to match).
 
 ``python -m experiments.studies.timing_value --out runs/timing_value [--seeds 5] [--campaigns 100]
-[--runs RUN_DIR ...]``
+[--runs RUN_DIR ...] [--env KEY=VALUE ...]``
 
 For each market seed, plays the same campaigns of seasonal brand categories (fitness, travel, beauty,
 fashion, family, gaming, tech; start months uniform) with the planning oracle, with the same planner
 without the wait action (``allow_wait=False``), and with the myopic oracle. With ``--runs``, each saved
 run's policy also plays the campaigns of its own market, as it is and as a copy whose waits are
 replaced by its best hire (:func:`experiments.timing.play_campaign`): how much of the timing value the
-learned policy captures.
+learned policy captures. ``--env`` sets options of the studied markets' environment (for example
+``launch_week=8``: every campaign launches its product in week 8, see the env's ``launch_week``).
 
 Writes ``campaigns.csv`` (one row per campaign and policy: the return drawn, the expected return, the
 weeks waited, the budget, whether the myopic oracle ran out of budget before the last week) and
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from experiments.options import add_env_argument, parse_env_options
 from experiments.studies import add_overwrite, refuse_existing
 
 SEASONAL = ("fitness", "travel", "beauty", "fashion", "family", "gaming", "tech")
@@ -79,19 +81,31 @@ def _references(env, campaigns, market: str, seed: int) -> list[dict]:
     )
 
 
-def run(
-    out: Path, seeds: int, campaigns: int, n_influencers: int, runs: list[Path] | None = None
-) -> pd.DataFrame:
-    """The study (module docstring); returns the summary it writes."""
+def market_env(market_seed: int, n_influencers: int, env_options: dict | None = None):
+    """The study's environment on market ``market_seed`` (v1, with ``env_options``)."""
     import gymnasium as gym
 
     import envs
+
+    return gym.make(envs.ENV_ID, n_influencers=n_influencers, market_seed=market_seed, **(env_options or {}))
+
+
+def run(
+    out: Path,
+    seeds: int,
+    campaigns: int,
+    n_influencers: int,
+    runs: list[Path] | None = None,
+    env_options: dict | None = None,
+) -> pd.DataFrame:
+    """The study (module docstring); returns the summary it writes."""
+
     from agents import load_agent
     from experiments.runner import load_run, make_env
 
     rows: list[dict] = []
     for market_seed in range(seeds):
-        env = gym.make(envs.ENV_ID, n_influencers=n_influencers, market_seed=market_seed)
+        env = market_env(market_seed, n_influencers, env_options)
         rows += _references(
             env, campaigns_of(env, market_seed, campaigns), f"market {market_seed}", market_seed
         )
@@ -166,10 +180,19 @@ def main() -> None:
     parser.add_argument("--campaigns", type=int, default=100)
     parser.add_argument("--n-influencers", type=int, default=10_000)
     parser.add_argument("--runs", type=Path, nargs="*", default=[], help="run folders of learned policies")
+    add_env_argument(parser, "options of the studied markets' environment (e.g. launch_week=8)")
     add_overwrite(parser)
     args = parser.parse_args()
+    try:
+        env_options = parse_env_options(args.env)
+        for key, flag in (("market_seed", "--seeds"), ("n_influencers", "--n-influencers")):
+            if key in env_options:
+                raise ValueError(f"--env: {key} is set by {flag}")
+        market_env(0, args.n_influencers, env_options)  # a bad option's value stops here, in one line
+    except ValueError as e:
+        parser.error(str(e))
     refuse_existing(parser, args.out, ["campaigns.csv", "summary.csv"], args.overwrite)
-    summary = run(args.out, args.seeds, args.campaigns, args.n_influencers, args.runs)
+    summary = run(args.out, args.seeds, args.campaigns, args.n_influencers, args.runs, env_options)
     print(summary.to_string(index=False))
 
 

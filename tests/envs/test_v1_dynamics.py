@@ -173,6 +173,41 @@ def test_the_deadline_decays_value_from_its_week():
         InfluencerMatchingEnv(**SMALL, dynamics="v2")
 
 
+def test_a_launch_week_leaves_posts_before_it_their_prelaunch_value():
+    e = InfluencerMatchingEnv(**SMALL, dynamics="v1", churn_rate=0.0, launch_week=2, prelaunch_value=0.3,
+                              deadline_week=4, deadline_decay=0.5)  # fmt: skip
+    assert [e.value_factor(w) for w in range(7)] == [0.3, 0.3, 1.0, 1.0, 0.5, 0.25, 0.125]
+    plain = InfluencerMatchingEnv(**SMALL, dynamics="v1", churn_rate=0.0)
+    campaign = _campaign("lifestyle", 5)
+    for goal in range(3):
+        before, after = (_outcomes(x, dataclasses.replace(campaign, goal=goal)) for x in (e, plain))
+        ok = after["cost"] > 0
+        assert ok.any()
+        np.testing.assert_allclose(before["value"][ok], 0.3 * after["value"][ok], rtol=1e-12)
+        np.testing.assert_array_equal(before["cost"], after["cost"])
+    for x in (e, plain):  # from the launch on, the same values
+        x.reset(seed=0, options={"campaign": campaign})
+        for _ in range(2):
+            x.step(x.wait_action)
+    np.testing.assert_array_equal(e.expected_outcomes()["value"], plain.expected_outcomes()["value"])
+    for bad, match in (({"launch_week": 5, "deadline_week": 4}, "launch_week: expected a week no later than"),
+                       ({"launch_week": -1}, "launch_week"), ({"prelaunch_value": 1.5}, "prelaunch_value"),
+                       ({"prelaunch_value": True}, "prelaunch_value")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            InfluencerMatchingEnv(**SMALL, **bad)
+
+
+def test_the_planner_considers_waiting_for_the_launch():
+    from agents.planning import month_horizons
+
+    e = InfluencerMatchingEnv(**SMALL, dynamics="v1", churn_rate=0.0, launch_week=3)
+    e.reset(seed=0, options={"campaign": _campaign("lifestyle", 0)})  # months start in weeks 5, 9, 13, ...
+    assert month_horizons(e)[:3] == (0, 3, 5)
+    for _ in range(4):
+        e.step(e.wait_action)
+    assert 3 - e.week not in month_horizons(e)  # the launch is behind
+
+
 @pytest.mark.parametrize("goal", [0, 1, 2])
 def test_compiled_path_agrees_with_the_reference_under_v1(goal):
     e = InfluencerMatchingEnv(**SMALL, dynamics="v1", churn_rate=0.05, deadline_week=5, deadline_decay=0.9)

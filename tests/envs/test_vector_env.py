@@ -14,7 +14,7 @@ import envs
 from envs.matching_env import NO_OFFER, InfluencerMatchingEnv
 from envs.vector import InfluencerMatchingVectorEnv
 
-#: Short campaigns, churn and (for v1) a deadline: many autoresets, refills and calendar effects.
+#: Short campaigns, churn and (for v1) a launch and a deadline: many autoresets, refills and calendar effects.
 OPTIONS = {"n_influencers": 1_500, "n_segments": 4, "campaign_weeks": 7, "churn_rate": 0.02, "market_seed": 3}
 N = 3
 
@@ -41,7 +41,9 @@ def _policy_actions(rng: np.random.Generator, masks: np.ndarray, step: int) -> n
 
 
 @pytest.mark.parametrize("values", ["where-read", "where-read-past-the-scan-table", "every-value"])
-@pytest.mark.parametrize(("env_id", "extra"), [(envs.ENV_ID_V0, {}), (envs.ENV_ID, {"deadline_week": 3})])
+@pytest.mark.parametrize(
+    ("env_id", "extra"), [(envs.ENV_ID_V0, {}), (envs.ENV_ID, {"launch_week": 1, "deadline_week": 3})]
+)
 def test_every_sub_env_follows_the_single_env_with_the_matching_seed(env_id, extra, values):
     vec = gym.make_vec(env_id, num_envs=N, vectorization_mode="vector_entry_point", **OPTIONS, **extra)
     assert isinstance(vec.unwrapped, InfluencerMatchingVectorEnv)

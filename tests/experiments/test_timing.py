@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -146,6 +148,34 @@ def test_timing_value_study_writes_its_tables(tmp_path):
     assert by_category["campaigns"].sum() == 3
     again = timing_value.run(tmp_path / "again", seeds=1, campaigns=3, n_influencers=1_500)
     assert summary.equals(again)  # same seeds, same numbers
+    # --env: the markets' option reaches every policy's campaigns (a launch: the oracle waits for it)
+    timing_value.run(
+        tmp_path / "launch", seeds=1, campaigns=3, n_influencers=1_500, env_options={"launch_week": 4}
+    )
+    launch = __import__("pandas").read_csv(tmp_path / "launch" / "campaigns.csv")
+    assert not launch["expected_return"].equals(table["expected_return"])
+    assert (
+        launch.loc[launch["policy"] == "planner", "waits"].sum()
+        > table.loc[table["policy"] == "planner", "waits"].sum()
+    )
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [(["launch_week=-1"], "launch_week: expected a whole number >= 0, got -1"),
+     (["market_seed=2"], "--env: market_seed is set by --seeds"),
+     (["lunch_week=3"], "--env: unknown environment option 'lunch_week'")],
+)  # fmt: skip
+def test_timing_value_names_a_bad_env_option_in_one_line(pairs, message, tmp_path, monkeypatch, capsys):
+    from experiments.studies import timing_value
+
+    monkeypatch.setattr(sys, "argv", ["timing_value", "--out", str(tmp_path), "--n-influencers", "1500",
+                                      "--env", *pairs])  # fmt: skip
+    with pytest.raises(SystemExit) as stop:
+        timing_value.main()
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not any(tmp_path.iterdir())
 
 
 def test_best_hire_reads_a_distilled_trees_leaf_scores():
