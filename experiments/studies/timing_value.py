@@ -16,7 +16,10 @@ weeks waited, the budget, whether the myopic oracle ran out of budget before the
 ``summary.csv``: overall, per market, per brand category, and for the campaigns whose budget binds and the others, the
 mean expected returns, the timing value ``planner - planner without waiting`` with its paired standard
 error, and that value as a share of the planner's return (of the total, and the mean of each
-campaign's share, where a campaign's small return no longer counts for less). Expected returns (each
+campaign's share, where a campaign's small return no longer counts for less); and the same per 1,000 USD
+of each campaign's budget (``timing_value_per_1k_budget`` with its s.e., ``timing_share_per_budget``),
+where every campaign counts the same whatever its size: the means in thousands of USD are carried by the
+few largest budgets, whose returns are hundreds of times the median's. Expected returns (each
 week's expected reward of the action taken, summed) have the same mean as the returns drawn and far
 less noise, so the comparisons use them; both are in ``campaigns.csv``. Same seeds, same files.
 """
@@ -133,29 +136,44 @@ def run(
     return summary
 
 
-def _gain(wide: pd.DataFrame, with_waits: str, without: str) -> dict:
+def _gain(wide: pd.DataFrame, with_waits: str, without: str, budget: pd.Series) -> dict:
     both = wide[[with_waits, without]].dropna()
     gain = both[with_waits] - both[without]
     n = len(gain)
     share = gain / both[with_waits].where(both[with_waits].abs() > 1e-9)
+    # USD per 1,000 USD of budget (returns are in thousands of USD): every campaign counts the same
+    # whatever its size, where a few of the largest budgets otherwise carry the means.
+    per_1k = 1e6 / budget.reindex(both.index)
+    gain_per_1k = gain * per_1k
     return {
         "campaigns": n,
         "timing_value": gain.mean(),
-        "timing_value_se": gain.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan,
+        "timing_value_se": _se(gain),
         "timing_share_of_total": gain.mean() / both[with_waits].mean(),
         "timing_share_per_campaign": share.mean(),
+        "return_per_1k_budget": (both[with_waits] * per_1k).mean(),
+        "timing_value_per_1k_budget": gain_per_1k.mean(),
+        "timing_value_per_1k_budget_se": _se(gain_per_1k),
+        "timing_share_per_budget": gain_per_1k.mean() / (both[with_waits] * per_1k).mean(),
     }
 
 
+def _se(x: pd.Series) -> float:
+    return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else np.nan
+
+
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per group (all campaigns, budget binding or not, each market, each brand category of the
-    studied markets) and policy pair: the mean expected returns and the timing value (with waiting minus
+    """One row per group (all campaigns, budget binding or not, the runs' markets pooled, each market,
+    each brand category of the studied markets) and policy pair: the mean expected returns and the timing value (with waiting minus
     without) with its paired s.e."""
     wide = table.pivot_table(index=["market", "campaign"], columns="policy", values="expected_return")
+    budget = table.groupby(["market", "campaign"])["budget"].first()
     binds = table.groupby(["market", "campaign"])["budget_binds"].first().reindex(wide.index)
     studied = wide.index.get_level_values("market").str.startswith("market ")
     groups = [("all markets", wide[studied]), ("budget binds", wide[studied & binds.to_numpy()]),
               ("budget does not bind", wide[studied & ~binds.to_numpy()])]  # fmt: skip
+    if not studied.all():  # the learned policies' markets pooled (each run on its own market)
+        groups.append(("all runs", wide[~studied]))
     groups += [(str(m), g) for m, g in wide.groupby(level="market")]
     category = table.groupby(["market", "campaign"])["category"].first().reindex(wide.index).to_numpy()
     groups += [(f"category {c}", wide[studied & (category == c)]) for c in sorted(set(category[studied]))]
@@ -169,7 +187,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
                 continue
             rows.append({"group": label, "policy": with_waits, "return": g[with_waits].mean(),
                          "return_without_waiting": g[without].mean(),
-                         "myopic_oracle": g["myopic_oracle"].mean(), **_gain(g, with_waits, without)})  # fmt: skip
+                         "myopic_oracle": g["myopic_oracle"].mean(), **_gain(g, with_waits, without, budget)})  # fmt: skip
     return pd.DataFrame(rows)
 
 

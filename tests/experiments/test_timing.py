@@ -143,6 +143,13 @@ def test_timing_value_study_writes_its_tables(tmp_path):
     row = summary[summary["group"] == "all markets"].iloc[0]
     wide = table.pivot_table(index="campaign", columns="policy", values="expected_return")
     assert row["timing_value"] == pytest.approx((wide["planner"] - wide["planner_no_wait"]).mean())
+    budget = table.groupby("campaign")["budget"].first()
+    per_1k = (wide["planner"] - wide["planner_no_wait"]) * 1e6 / budget  # USD per 1,000 USD of budget
+    assert row["timing_value_per_1k_budget"] == pytest.approx(per_1k.mean())
+    assert row["timing_value_per_1k_budget_se"] == pytest.approx(per_1k.std(ddof=1) / np.sqrt(3))
+    assert row["timing_share_per_budget"] == pytest.approx(
+        per_1k.mean() / (wide["planner"] * 1e6 / budget).mean()
+    )
     by_category = summary[summary["group"].str.startswith("category ")]
     assert sorted(by_category["group"]) == [f"category {c}" for c in sorted(set(table["category"]))]
     assert by_category["campaigns"].sum() == 3
@@ -235,8 +242,14 @@ def test_timing_value_runs_a_trees_run_folder_and_its_copy_without_waits(tmp_pat
                  "leaf_values=q", "n_iterations=1", "--timesteps", "150", "--seed", "0", "--out", str(run_dir),
                  "--env", "n_influencers=1500", "--eval-episodes", "2", "--no-planner", "--no-progress"])  # fmt: skip
     assert code == 0
-    timing_value.run(tmp_path / "study", seeds=1, campaigns=3, n_influencers=1_500, runs=[run_dir])
+    summary = timing_value.run(tmp_path / "study", seeds=1, campaigns=3, n_influencers=1_500, runs=[run_dir])
     table = pd.read_csv(tmp_path / "study" / "campaigns.csv")
     mine = table[table["policy"].str.startswith("distilled_tree")]
     assert len(mine) == 6 and mine["policy"].nunique() == 2  # the tree and its copy, 3 campaigns each
     assert np.isfinite(mine["expected_return"]).all()
+    pooled = summary[(summary["group"] == "all runs") & (summary["policy"] == "distilled_tree")].iloc[0]
+    run = summary[(summary["group"] == "run tree") & (summary["policy"] == "distilled_tree")].iloc[0]
+    assert pooled["campaigns"] == 3 and pooled["timing_value"] == pytest.approx(run["timing_value"])
+    assert "all runs" not in set(
+        timing_value.summarize(table[~table["market"].str.startswith("run ")])["group"]
+    )
