@@ -93,9 +93,11 @@ def bench_vector_threads(quick: bool) -> dict:
     judged against :func:`parallel_capacity` (the better of a probe before and one after). Goal: 60 %."""
     import numba
 
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        return skipped("vector_threads", 0.6, f"numba has {numba.config.NUMBA_NUM_THREADS} thread here "
-                       "(NUMBA_NUM_THREADS): nothing to share")  # fmt: skip
+    limit: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set from the environment at import
+    if limit < 2:
+        return skipped(
+            "vector_threads", 0.6, f"numba has {limit} thread here (NUMBA_NUM_THREADS): nothing to share"
+        )
     probe = 2_000_000 if quick else 20_000_000
     capacity = parallel_capacity(probe)
     vecs = {threads: _vector_env(threads) for threads in (1, 2)}
