@@ -236,7 +236,7 @@ class DistilledTree(BaseAgent):
             from agents.registry import resolve_teacher
 
             assert self.env is not None
-            self.teacher = resolve_teacher(self.teacher, self.env)
+            self.teacher = resolve_teacher(self.teacher, self.env, seed=self.seed)
         steps = self._total_timesteps - self._num_timesteps_at_start
         if steps < self.n_iterations:
             raise ValueError(

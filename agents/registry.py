@@ -167,12 +167,13 @@ def load_agent(name: str, path: str | Path, env: gym.Env | None = None) -> Any:
     return agent
 
 
-def resolve_teacher(teacher: Any, env: gym.Env) -> Any:
+def resolve_teacher(teacher: Any, env: gym.Env, seed: int | None = None) -> Any:
     """The teacher a :class:`~agents.distill.DistilledTree` imitates, acting on ``env``.
 
     ``teacher`` is an object with ``predict``, a run folder (its ``config.json`` names the agent, its
     model file holds it), or the name of a policy that needs no training (``oracle``,
-    ``planning_oracle``, a heuristic, ``segment_<k>``)."""
+    ``planning_oracle``, a heuristic, ``segment_<k>``), made with ``seed``: the planning oracle's
+    rollouts and the random policy draw from it, so the same tree seed gives the same labels."""
     import json
 
     if hasattr(teacher, "predict"):
@@ -199,4 +200,4 @@ def resolve_teacher(teacher: Any, env: gym.Env) -> Any:
         check_agent_name(name)
     except ValueError:
         raise ValueError(f"teacher: {name!r} is neither a run folder nor a policy name") from None
-    return make_agent(name, env)
+    return make_agent(name, env, seed=seed)

@@ -245,3 +245,19 @@ def test_a_tree_distilled_from_the_planner_weights_by_its_q_gaps_and_labels_its_
     assert int(again.predict(obs)[0]) == int(tree.predict(obs)[0])
     with pytest.raises(ValueError, match="features"):
         DistilledTree(env, teacher, features="calendar")
+
+
+@pytest.mark.parametrize("teacher", ["planning_oracle", "random"])
+def test_a_named_teacher_that_draws_random_numbers_is_seeded_by_the_tree(teacher, tmp_path):
+    """``teacher="planning_oracle"`` (or ``"random"``) is made with the tree's seed: the same seed gives
+    the same labels and the same saved tree, byte for byte (it used to draw fresh entropy)."""
+    from envs.matching_env import InfluencerMatchingEnv
+
+    def distil(seed: int, name: str) -> bytes:
+        env = InfluencerMatchingEnv(n_influencers=1_000, n_segments=3, dynamics="v1", campaign_weeks=6)
+        tree = DistilledTree(env, teacher, max_leaves=6, n_iterations=2, seed=seed).learn(2 * 3 * 6)
+        assert tree.teacher.seed == seed
+        tree.save(tmp_path / name)
+        return (tmp_path / name).read_bytes()
+
+    assert distil(3, "a.json") == distil(3, "b.json")
