@@ -102,7 +102,6 @@ def run(
     env_options: dict | None = None,
 ) -> pd.DataFrame:
     """The study (module docstring); returns the summary it writes."""
-
     from agents import load_agent
     from experiments.runner import load_run, make_env
 
@@ -164,8 +163,9 @@ def _se(x: pd.Series) -> float:
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
     """One row per group (all campaigns, budget binding or not, the runs' markets pooled, each market,
-    each brand category of the studied markets) and policy pair: the mean expected returns and the timing value (with waiting minus
-    without) with its paired s.e."""
+    each brand category of the studied markets) and policy pair: the mean expected returns and the
+    timing value (with waiting minus without) with its paired s.e., in thousands of USD and per 1,000
+    USD of budget."""
     wide = table.pivot_table(index=["market", "campaign"], columns="policy", values="expected_return")
     budget = table.groupby(["market", "campaign"])["budget"].first()
     binds = table.groupby(["market", "campaign"])["budget_binds"].first().reindex(wide.index)
