@@ -47,6 +47,10 @@ def test_market_fit_row_times_the_fit_against_reading_the_same_logs():
 
 @pytest.mark.slow
 def test_vector_threads_row_compares_two_threads_with_one():
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:  # one core here (taskset): the row is skipped, tested below
+        pytest.skip("numba has one thread here")
     (rec,) = bench.run_benchmarks(["vector_threads"], quick=True)["benchmarks"]
     assert KEYS <= set(rec) and rec["goal"] == 0.6 and rec["num_envs"] == 256
     assert rec["value"] == pytest.approx(rec["env_steps_2_threads"] / rec["env_steps_1_thread"])
